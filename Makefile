@@ -1,0 +1,51 @@
+# tailor: learn what a target does, generate minimal profiles, enforce them.
+# `make help` lists the targets.
+
+GO        ?= go
+CLANG     ?= clang-14
+STRIP     ?= llvm-strip-14
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/tailor-sec/tailor/internal/version.Version=$(VERSION)
+BIN       := bin/tailor
+# Debian packages the build, the tests and the examples need.
+DEB_PKGS  := clang-14 llvm-14 libbpf-dev bpftool libseccomp-dev pkg-config gcc gcc-multilib \
+             make git strace apparmor docker.io containerd runc busybox-static iproute2 util-linux
+
+export CGO_ENABLED=1
+
+.PHONY: help setup build test test-unit generate check-generate vmlinux lint clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+setup: ## install Debian packages and Go modules (run as root on a fresh Debian machine)
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PKGS)
+	$(GO) mod download
+	$(GO) build ./...
+
+build: ## build bin/tailor
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tailor
+
+test: build ## run every test; privileged ones need root (with CI=true a missing privilege fails)
+	$(GO) test -count=1 -timeout 40m ./...
+
+test-unit: ## run only the tests that need no privilege
+	TAILOR_UNPRIVILEGED=1 $(GO) test -count=1 ./...
+
+generate: ## regenerate the BPF objects and bindings from bpf/*.bpf.c and the committed vmlinux.h
+	cd bpf && BPF2GO_CC=$(CLANG) BPF2GO_STRIP=$(STRIP) $(GO) generate ./...
+
+check-generate: generate ## fail if `make generate` changes any committed file
+	@git diff --exit-code --stat -- bpf || { echo "bpf/: generated files differ from the committed ones: run 'make generate' and commit"; exit 1; }
+
+vmlinux: ## regenerate bpf/include/vmlinux.h from this machine's kernel BTF (x86_64)
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > bpf/include/vmlinux.h
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+clean: ## remove build output
+	rm -rf bin

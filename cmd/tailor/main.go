@@ -1,0 +1,36 @@
+// Command tailor measures what a container or command really does and cuts its
+// security profiles to fit. This file only wires the subcommands; each lives in the
+// package of its step (learn, generate, enforce).
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/version"
+)
+
+func main() {
+	app := &cli.App{
+		Name:     "tailor",
+		Usage:    "learn what a target does, generate minimal seccomp/AppArmor/capability profiles, enforce them",
+		Version:  version.Version,
+		Commands: []*cli.Command{},
+		// Errors are printed once, below, as one line; never by cli itself.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return fmt.Errorf("%w: %v (see 'tailor --help')", fail.ErrBadInput, err)
+		},
+	}
+	err := app.Run(os.Args)
+	code := fail.Code(err)
+	var status *fail.ExitStatus
+	if err != nil && !(errors.As(err, &status) && status.Quiet) {
+		fmt.Fprintf(os.Stderr, "tailor: %v\n", err)
+	}
+	os.Exit(code)
+}

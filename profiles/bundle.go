@@ -1,0 +1,68 @@
+package profiles
+
+// A profile bundle is a directory that generate writes and enforce reads:
+//
+//	bundle.json          the manifest below: what the profiles allow, in a form the
+//	                     enforcer and diff read without parsing AppArmor syntax
+//	seccomp.json         Docker/OCI seccomp profile
+//	apparmor.profile     AppArmor profile
+//	capabilities.json    {"drop": ["ALL"], "add": [...]}
+//	docker-run.txt       flags to paste into docker run
+//	seccompprofile.yaml  Security Profiles Operator SeccompProfile resource
+//	pod-securitycontext.yaml  a pod securityContext snippet
+//	SUMMARY.txt          short human summary
+const (
+	BundleManifestFile     = "bundle.json"
+	BundleSeccompFile      = "seccomp.json"
+	BundleAppArmorFile     = "apparmor.profile"
+	BundleCapabilitiesFile = "capabilities.json"
+	BundleDockerRunFile    = "docker-run.txt"
+	BundleSPOFile          = "seccompprofile.yaml"
+	BundlePodSnippetFile   = "pod-securitycontext.yaml"
+	BundleSummaryFile      = "SUMMARY.txt"
+)
+
+// BundleKind is the value of Bundle.Kind.
+const BundleKind = "tailor.bundle"
+
+// BundleSchemaVersion is the version of bundle.json this build writes and reads.
+const BundleSchemaVersion = 1
+
+// Bundle is the manifest of a profile bundle: the policy the profiles in the same
+// directory express, in structured form.
+type Bundle struct {
+	Kind          string `json:"kind"`
+	SchemaVersion int    `json:"schemaVersion"`
+	Tailor        string `json:"tailor"`
+	// Name is the profile name (AppArmor profile name, SeccompProfile name).
+	Name string `json:"name"`
+	// Machine is the uname machine the recordings were made on (x86_64, aarch64).
+	Machine string `json:"machine"`
+	// Sources describes the recordings the bundle was generated from.
+	Sources []BundleSource `json:"sources"`
+	// Syscalls are the syscalls seccomp.json allows, per architecture.
+	Syscalls []ArchSyscalls `json:"syscalls"`
+	// Execs are the programs the target may execute (AppArmor exec rules).
+	Execs []string `json:"execs"`
+	// Files are the generalised file rules of apparmor.profile.
+	Files []FileRule `json:"files"`
+	// Capabilities are the capabilities added back after dropping all, kernel names.
+	Capabilities []string `json:"capabilities"`
+	// SocketFamilies are the address families the target may create sockets in
+	// (AF_INET, AF_UNIX...).
+	SocketFamilies []string `json:"socketFamilies"`
+}
+
+// BundleSource is one recording a bundle was generated from.
+type BundleSource struct {
+	File     string `json:"file"`
+	Target   Target `json:"target"`
+	Complete bool   `json:"complete"`
+}
+
+// FileRule is one generalised file rule: an AppArmor glob and the access kinds it
+// grants (AccessRead ...).
+type FileRule struct {
+	Pattern string   `json:"pattern"`
+	Access  []string `json:"access"`
+}

@@ -1,0 +1,277 @@
+package profiles
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"github.com/tailor-sec/tailor/internal/fail"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// ErrBadInput marks a file that is not a usable recording or bundle. The CLI maps it
+// to exit code 2 (docs/exit-codes.md).
+var ErrBadInput = fail.ErrBadInput
+
+// WriteFileAtomic writes data to path through a temporary file in the same directory
+// and a rename, so a reader never sees a half-written file and an interrupted write
+// leaves the old file in place.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmpName := tmp.Name()
+	defer os.Remove(tmpName) // no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// MarshalJSON-style helper: stable, indented JSON with a trailing newline.
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Encode normalises r and returns its JSON form.
+func (r *Recording) Encode() ([]byte, error) {
+	r.Normalize()
+	return encodeJSON(r)
+}
+
+// Save normalises r and writes it to path atomically with mode 0644 (a recording holds
+// no secrets: paths, syscall names and capability names only).
+func (r *Recording) Save(path string) error {
+	data, err := r.Encode()
+	if err != nil {
+		return fmt.Errorf("encoding recording: %w", err)
+	}
+	return WriteFileAtomic(path, data, 0o644)
+}
+
+// LoadRecording reads and checks a recording. Every problem is reported as one line
+// naming the file, wrapped around ErrBadInput.
+func LoadRecording(path string) (*Recording, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", path, ErrBadInput, err)
+	}
+	r, err := DecodeRecording(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return r, nil
+}
+
+// DecodeRecording parses and checks a recording.
+func DecodeRecording(data []byte) (*Recording, error) {
+	var head struct {
+		Kind          string `json:"kind"`
+		SchemaVersion int    `json:"schemaVersion"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, fmt.Errorf("%w: not JSON: %v", ErrBadInput, err)
+	}
+	if head.Kind != RecordingKind {
+		return nil, fmt.Errorf("%w: not a tailor recording (kind %q, want %q)", ErrBadInput, head.Kind, RecordingKind)
+	}
+	if head.SchemaVersion != RecordingSchemaVersion {
+		return nil, fmt.Errorf("%w: recording schema version %d, this tailor reads version %d: re-learn or use a matching tailor", ErrBadInput, head.SchemaVersion, RecordingSchemaVersion)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Recording
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%w: malformed recording: %v", ErrBadInput, err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	r.Normalize()
+	return &r, nil
+}
+
+// Validate checks the parts of a recording that do not need libseccomp: architectures
+// are known, capability names are well formed, the recording is not empty.
+func (r *Recording) Validate() error {
+	if len(r.Syscalls) == 0 {
+		return fmt.Errorf("%w: empty recording: no syscalls were recorded", ErrBadInput)
+	}
+	for _, s := range r.Syscalls {
+		if !slices.Contains(KnownArchs, s.Arch) {
+			return fmt.Errorf("%w: unknown architecture %q (known: %s)", ErrBadInput, s.Arch, strings.Join(KnownArchs, ", "))
+		}
+	}
+	for _, c := range r.Capabilities {
+		if !strings.HasPrefix(c.Name, "CAP_") {
+			return fmt.Errorf("%w: capability name %q does not start with CAP_", ErrBadInput, c.Name)
+		}
+	}
+	return nil
+}
+
+// KnownArchs are the architectures a recording may name.
+var KnownArchs = []string{ArchAARCH64, ArchARM, ArchX32, ArchX86, ArchX86_64}
+
+// Normalize sorts and deduplicates every list so equal observations encode equally.
+func (r *Recording) Normalize() {
+	// Syscalls: merge entries of the same arch.
+	byArch := map[string]*ArchSyscalls{}
+	for _, s := range r.Syscalls {
+		a := byArch[s.Arch]
+		if a == nil {
+			a = &ArchSyscalls{Arch: s.Arch}
+			byArch[s.Arch] = a
+		}
+		a.Names = append(a.Names, s.Names...)
+		a.Unknown = append(a.Unknown, s.Unknown...)
+	}
+	r.Syscalls = r.Syscalls[:0]
+	for _, a := range byArch {
+		a.Names = sortedUnique(a.Names)
+		slices.Sort(a.Unknown)
+		a.Unknown = slices.Compact(a.Unknown)
+		if len(a.Unknown) == 0 {
+			a.Unknown = nil
+		}
+		r.Syscalls = append(r.Syscalls, *a)
+	}
+	sort.Slice(r.Syscalls, func(i, j int) bool { return r.Syscalls[i].Arch < r.Syscalls[j].Arch })
+
+	// Execs: unique by (path, interpreter, by, dockerExec).
+	slices.SortFunc(r.Execs, func(a, b Exec) int {
+		return cmpAll(strings.Compare(a.Path, b.Path), strings.Compare(a.Interpreter, b.Interpreter),
+			strings.Compare(a.By, b.By), cmpBool(a.DockerExec, b.DockerExec))
+	})
+	r.Execs = slices.Compact(r.Execs)
+	if r.Execs == nil {
+		r.Execs = []Exec{}
+	}
+
+	// Files: one entry per path, access kinds unioned.
+	files := map[string]*FileAccess{}
+	for _, f := range r.Files {
+		e := files[f.Path]
+		if e == nil {
+			e = &FileAccess{Path: f.Path}
+			files[f.Path] = e
+		}
+		e.Access = append(e.Access, f.Access...)
+		e.Dir = e.Dir || f.Dir
+	}
+	r.Files = make([]FileAccess, 0, len(files))
+	for _, f := range files {
+		f.Access = sortedUnique(f.Access)
+		r.Files = append(r.Files, *f)
+	}
+	sort.Slice(r.Files, func(i, j int) bool { return r.Files[i].Path < r.Files[j].Path })
+
+	// Capabilities: one entry per name, counters added.
+	caps := map[string]*Capability{}
+	for _, c := range r.Capabilities {
+		e := caps[c.Name]
+		if e == nil {
+			e = &Capability{Name: c.Name}
+			caps[c.Name] = e
+		}
+		e.Granted += c.Granted
+		e.Denied += c.Denied
+		e.Probed += c.Probed
+		e.Callers = append(e.Callers, c.Callers...)
+	}
+	r.Capabilities = make([]Capability, 0, len(caps))
+	for _, c := range caps {
+		c.Callers = sortedUnique(c.Callers)
+		if len(c.Callers) == 0 {
+			c.Callers = nil
+		}
+		r.Capabilities = append(r.Capabilities, *c)
+	}
+	sort.Slice(r.Capabilities, func(i, j int) bool { return r.Capabilities[i].Name < r.Capabilities[j].Name })
+
+	slices.SortFunc(r.Network.Sockets, func(a, b Socket) int {
+		return cmpAll(strings.Compare(a.Family, b.Family), strings.Compare(a.Type, b.Type), a.Protocol-b.Protocol)
+	})
+	r.Network.Sockets = slices.Compact(r.Network.Sockets)
+	for _, ports := range []*[]Port{&r.Network.Binds, &r.Network.Listens} {
+		slices.SortFunc(*ports, func(a, b Port) int {
+			return cmpAll(strings.Compare(a.Family, b.Family), int(a.Port)-int(b.Port))
+		})
+		*ports = slices.Compact(*ports)
+		if *ports == nil {
+			*ports = []Port{}
+		}
+	}
+	if r.Network.Sockets == nil {
+		r.Network.Sockets = []Socket{}
+	}
+	r.Incomplete = sortedUnique(r.Incomplete)
+	if len(r.Incomplete) == 0 {
+		r.Incomplete = nil
+	}
+	r.Missing = sortedUnique(r.Missing)
+	if len(r.Missing) == 0 {
+		r.Missing = nil
+	}
+	r.Host.Probes = sortedUnique(r.Host.Probes)
+	if len(r.Host.Probes) == 0 {
+		r.Host.Probes = nil
+	}
+}
+
+func sortedUnique(s []string) []string {
+	out := slices.Clone(s)
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if out == nil {
+		out = []string{}
+	}
+	return out
+}
+
+func cmpAll(c ...int) int {
+	for _, x := range c {
+		if x != 0 {
+			return x
+		}
+	}
+	return 0
+}
+
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	default:
+		return 1
+	}
+}

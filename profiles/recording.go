@@ -1,0 +1,190 @@
+// Package profiles holds the types every step of tailor shares: the recording that
+// learn writes and generate reads, and the profile bundle that generate writes and
+// enforce reads. Data flows one way: tracer -> recording -> generator -> bundle -> enforcer.
+package profiles
+
+import (
+	"time"
+)
+
+// RecordingKind is the value of Recording.Kind; it lets a reader tell a recording from
+// a bundle manifest or any other JSON file before it looks at the schema version.
+const RecordingKind = "tailor.recording"
+
+// RecordingSchemaVersion is the version of the recording format this build writes and
+// reads. A reader refuses any other version instead of guessing (docs/recording.md).
+const RecordingSchemaVersion = 1
+
+// Architecture names follow the seccomp profile spelling (Docker, OCI), so a recording
+// maps onto a profile's "architectures" list without a translation table.
+const (
+	ArchX86_64  = "SCMP_ARCH_X86_64"
+	ArchX86     = "SCMP_ARCH_X86"
+	ArchX32     = "SCMP_ARCH_X32"
+	ArchAARCH64 = "SCMP_ARCH_AARCH64"
+	ArchARM     = "SCMP_ARCH_ARM"
+)
+
+// Recording is everything a target was seen doing while tailor learned it. All lists
+// are sorted and deduplicated so that the same observations always serialise to the
+// same bytes.
+type Recording struct {
+	Kind          string `json:"kind"`
+	SchemaVersion int    `json:"schemaVersion"`
+	// Tailor is the version of tailor that made the recording.
+	Tailor string `json:"tailor"`
+	Target Target `json:"target"`
+	Host   Host   `json:"host"`
+	// Start and End bound the time the tracer watched the target.
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
+	// Complete is false when the run was interrupted, lost observations, or started
+	// watching after the target had already started (attach): a profile generated from
+	// an incomplete recording may be missing something the target needs.
+	Complete bool `json:"complete"`
+	// Incomplete lists why Complete is false, one short reason each, sorted.
+	Incomplete []string `json:"incomplete,omitempty"`
+	Loss       Loss     `json:"loss"`
+	// Missing names observation kinds this host could not record at all (for example
+	// "capabilities" on a kernel with neither the cap_capable tracepoint nor kprobes).
+	Missing []string `json:"missing,omitempty"`
+
+	Syscalls     []ArchSyscalls `json:"syscalls"`
+	Execs        []Exec         `json:"execs"`
+	Files        []FileAccess   `json:"files"`
+	Capabilities []Capability   `json:"capabilities"`
+	Network      Network        `json:"network"`
+}
+
+// Target describes what was learned.
+type Target struct {
+	// Kind is "command" for a local process tree or "container" for a Docker container.
+	Kind string `json:"kind"`
+	// Command is the argv that was started (kind "command"), or the container's
+	// entrypoint plus command (kind "container").
+	Command   []string   `json:"command,omitempty"`
+	Container *Container `json:"container,omitempty"`
+	// Workload is the workload command that drove the target, if any.
+	Workload string `json:"workload,omitempty"`
+}
+
+// Container identifies a learned container and the configuration it was run with.
+type Container struct {
+	Name           string   `json:"name,omitempty"`
+	ID             string   `json:"id"`
+	Image          string   `json:"image"`
+	ImageID        string   `json:"imageId,omitempty"`
+	ImageDigests   []string `json:"imageDigests,omitempty"`
+	Runtime        string   `json:"runtime,omitempty"`
+	RuntimeVersion string   `json:"runtimeVersion,omitempty"`
+	// Attached is true when tailor attached to an already running container instead of
+	// relaunching it, so the container's start-up was not seen.
+	Attached bool `json:"attached,omitempty"`
+	// Config is the original container configuration as Docker reported it.
+	Config map[string]any `json:"config,omitempty"`
+}
+
+// Host describes the machine the recording was made on.
+type Host struct {
+	Kernel string `json:"kernel"`
+	// Machine is uname's machine field (x86_64, aarch64).
+	Machine string `json:"machine"`
+	// Probes names the kernel hooks the tracer used, for example "cap_capable:tp_btf".
+	Probes []string `json:"probes,omitempty"`
+}
+
+// Loss counts observations the tracer could not keep. Any non-zero field makes the
+// recording incomplete.
+type Loss struct {
+	// RingbufDrops counts events the kernel could not put in the ring buffer.
+	RingbufDrops uint64 `json:"ringbufDrops"`
+	// MapFull counts updates refused because a kernel map was full.
+	MapFull uint64 `json:"mapFull"`
+	// TooLong counts paths or strings cut short by the kernel-side limits.
+	TooLong uint64 `json:"tooLong"`
+	// Decode counts events user space could not decode.
+	Decode uint64 `json:"decode"`
+}
+
+// Total is the sum of all loss counters.
+func (l Loss) Total() uint64 { return l.RingbufDrops + l.MapFull + l.TooLong + l.Decode }
+
+// ArchSyscalls is the set of syscalls made under one architecture's syscall table.
+type ArchSyscalls struct {
+	Arch string `json:"arch"`
+	// Names are libseccomp's names for the syscall numbers seen, sorted.
+	Names []string `json:"names"`
+	// Unknown lists numbers libseccomp has no name for on this architecture (a kernel
+	// newer than the library). They cannot be allowed by name, so they are kept apart.
+	Unknown []int `json:"unknown,omitempty"`
+}
+
+// Exec is one program a process of the target executed.
+type Exec struct {
+	// Path is the executed file as the process sees it (relative to its root).
+	Path string `json:"path"`
+	// Interpreter is the file the kernel actually ran when Path is a script.
+	Interpreter string `json:"interpreter,omitempty"`
+	// By is the command name of the process that called execve.
+	By string `json:"by"`
+	// DockerExec is true for processes started with docker exec.
+	DockerExec bool `json:"dockerExec,omitempty"`
+}
+
+// File access kinds, as they appear in FileAccess.Access.
+const (
+	AccessRead     = "read"
+	AccessWrite    = "write"
+	AccessCreate   = "create"
+	AccessExec     = "exec"
+	AccessMmapExec = "mmap-exec"
+	AccessList     = "list"
+)
+
+// FileAccess is one path the target opened and the kinds of access it made.
+type FileAccess struct {
+	// Path is resolved from the opened file, relative to the process's own root, with
+	// symlinks resolved. Directories end without a slash.
+	Path string `json:"path"`
+	// Access is the sorted set of access kinds (AccessRead ...).
+	Access []string `json:"access"`
+	// Dir is true when the path is a directory.
+	Dir bool `json:"dir,omitempty"`
+}
+
+// Capability is one Linux capability the target was checked for.
+type Capability struct {
+	// Name is the kernel's name, for example "CAP_CHOWN".
+	Name string `json:"name"`
+	// Granted and Denied count audited checks by result.
+	Granted uint64 `json:"granted"`
+	Denied  uint64 `json:"denied"`
+	// Probed counts checks the kernel made without auditing (CAP_OPT_NOAUDIT, such as
+	// the CAP_SYS_ADMIN probe on every mmap). They never make a capability needed.
+	Probed uint64 `json:"probed"`
+	// Callers are the kernel functions that made the audited checks, sorted.
+	Callers []string `json:"callers,omitempty"`
+}
+
+// Needed reports whether the target needs the capability: an audited check granted it.
+func (c Capability) Needed() bool { return c.Granted > 0 }
+
+// Network is the target's socket use.
+type Network struct {
+	Sockets []Socket `json:"sockets"`
+	Binds   []Port   `json:"binds"`
+	Listens []Port   `json:"listens"`
+}
+
+// Socket is one (family, type, protocol) triple passed to socket(2).
+type Socket struct {
+	Family   string `json:"family"`
+	Type     string `json:"type"`
+	Protocol int    `json:"protocol"`
+}
+
+// Port is a local port bound or listened on.
+type Port struct {
+	Family string `json:"family"`
+	Port   uint16 `json:"port"`
+}
