@@ -14,3 +14,5 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/term v0.47.0 // indirect
 )
+
+tool github.com/cilium/ebpf/cmd/bpf2go

@@ -15,14 +15,17 @@ const RecordingKind = "tailor.recording"
 // reads. A reader refuses any other version instead of guessing (docs/recording.md).
 const RecordingSchemaVersion = 1
 
-// Architecture names follow the seccomp profile spelling (Docker, OCI), so a recording
-// maps onto a profile's "architectures" list without a translation table.
+// Arch is a syscall table's name. Names follow the seccomp profile spelling (Docker,
+// OCI), so a recording maps onto a profile's "architectures" list without translation.
+type Arch = string
+
+// The architectures tailor knows.
 const (
-	ArchX86_64  = "SCMP_ARCH_X86_64"
-	ArchX86     = "SCMP_ARCH_X86"
-	ArchX32     = "SCMP_ARCH_X32"
-	ArchAARCH64 = "SCMP_ARCH_AARCH64"
-	ArchARM     = "SCMP_ARCH_ARM"
+	ArchX86_64  Arch = "SCMP_ARCH_X86_64"
+	ArchX86          = "SCMP_ARCH_X86"
+	ArchX32          = "SCMP_ARCH_X32"
+	ArchAARCH64      = "SCMP_ARCH_AARCH64"
+	ArchARM          = "SCMP_ARCH_ARM"
 )
 
 // Recording is everything a target was seen doing while tailor learned it. All lists

@@ -1,0 +1,112 @@
+package bpf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+)
+
+// Access bits of a FileEvent, mirroring ACC_* in tracer.bpf.h.
+const (
+	AccRead     = 1
+	AccWrite    = 2
+	AccCreate   = 4
+	AccExec     = 8
+	AccMmapExec = 16
+	AccList     = 32
+)
+
+// Task flags, mirroring TASK_* in tracer.bpf.h.
+const taskDockerExec = 1
+
+const (
+	evFile = 1
+	evExec = 2
+
+	feDir       = 1
+	feTruncated = 2
+)
+
+// FileEvent is a path a target opened, resolved from the opened file.
+type FileEvent struct {
+	Target    uint32
+	Pid       uint32
+	Access    uint32
+	Dir       bool
+	Truncated bool
+	Path      string
+}
+
+// ExecEvent is a program a target executed.
+type ExecEvent struct {
+	Target     uint32
+	Pid        uint32
+	Ppid       uint32
+	By         string // command name before the exec
+	Comm       string // command name after the exec
+	Filename   string // the path given to execve
+	Interp     string // the interpreter path for a script, else empty
+	DockerExec bool
+}
+
+// Event is one of *FileEvent, *ExecEvent.
+type Event any
+
+var (
+	fileHeaderSize = int(unsafe.Offsetof(tracerFileEvent{}.Path))
+	execEventSize  = int(unsafe.Sizeof(tracerExecEvent{}))
+)
+
+// DecodeEvent decodes one ring-buffer record. It is a pure function of the bytes.
+func DecodeEvent(raw []byte) (Event, error) {
+	if len(raw) < 4 {
+		return nil, fmt.Errorf("event of %d bytes is too short", len(raw))
+	}
+	switch binary.NativeEndian.Uint32(raw) {
+	case evFile:
+		if len(raw) < fileHeaderSize {
+			return nil, fmt.Errorf("file event of %d bytes is too short", len(raw))
+		}
+		var h struct{ Type, Target, Pid, Access, Flags, Len uint32 }
+		if err := binary.Read(bytes.NewReader(raw[:fileHeaderSize]), binary.NativeEndian, &h); err != nil {
+			return nil, fmt.Errorf("decoding file event: %w", err)
+		}
+		path := raw[fileHeaderSize:]
+		if int(h.Len) > len(path) {
+			return nil, fmt.Errorf("file event path length %d exceeds record (%d bytes)", h.Len, len(path))
+		}
+		return &FileEvent{
+			Target: h.Target, Pid: h.Pid, Access: h.Access,
+			Dir: h.Flags&feDir != 0, Truncated: h.Flags&feTruncated != 0,
+			Path: string(path[:h.Len]),
+		}, nil
+	case evExec:
+		if len(raw) < execEventSize {
+			return nil, fmt.Errorf("exec event of %d bytes is too short", len(raw))
+		}
+		var e tracerExecEvent
+		if err := binary.Read(bytes.NewReader(raw[:execEventSize]), binary.NativeEndian, &e); err != nil {
+			return nil, fmt.Errorf("decoding exec event: %w", err)
+		}
+		return &ExecEvent{
+			Target: e.Target, Pid: e.Pid, Ppid: e.Ppid,
+			By: cString(e.ByComm[:]), Comm: cString(e.Comm[:]),
+			Filename: cString(e.Filename[:]), Interp: cString(e.Interp[:]),
+			DockerExec: e.Flags&taskDockerExec != 0,
+		}, nil
+	default:
+		return nil, fmt.Errorf("unknown event type %d", binary.NativeEndian.Uint32(raw))
+	}
+}
+
+func cString(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
+}

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Types shared by the kernel programs and, through bpf2go's -type, the Go loader. */
+#ifndef TAILOR_TRACER_H
+#define TAILOR_TRACER_H
+
+#define MAX_TARGETS 64
+/* 1024 syscall numbers per architecture: x86_64 and i386 stop below 500 today. */
+#define SC_WORDS 16
+#define SC_MAX (SC_WORDS * 64)
+/* Syscall tables: 0 the native one, 1 the 32-bit compat one (i386 on x86_64, arm on
+ * arm64), 2 x32. */
+#define NR_ARCHES 3
+
+#define PATH_MAX_LEN 4096
+#define MAX_COMPONENTS 96
+#define COMM_LEN 16
+
+/* Access kinds of a file event; a bit set. */
+#define ACC_READ 1
+#define ACC_WRITE 2
+#define ACC_CREATE 4
+#define ACC_EXEC 8
+#define ACC_MMAP_EXEC 16
+#define ACC_LIST 32
+
+/* Task flags. */
+#define TASK_DOCKER_EXEC 1
+
+/* Event types in the ring buffer. */
+#define EV_FILE 1
+#define EV_EXEC 2
+
+/* File event flags. */
+#define FE_DIR 1
+#define FE_TRUNCATED 2
+
+/* Indexes of the loss counters. */
+enum counter_idx {
+	CNT_RINGBUF_DROP = 0,
+	CNT_TASKS_FULL = 1,
+	CNT_CAPS_FULL = 2,
+	CNT_NET_FULL = 3,
+	CNT_PATH_TRUNCATED = 4,
+	CNT_BAD_NR = 5,
+	CNT_CONTAINERS_FULL = 6,
+	CNT_MAX = 8,
+};
+
+/* Network observation kinds. */
+#define NET_SOCKET 1
+#define NET_BIND 2
+#define NET_LISTEN 3
+
+/* Kinds of the kernel address ranges user space fills in from /proc/kallsyms. */
+#define RANGE_NOAUDIT 1  /* a function that asks for a capability without auditing */
+#define RANGE_PLUMBING 2 /* capability plumbing: not the interesting caller */
+#define MAX_RANGES 32
+#define CAP_STACK_DEPTH 16
+
+struct task_info {
+	__u32 target;
+	__u32 flags;
+	char comm[COMM_LEN];
+};
+
+struct syscall_bits {
+	__u64 bits[NR_ARCHES][SC_WORDS];
+};
+
+struct file_event {
+	__u32 type;
+	__u32 target;
+	__u32 pid;
+	__u32 access;
+	__u32 flags;
+	__u32 len;
+	char path[PATH_MAX_LEN];
+};
+
+struct exec_event {
+	__u32 type;
+	__u32 target;
+	__u32 pid;
+	__u32 ppid;
+	__u32 flags;
+	__u32 _pad;
+	char by_comm[COMM_LEN];
+	char comm[COMM_LEN];
+	char filename[512];
+	char interp[512];
+};
+
+struct cap_key {
+	__u32 target;
+	__s32 cap;
+	__u8 granted;
+	__u8 probed;
+	__u16 _pad;
+	__u32 _pad2;
+	__u64 caller;
+};
+
+struct net_key {
+	__u32 target;
+	__u16 kind;
+	__u16 family;
+	__u32 type;
+	__u32 protocol;
+	__u32 port;
+};
+
+struct addr_range {
+	__u64 start;
+	__u64 end;
+	__u32 kind;
+	__u32 _pad;
+};
+
+/* The name of the cgroup a container's processes live in, by container ID. */
+struct container_key {
+	char id[64];
+};
+
+#endif

@@ -1,0 +1,555 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+
+	"github.com/tailor-sec/tailor/internal/fail"
+)
+
+// MaxTargets is how many targets one tracer can follow at once (MAX_TARGETS).
+const MaxTargets = 64
+
+// TracefsDir is where the per-syscall tracepoints are found.
+const TracefsDir = "/sys/kernel/tracing"
+
+// Tracer is the loaded and attached set of kernel programs.
+type Tracer struct {
+	coll    *ebpf.Collection
+	links   []link.Link
+	reader  *ringbuf.Reader
+	events  chan Event
+	probes  []string
+	missing []string
+	syms    *Kallsyms
+
+	decodeErrs atomic.Uint64
+	chanDrops  atomic.Uint64
+
+	mu           sync.Mutex
+	nextTarget   uint32
+	flushWaiters []chan struct{}
+	readerDone   chan struct{}
+	closeOnce    sync.Once
+	chanMu       sync.Mutex // guards sends against the channel's close
+	eventsClose  bool
+}
+
+// Options configure Open.
+type Options struct {
+	// EventBuffer is the capacity of the Events channel. A full channel drops an event
+	// and counts it (Loss.Decode); it never blocks the ring-buffer reader.
+	EventBuffer int
+	// Logger receives start-up notes (probes chosen, tracefs mounted). Nil: slog.Default.
+	Logger *slog.Logger
+}
+
+// CheckPrivileges returns fail.ErrPrivilege unless the process can load and attach
+// tracing programs: root, or CAP_BPF with CAP_PERFMON (and CAP_SYS_ADMIN for the
+// per-syscall tracepoints).
+func CheckPrivileges() error {
+	var hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("%w: reading own capabilities: %v", fail.ErrPrivilege, err)
+	}
+	has := func(c uint) bool { return data[c/32].Effective&(1<<(c%32)) != 0 }
+	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
+		return nil
+	}
+	return fmt.Errorf("%w: loading the tracer needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN): run with sudo", fail.ErrPrivilege)
+}
+
+// Open checks the host, loads the kernel programs, attaches them and starts reading
+// events. Close releases everything; nothing stays in the kernel after it.
+func Open(opt Options) (*Tracer, error) {
+	log := opt.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if opt.EventBuffer <= 0 {
+		opt.EventBuffer = 65536
+	}
+	if err := checkArch(); err != nil {
+		return nil, fmt.Errorf("%w: %v", fail.ErrKernel, err)
+	}
+	if err := CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil {
+		return nil, fmt.Errorf("%w: the kernel has no BTF (/sys/kernel/btf/vmlinux): tailor needs a kernel built with CONFIG_DEBUG_INFO_BTF=y", fail.ErrKernel)
+	}
+	if err := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop); err != nil {
+		return nil, fmt.Errorf("%w: the kernel lacks bpf_loop (Linux 5.17 or newer needed): %v", fail.ErrKernel, err)
+	}
+	if err := ensureTracefs(log); err != nil {
+		return nil, err
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, fmt.Errorf("%w: raising RLIMIT_MEMLOCK: %v", fail.ErrPrivilege, err)
+	}
+	f, err := os.Open("/proc/kallsyms")
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading /proc/kallsyms: %v", fail.ErrKernel, err)
+	}
+	syms, err := ParseKallsyms(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", fail.ErrPrivilege, err)
+	}
+
+	t := &Tracer{syms: syms, events: make(chan Event, opt.EventBuffer), readerDone: make(chan struct{}), nextTarget: 1}
+	if err := t.load(log); err != nil {
+		t.Close()
+		return nil, err
+	}
+	go t.read()
+	return t, nil
+}
+
+func ensureTracefs(log *slog.Logger) error {
+	if _, err := os.Stat(TracefsDir + "/events/syscalls"); err == nil {
+		return nil
+	}
+	if err := unix.Mount("nodev", TracefsDir, "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("%w: tracefs is not mounted at %s and mounting it failed (%v): run 'mount -t tracefs nodev %s'", fail.ErrKernel, TracefsDir, err, TracefsDir)
+	}
+	if _, err := os.Stat(TracefsDir + "/events/syscalls"); err != nil {
+		return fmt.Errorf("%w: %s has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS off)", fail.ErrKernel, TracefsDir)
+	}
+	log.Info("mounted tracefs", "path", TracefsDir)
+	return nil
+}
+
+// progSet names the programs of one attach flavour.
+type progSet struct {
+	sysEnter, fork, exit, exec string
+	attach                     func(p *ebpf.Program, tp string) (link.Link, error)
+	flavour                    string
+}
+
+var (
+	btfSet = progSet{"sys_enter_btf", "fork_btf", "exit_btf", "exec_btf", func(p *ebpf.Program, _ string) (link.Link, error) {
+		return link.AttachTracing(link.TracingOptions{Program: p})
+	}, "tp_btf"}
+	rawSet = progSet{"sys_enter_raw", "fork_raw", "exit_raw", "exec_raw", func(p *ebpf.Program, tp string) (link.Link, error) {
+		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp, Program: p})
+	}, "raw_tp"}
+)
+
+// openTracepoints are the per-syscall exit tracepoints whose return value is a new fd.
+var openTracepoints = map[string]string{
+	"exit_openat": "sys_exit_openat", "exit_openat2": "sys_exit_openat2",
+	"exit_open": "sys_exit_open", "exit_creat": "sys_exit_creat",
+}
+
+// filterTracepoints tell the tracer a task installed a seccomp filter (containers).
+var filterTracepoints = map[string]string{"exit_seccomp": "sys_exit_seccomp", "exit_prctl": "sys_exit_prctl"}
+
+func (t *Tracer) load(log *slog.Logger) error {
+	spec, err := loadTracer()
+	if err != nil {
+		return fmt.Errorf("loading tracer spec: %w", err)
+	}
+	consts := map[string]any{
+		"nr_mmap":   syscallNrs("mmap2", "mmap"),
+		"nr_socket": syscallNrs("socket"),
+		"nr_bind":   syscallNrs("bind"),
+		"nr_listen": syscallNrs("listen"),
+	}
+	sc := syscallNr(TableCompat, "socketcall")
+	consts["nr_socketcall"] = sc
+	for name, v := range consts {
+		vs, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("loading tracer: no variable %s in the object", name)
+		}
+		if err := vs.Set(v); err != nil {
+			return fmt.Errorf("loading tracer: setting %s: %w", name, err)
+		}
+	}
+
+	capProg, capNote := chooseCapProbe()
+	set := btfSet
+	coll, err := newCollection(spec, set, capProg)
+	if err != nil {
+		log.Debug("tp_btf programs refused, falling back to raw tracepoints", "error", err)
+		set = rawSet
+		if coll, err = newCollection(spec, set, capProg); err != nil {
+			return fmt.Errorf("%w: loading the kernel programs: %v", fail.ErrKernel, err)
+		}
+	}
+	t.coll = coll
+	for _, p := range []struct{ name, tp string }{{set.sysEnter, "sys_enter"}, {set.fork, "sched_process_fork"}, {set.exit, "sched_process_exit"}, {set.exec, "sched_process_exec"}} {
+		l, err := set.attach(coll.Programs[p.name], p.tp)
+		if err != nil {
+			return fmt.Errorf("%w: attaching %s to %s: %v", fail.ErrKernel, p.name, p.tp, err)
+		}
+		t.links = append(t.links, l)
+		t.probes = append(t.probes, p.tp+":"+set.flavour)
+	}
+	for _, m := range []map[string]string{openTracepoints, filterTracepoints} {
+		for prog, tp := range m {
+			l, err := link.Tracepoint("syscalls", tp, coll.Programs[prog], nil)
+			if err != nil {
+				return fmt.Errorf("%w: attaching to syscalls/%s: %v", fail.ErrKernel, tp, err)
+			}
+			t.links = append(t.links, l)
+			t.probes = append(t.probes, "syscalls/"+tp+":tracepoint")
+		}
+	}
+	if capProg != "" {
+		var l link.Link
+		if capProg == "capable_btf" {
+			l, err = link.AttachTracing(link.TracingOptions{Program: coll.Programs[capProg]})
+		} else {
+			l, err = link.Kprobe("cap_capable", coll.Programs[capProg], nil)
+		}
+		if err != nil {
+			log.Warn("capability checks will not be recorded", "probe", capNote, "error", err)
+			t.missing = append(t.missing, "capabilities")
+		} else {
+			t.links = append(t.links, l)
+			t.probes = append(t.probes, capNote)
+		}
+	} else {
+		log.Warn("capability checks will not be recorded: the kernel has neither the capability/cap_capable tracepoint (Linux 6.14+) nor kprobes")
+		t.missing = append(t.missing, "capabilities")
+	}
+	ranges := t.syms.capRanges(MaxTargets / 2)
+	for i, r := range ranges {
+		if err := coll.Maps["ranges"].Put(uint32(i), r); err != nil {
+			return fmt.Errorf("loading tracer: filling ranges: %w", err)
+		}
+	}
+	rd, err := ringbuf.NewReader(coll.Maps["events"])
+	if err != nil {
+		return fmt.Errorf("loading tracer: opening ring buffer: %w", err)
+	}
+	t.reader = rd
+	return nil
+}
+
+// chooseCapProbe picks how capability checks are seen: the cap_capable tracepoint where
+// the kernel's BTF has it, else a kprobe where kprobes exist, else nothing.
+func chooseCapProbe() (prog, note string) {
+	kspec, err := btf.LoadKernelSpec()
+	if err == nil {
+		var fn *btf.Typedef
+		if kspec.TypeByName("btf_trace_cap_capable", &fn) == nil {
+			return "capable_btf", "cap_capable:tp_btf"
+		}
+	}
+	if _, err := os.Stat("/sys/bus/event_source/devices/kprobe"); err == nil {
+		return "capable_kprobe", "cap_capable:kprobe"
+	}
+	return "", ""
+}
+
+func newCollection(spec *ebpf.CollectionSpec, set progSet, capProg string) (*ebpf.Collection, error) {
+	s := spec.Copy()
+	keep := map[string]bool{set.sysEnter: true, set.fork: true, set.exit: true, set.exec: true}
+	for p := range openTracepoints {
+		keep[p] = true
+	}
+	for p := range filterTracepoints {
+		keep[p] = true
+	}
+	if capProg != "" {
+		keep[capProg] = true
+	}
+	for name := range s.Programs {
+		if !keep[name] {
+			delete(s.Programs, name)
+		}
+	}
+	coll, err := ebpf.NewCollection(s)
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("%+v", ve)
+		}
+		return nil, err
+	}
+	return coll, nil
+}
+
+// Probes names the hooks in use, for the recording.
+func (t *Tracer) Probes() []string { return append([]string(nil), t.probes...) }
+
+// Missing names the observation kinds this kernel cannot give.
+func (t *Tracer) Missing() []string { return append([]string(nil), t.missing...) }
+
+// Events delivers decoded events until Close.
+func (t *Tracer) Events() <-chan Event { return t.events }
+
+func (t *Tracer) read() {
+	defer close(t.readerDone)
+	for {
+		rec, err := t.reader.Read()
+		if err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return
+			}
+			if errors.Is(err, ringbuf.ErrFlushed) {
+				t.mu.Lock()
+				for _, w := range t.flushWaiters {
+					close(w)
+				}
+				t.flushWaiters = nil
+				t.mu.Unlock()
+				continue
+			}
+			t.decodeErrs.Add(1)
+			continue
+		}
+		ev, err := DecodeEvent(rec.RawSample)
+		if err != nil {
+			t.decodeErrs.Add(1)
+			continue
+		}
+		t.send(ev)
+	}
+}
+
+func (t *Tracer) send(ev Event) {
+	t.chanMu.Lock()
+	defer t.chanMu.Unlock()
+	if t.eventsClose {
+		return
+	}
+	select {
+	case t.events <- ev:
+	default:
+		t.chanDrops.Add(1)
+	}
+}
+
+// Flush returns once every event the kernel wrote before the call has been put on
+// the Events channel (or counted as dropped).
+func (t *Tracer) Flush() {
+	done := make(chan struct{})
+	t.mu.Lock()
+	t.flushWaiters = append(t.flushWaiters, done)
+	t.mu.Unlock()
+	if err := t.reader.Flush(); err != nil {
+		return
+	}
+	select {
+	case <-done:
+	case <-t.readerDone:
+	}
+}
+
+// NewTarget allocates a target id.
+func (t *Tracer) NewTarget() (uint32, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.nextTarget >= MaxTargets {
+		return 0, fmt.Errorf("tracer: at most %d targets per run", MaxTargets-1)
+	}
+	id := t.nextTarget
+	t.nextTarget++
+	return id, nil
+}
+
+// AddProcess makes the thread group pid part of target. comm is its current name.
+func (t *Tracer) AddProcess(target uint32, pid int, comm string) error {
+	var ti tracerTaskInfo
+	ti.Target = target
+	for i := 0; i < len(ti.Comm)-1 && i < len(comm); i++ {
+		ti.Comm[i] = int8(comm[i])
+	}
+	if err := t.coll.Maps["tasks"].Put(uint32(pid), ti); err != nil {
+		return fmt.Errorf("tracer: adding pid %d: %w", pid, err)
+	}
+	return nil
+}
+
+// AddContainer makes every process of the container with the given full ID that
+// installs a seccomp filter from now on part of target.
+func (t *Tracer) AddContainer(target uint32, id string) error {
+	if len(id) != 64 {
+		return fmt.Errorf("tracer: container id %q is not a full 64-character id", id)
+	}
+	var k tracerContainerKey
+	for i := range k.Id {
+		k.Id[i] = int8(id[i])
+	}
+	if err := t.coll.Maps["containers"].Put(k, target); err != nil {
+		return fmt.Errorf("tracer: watching container %s: %w", id[:12], err)
+	}
+	return nil
+}
+
+// RemoveContainer stops matching new processes of the container.
+func (t *Tracer) RemoveContainer(id string) {
+	var k tracerContainerKey
+	for i := 0; i < len(k.Id) && i < len(id); i++ {
+		k.Id[i] = int8(id[i])
+	}
+	_ = t.coll.Maps["containers"].Delete(k)
+}
+
+// TargetProcesses returns the thread groups currently part of target.
+func (t *Tracer) TargetProcesses(target uint32) []int {
+	var (
+		pid  uint32
+		info tracerTaskInfo
+		out  []int
+	)
+	it := t.coll.Maps["tasks"].Iterate()
+	for it.Next(&pid, &info) {
+		if info.Target == target {
+			out = append(out, int(pid))
+		}
+	}
+	return out
+}
+
+// Syscalls returns the syscall numbers target made, per table.
+func (t *Tracer) Syscalls(target uint32) (map[Table][]int, error) {
+	var b tracerSyscallBits
+	if err := t.coll.Maps["syscalls"].Lookup(target, &b); err != nil {
+		return nil, fmt.Errorf("tracer: reading syscalls: %w", err)
+	}
+	out := map[Table][]int{}
+	for tbl := Table(0); tbl < numTables; tbl++ {
+		for w, word := range b.Bits[tbl] {
+			for bit := 0; bit < 64; bit++ {
+				if word&(1<<bit) != 0 {
+					out[tbl] = append(out[tbl], w*64+bit)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// CapCheck is one kind of capability check a target made.
+type CapCheck struct {
+	Cap     int
+	Granted bool
+	// Probed is true for checks made without auditing (never a need).
+	Probed bool
+	// Caller is the kernel function that asked, "" when unknown.
+	Caller string
+	Count  uint64
+}
+
+// Capabilities returns target's capability checks.
+func (t *Tracer) Capabilities(target uint32) []CapCheck {
+	var (
+		k   tracerCapKey
+		n   uint64
+		out []CapCheck
+	)
+	it := t.coll.Maps["caps"].Iterate()
+	for it.Next(&k, &n) {
+		if k.Target != target {
+			continue
+		}
+		out = append(out, CapCheck{Cap: int(k.Cap), Granted: k.Granted != 0, Probed: k.Probed != 0, Caller: t.syms.Name(k.Caller), Count: n})
+	}
+	return out
+}
+
+// Net kinds of NetUse.
+const (
+	NetSocket = 1
+	NetBind   = 2
+	NetListen = 3
+)
+
+// NetUse is one socket, bind or listen a target made.
+type NetUse struct {
+	Kind     int
+	Family   int
+	Type     int
+	Protocol int
+	Port     int
+}
+
+// Network returns target's socket use.
+func (t *Tracer) Network(target uint32) []NetUse {
+	var (
+		k   tracerNetKey
+		n   uint64
+		out []NetUse
+	)
+	it := t.coll.Maps["net"].Iterate()
+	for it.Next(&k, &n) {
+		if k.Target != target {
+			continue
+		}
+		out = append(out, NetUse{Kind: int(k.Kind), Family: int(k.Family), Type: int(k.Type), Protocol: int(k.Protocol), Port: int(k.Port)})
+	}
+	return out
+}
+
+// Counters are the tracer's loss counters, summed over CPUs.
+type Counters struct {
+	RingbufDrops, TasksFull, CapsFull, NetFull, PathTruncated, BadNr, ContainersFull uint64
+	// DecodeErrors and ChannelDrops are user-space losses.
+	DecodeErrors, ChannelDrops uint64
+}
+
+// Counters reads the loss counters. They are global to the tracer, not per target.
+func (t *Tracer) Counters() (Counters, error) {
+	var c Counters
+	read := func(idx uint32) (uint64, error) {
+		var per []uint64
+		if err := t.coll.Maps["counters"].Lookup(idx, &per); err != nil {
+			return 0, fmt.Errorf("tracer: reading counter %d: %w", idx, err)
+		}
+		var sum uint64
+		for _, v := range per {
+			sum += v
+		}
+		return sum, nil
+	}
+	for idx, dst := range []*uint64{&c.RingbufDrops, &c.TasksFull, &c.CapsFull, &c.NetFull, &c.PathTruncated, &c.BadNr, &c.ContainersFull} {
+		v, err := read(uint32(idx))
+		if err != nil {
+			return c, err
+		}
+		*dst = v
+	}
+	c.DecodeErrors = t.decodeErrs.Load()
+	c.ChannelDrops = t.chanDrops.Load()
+	return c, nil
+}
+
+// Close detaches and unloads everything and closes the Events channel.
+func (t *Tracer) Close() error {
+	t.closeOnce.Do(func() {
+		for _, l := range t.links {
+			l.Close()
+		}
+		if t.reader != nil {
+			t.reader.Close()
+			<-t.readerDone
+		}
+		if t.coll != nil {
+			t.coll.Close()
+		}
+		t.chanMu.Lock()
+		t.eventsClose = true
+		close(t.events)
+		t.chanMu.Unlock()
+	})
+	return nil
+}

@@ -1,0 +1,147 @@
+package bpf
+
+import (
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"syscall"
+	"testing"
+
+	libseccomp "github.com/seccomp/libseccomp-golang"
+
+	"github.com/tailor-sec/tailor/internal/testpriv"
+)
+
+// The test binary doubles as a minimal launcher: with TAILOR_BPF_TEST_CHILD set it
+// waits for a byte on stdin, installs an allow-all seccomp filter and execs argv.
+func TestMain(m *testing.M) {
+	if os.Getenv("TAILOR_BPF_TEST_CHILD") == "1" {
+		runtime.LockOSThread()
+		var b [1]byte
+		os.Stdin.Read(b[:])
+		path, err := exec.LookPath(os.Args[1])
+		if err != nil {
+			os.Exit(127)
+		}
+		f, err := libseccomp.NewFilter(libseccomp.ActAllow)
+		if err != nil {
+			os.Exit(126)
+		}
+		if err := f.Load(); err != nil {
+			os.Exit(125)
+		}
+		syscall.Exec(path, os.Args[1:], os.Environ())
+		os.Exit(124)
+	}
+	os.Exit(m.Run())
+}
+
+func openTracer(t *testing.T) *Tracer {
+	t.Helper()
+	testpriv.RequireRoot(t)
+	tr, err := Open(Options{})
+	if err != nil {
+		t.Fatalf("opening tracer: %v", err)
+	}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// runTraced starts argv under the minimal launcher, registers it as target and waits.
+func runTraced(t *testing.T, tr *Tracer, argv ...string) uint32 {
+	t.Helper()
+	target, err := tr.NewTarget()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], argv...)
+	cmd.Env = append(os.Environ(), "TAILOR_BPF_TEST_CHILD=1")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.AddProcess(target, cmd.Process.Pid, "launcher"); err != nil {
+		t.Fatal(err)
+	}
+	in.Write([]byte{1})
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v: %v", argv, err)
+	}
+	return target
+}
+
+func TestTracerSeesSyscallsFilesExecs(t *testing.T) {
+	tr := openTracer(t)
+	dir := t.TempDir()
+	target := runTraced(t, tr, "/bin/sh", "-c", "cat /etc/hostname > "+dir+"/out; ls "+dir+" >/dev/null")
+	tr.Flush()
+
+	sc, err := tr.Syscalls(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, nr := range sc[TableNative] {
+		_, n, ok := SyscallName(TableNative, nr)
+		if ok {
+			names[n] = true
+		}
+	}
+	for _, want := range []string{"execve", "openat", "read", "write", "exit_group"} {
+		if !names[want] {
+			t.Errorf("syscall %s not recorded; got %v", want, names)
+		}
+	}
+	if names["seccomp"] {
+		t.Errorf("seccomp recorded: the launcher's set-up before its filter leaked in")
+	}
+
+	files := map[string]uint32{}
+	var execs []string
+	drain(tr, func(ev Event) {
+		switch e := ev.(type) {
+		case *FileEvent:
+			files[e.Path] |= e.Access
+		case *ExecEvent:
+			execs = append(execs, e.Filename)
+		}
+	})
+	if files["/etc/hostname"]&AccRead == 0 {
+		t.Errorf("/etc/hostname read not recorded: %v", files)
+	}
+	if files[dir+"/out"]&(AccWrite|AccCreate) != AccWrite|AccCreate {
+		t.Errorf("%s/out write+create not recorded: %v", dir, files)
+	}
+	if files[dir]&AccList == 0 {
+		t.Errorf("listing of %s not recorded: %v", dir, files)
+	}
+	for _, want := range []string{"/bin/sh", "/usr/bin/cat", "/usr/bin/ls"} {
+		if !slices.Contains(execs, want) {
+			t.Errorf("exec %s not recorded; got %v", want, execs)
+		}
+	}
+	c, err := tr.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RingbufDrops+c.TasksFull+c.DecodeErrors+c.ChannelDrops != 0 {
+		t.Errorf("losses: %+v", c)
+	}
+}
+
+func drain(tr *Tracer, fn func(Event)) {
+	for {
+		select {
+		case ev := <-tr.Events():
+			fn(ev)
+		default:
+			return
+		}
+	}
+}
