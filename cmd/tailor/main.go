@@ -11,10 +11,13 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/version"
 )
 
 func main() {
+	// A launcher child must not run any of the CLI: it confines itself and execs.
+	launch.Main()
 	app := &cli.App{
 		Name:     "tailor",
 		Usage:    "learn what a target does, generate minimal seccomp/AppArmor/capability profiles, enforce them",
