@@ -30,8 +30,10 @@ var capPlumbing = map[string]bool{
 // isNoAudit tells whether a function asks for a capability without auditing the
 // check: the kernel probes, for example cap_vm_enough_memory's CAP_SYS_ADMIN check on
 // every mmap, brk and exec. Such checks never make a capability needed.
+// cap_vm_enough_memory ends in a tail call to cap_capable, so its frame is often
+// missing from the stack: its only caller, security_vm_enough_memory_mm, is listed too.
 func isNoAudit(name string) bool {
-	return strings.Contains(name, "noaudit") || name == "cap_vm_enough_memory"
+	return strings.Contains(name, "noaudit") || name == "cap_vm_enough_memory" || name == "security_vm_enough_memory_mm"
 }
 
 type symbol struct {

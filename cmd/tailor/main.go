@@ -13,16 +13,19 @@ import (
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/version"
+	"github.com/tailor-sec/tailor/learn"
 )
 
 func main() {
 	// A launcher child must not run any of the CLI: it confines itself and execs.
 	launch.Main()
 	app := &cli.App{
-		Name:     "tailor",
-		Usage:    "learn what a target does, generate minimal seccomp/AppArmor/capability profiles, enforce them",
-		Version:  version.Version,
-		Commands: []*cli.Command{},
+		Name:    "tailor",
+		Usage:   "learn what a target does, generate minimal seccomp/AppArmor/capability profiles, enforce them",
+		Version: version.Version,
+		Commands: []*cli.Command{
+			learn.CLI(),
+		},
 		// Errors are printed once, below, as one line; never by cli itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {

@@ -1,0 +1,45 @@
+package learn
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/tailor-sec/tailor/internal/fail"
+)
+
+// CLI is `tailor learn`.
+func CLI() *cli.Command {
+	return &cli.Command{
+		Name:      "learn",
+		Usage:     "record what a command and its descendants do",
+		ArgsUsage: "-- COMMAND [ARGS...]",
+		Description: "Runs COMMAND under a permissive learning seccomp filter and records every syscall,\n" +
+			"file, exec, capability check and socket of it and its descendants until it exits,\n" +
+			"--duration ends or the --workload command finishes. Needs root.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the recording to `FILE`", Required: true},
+			&cli.DurationFlag{Name: "duration", Usage: "stop the target after `D` (e.g. 30s)"},
+			&cli.StringFlag{Name: "workload", Usage: "run shell `CMD` on the host while learning; stop the target when it ends"},
+			&cli.BoolFlag{Name: "allow-loss", Usage: "exit 0 even if observations were lost (the recording is still marked incomplete)"},
+			&cli.DurationFlag{Name: "stop-timeout", Value: defaultStopTimeout, Usage: "time between SIGTERM and SIGKILL when stopping the target"},
+		},
+		Action: func(c *cli.Context) error {
+			argv := c.Args().Slice()
+			if len(argv) == 0 {
+				return fmt.Errorf("%w: no command to learn: tailor learn -o FILE -- COMMAND [ARGS...]", fail.ErrBadInput)
+			}
+			_, err := Command(c.Context, argv, Options{
+				Output:      c.String("output"),
+				Duration:    c.Duration("duration"),
+				Workload:    c.String("workload"),
+				AllowLoss:   c.Bool("allow-loss"),
+				StopTimeout: c.Duration("stop-timeout"),
+				Progress:    os.Stderr,
+				Stdin:       os.Stdin,
+			})
+			return err
+		},
+	}
+}

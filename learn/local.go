@@ -1,0 +1,310 @@
+package learn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/tailor-sec/tailor/bpf"
+	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/launch"
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+const defaultStopTimeout = 10 * time.Second
+
+// Options configure a learning run.
+type Options struct {
+	// Output is the recording's path.
+	Output string
+	// Duration stops the target after this long; 0 for no limit.
+	Duration time.Duration
+	// Workload is a shell command run on the host once the target started; the target
+	// is stopped when it finishes.
+	Workload string
+	// AllowLoss turns lost observations from an error into a warning.
+	AllowLoss bool
+	// StopTimeout is how long a stopped target gets between SIGTERM and SIGKILL.
+	StopTimeout time.Duration
+	// Progress receives the live progress line and the summary; nil for none.
+	Progress io.Writer
+	// Stdin, Stdout, Stderr are the target's streams.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Logger         *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.StopTimeout <= 0 {
+		o.StopTimeout = defaultStopTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+}
+
+// Result is what a learning run produced.
+type Result struct {
+	Recording *profiles.Recording
+	// TargetStatus is the target's exit status (128+signal when killed).
+	TargetStatus int
+}
+
+// checkOutput fails early, before anything runs, when the recording could not be
+// written at the end.
+func checkOutput(path string) error {
+	if path == "" {
+		return fmt.Errorf("%w: no output file: give -o FILE", fail.ErrBadInput)
+	}
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	if err != nil || !st.IsDir() {
+		return fmt.Errorf("%w: output directory %s does not exist", fail.ErrBadInput, dir)
+	}
+	return nil
+}
+
+// Command learns a local command and its descendants: it starts argv through the
+// launcher under the permissive learning filter, records it until it exits, the
+// duration ends, the workload finishes or a signal arrives, and writes the recording.
+func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
+	opt.defaults()
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("%w: no command to learn: tailor learn -o FILE -- COMMAND [ARGS...]", fail.ErrBadInput)
+	}
+	if err := checkOutput(opt.Output); err != nil {
+		return nil, err
+	}
+	if _, err := exec.LookPath(argv[0]); err != nil {
+		return nil, fmt.Errorf("%w: command %q not found", fail.ErrBadInput, argv[0])
+	}
+	tr, err := bpf.Open(bpf.Options{Logger: opt.Logger})
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	target, err := tr.NewTarget()
+	if err != nil {
+		return nil, err
+	}
+	sess := NewSession(tr, target)
+
+	// Signals: the first stops the target and still saves what was seen.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	proc, err := launch.Start("learn", launch.Payload{Argv: argv, Env: os.Environ()},
+		launch.Stdio{Stdin: opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr})
+	if err != nil {
+		return nil, err
+	}
+	if err := tr.AddProcess(target, proc.Pid(), "tailor"); err != nil {
+		proc.Wait()
+		return nil, err
+	}
+	if err := proc.Release(); err != nil {
+		proc.Wait()
+		return nil, err
+	}
+
+	type waitResult struct {
+		status int
+		err    error
+	}
+	exited := make(chan waitResult, 1)
+	go func() {
+		st, err := proc.Wait()
+		exited <- waitResult{st, err}
+	}()
+
+	var workloadDone chan error
+	if opt.Workload != "" {
+		workloadDone = make(chan error, 1)
+		go func() { workloadDone <- runWorkload(ctx, opt.Workload, opt.Stdout, opt.Stderr) }()
+	}
+	var timeout <-chan time.Time
+	if opt.Duration > 0 {
+		t := time.NewTimer(opt.Duration)
+		defer t.Stop()
+		timeout = t.C
+	}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	live := opt.Progress != nil && isTerminal(opt.Progress)
+
+	var (
+		res         waitResult
+		interrupted bool
+		workloadErr error
+		stopped     bool
+	)
+	stop := func(why string) {
+		if stopped {
+			return
+		}
+		stopped = true
+		opt.Logger.Debug("stopping target", "reason", why)
+		go stopTarget(tr, target, proc, opt.StopTimeout)
+	}
+loop:
+	for {
+		select {
+		case ev, ok := <-tr.Events():
+			if ok {
+				sess.Handle(ev)
+			}
+		case res = <-exited:
+			break loop
+		case <-timeout:
+			stop("duration reached")
+		case workloadErr = <-workloadDone:
+			workloadDone = nil
+			stop("workload finished")
+		case <-sigs:
+			interrupted = true
+			stop("signal")
+		case <-ctx.Done():
+			interrupted = true
+			stop("cancelled")
+		case <-tick.C:
+			if live {
+				printProgress(opt.Progress, sess.Progress())
+			}
+		}
+	}
+	// Descendants may outlive the target's first process: stop them too, then
+	// collect every event the kernel wrote before the end.
+	stopTarget(tr, target, nil, opt.StopTimeout)
+	tr.Flush()
+drain:
+	for {
+		select {
+		case ev := <-tr.Events():
+			sess.Handle(ev)
+		default:
+			break drain
+		}
+	}
+	if live {
+		fmt.Fprint(opt.Progress, "\r\033[K")
+	}
+	if res.err != nil {
+		return nil, res.err
+	}
+	rec, err := sess.Recording(profiles.Target{Kind: "command", Command: argv, Workload: opt.Workload})
+	if err != nil {
+		return nil, err
+	}
+	if interrupted {
+		rec.Complete = false
+		rec.Incomplete = append(rec.Incomplete, "interrupted before the target finished")
+	}
+	if err := rec.Save(opt.Output); err != nil {
+		return nil, err
+	}
+	result := &Result{Recording: rec, TargetStatus: res.status}
+	if opt.Progress != nil {
+		printSummary(opt.Progress, rec, opt.Output, res.status)
+	}
+	switch {
+	case interrupted:
+		return result, fmt.Errorf("%w: recording saved to %s, marked incomplete", fail.ErrInterrupted, opt.Output)
+	case rec.Loss.Total() > 0 && !opt.AllowLoss:
+		return result, fmt.Errorf("%w: %d observations lost; recording saved to %s, marked incomplete (use --allow-loss to accept)", fail.ErrLoss, rec.Loss.Total(), opt.Output)
+	case workloadErr != nil:
+		return result, fmt.Errorf("%w: %v; recording saved to %s", fail.ErrWorkload, workloadErr, opt.Output)
+	}
+	return result, nil
+}
+
+// stopTarget asks every process of target to stop with SIGTERM, then kills what is
+// left after grace. proc, when given, is the target's first process.
+func stopTarget(tr *bpf.Tracer, target uint32, proc *launch.Process, grace time.Duration) {
+	signalAll := func(sig syscall.Signal) int {
+		n := 0
+		if proc != nil {
+			if proc.Signal(sig) == nil {
+				n++
+			}
+		}
+		for _, pid := range tr.TargetProcesses(target) {
+			if syscall.Kill(pid, sig) == nil {
+				n++
+			}
+		}
+		return n
+	}
+	if signalAll(syscall.SIGTERM) == 0 {
+		return
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if len(tr.TargetProcesses(target)) == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	signalAll(syscall.SIGKILL)
+}
+
+func runWorkload(ctx context.Context, cmdline string, stdout, stderr io.Writer) error {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", cmdline)
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return fmt.Errorf("workload %q exited with status %d", cmdline, ee.ExitCode())
+		}
+		return fmt.Errorf("workload %q: %v", cmdline, err)
+	}
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func printProgress(w io.Writer, p Progress) {
+	fmt.Fprintf(w, "\r\033[Klearning %s  syscalls %d  files %d  execs %d  capabilities %d  lost %d",
+		p.Elapsed.Truncate(time.Second), p.Syscalls, p.Files, p.Execs, p.Capabilities, p.Lost)
+}
+
+func printSummary(w io.Writer, r *profiles.Recording, out string, status int) {
+	nsys := 0
+	for _, a := range r.Syscalls {
+		nsys += len(a.Names) + len(a.Unknown)
+	}
+	needed := 0
+	for _, c := range r.Capabilities {
+		if c.Needed() {
+			needed++
+		}
+	}
+	state := "complete"
+	if !r.Complete {
+		state = "INCOMPLETE"
+	}
+	fmt.Fprintf(w, "tailor: recorded %d syscalls, %d files, %d execs, %d capabilities needed, %d sockets; %d lost; %s; target exited %d -> %s\n",
+		nsys, len(r.Files), len(r.Execs), needed, len(r.Network.Sockets), r.Loss.Total(), state, status, out)
+	for _, why := range r.Incomplete {
+		fmt.Fprintf(w, "tailor: incomplete: %s\n", why)
+	}
+}

@@ -1,0 +1,264 @@
+// Package learn runs a target under the tracer and turns what the tracer saw into a
+// recording (profiles.Recording).
+package learn
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/moby/sys/capability"
+	"golang.org/x/sys/unix"
+
+	"github.com/tailor-sec/tailor/bpf"
+	"github.com/tailor-sec/tailor/internal/version"
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+// Session gathers the observations of one target from a tracer's events and maps.
+type Session struct {
+	tr     *bpf.Tracer
+	target uint32
+	start  time.Time
+
+	mu        sync.Mutex
+	files     map[string]*fileObs
+	execs     map[profiles.Exec]struct{}
+	truncated uint64
+}
+
+type fileObs struct {
+	access uint32
+	dir    bool
+}
+
+// NewSession starts gathering for target.
+func NewSession(tr *bpf.Tracer, target uint32) *Session {
+	return &Session{tr: tr, target: target, start: time.Now().UTC(), files: map[string]*fileObs{}, execs: map[profiles.Exec]struct{}{}}
+}
+
+// Target is the tracer's id of the session's target.
+func (s *Session) Target() uint32 { return s.target }
+
+// Handle takes one event; events of other targets are ignored.
+func (s *Session) Handle(ev bpf.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch e := ev.(type) {
+	case *bpf.FileEvent:
+		if e.Target != s.target {
+			return
+		}
+		if e.Truncated {
+			s.truncated++
+		}
+		f := s.files[e.Path]
+		if f == nil {
+			f = &fileObs{}
+			s.files[e.Path] = f
+		}
+		f.access |= e.Access
+		f.dir = f.dir || e.Dir
+	case *bpf.ExecEvent:
+		if e.Target != s.target {
+			return
+		}
+		x := profiles.Exec{Path: e.Filename, By: e.By, DockerExec: e.DockerExec}
+		if e.Interp != "" && e.Interp != e.Filename {
+			x.Interpreter = e.Interp
+		}
+		s.execs[x] = struct{}{}
+	}
+}
+
+// Progress is a snapshot for the live progress line.
+type Progress struct {
+	Elapsed                                    time.Duration
+	Syscalls, Files, Execs, Capabilities, Lost int
+}
+
+// Progress counts what has been seen so far.
+func (s *Session) Progress() Progress {
+	p := Progress{Elapsed: time.Since(s.start)}
+	if sc, err := s.tr.Syscalls(s.target); err == nil {
+		for _, nrs := range sc {
+			p.Syscalls += len(nrs)
+		}
+	}
+	for _, c := range s.tr.Capabilities(s.target) {
+		if c.Granted && !c.Probed {
+			p.Capabilities++
+		}
+	}
+	if c, err := s.tr.Counters(); err == nil {
+		p.Lost = int(lossOf(c).Total())
+	}
+	s.mu.Lock()
+	p.Files, p.Execs = len(s.files), len(s.execs)
+	s.mu.Unlock()
+	return p
+}
+
+func lossOf(c bpf.Counters) profiles.Loss {
+	return profiles.Loss{
+		RingbufDrops: c.RingbufDrops,
+		MapFull:      c.TasksFull + c.CapsFull + c.NetFull + c.ContainersFull,
+		TooLong:      c.PathTruncated,
+		Decode:       c.DecodeErrors + c.ChannelDrops + c.BadNr,
+	}
+}
+
+// Recording builds the recording from everything gathered. Call it after the tracer
+// was flushed and its events handled.
+func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error) {
+	r := &profiles.Recording{
+		Kind:          profiles.RecordingKind,
+		SchemaVersion: profiles.RecordingSchemaVersion,
+		Tailor:        version.Version,
+		Target:        target,
+		Host:          hostInfo(s.tr),
+		Start:         s.start.Truncate(time.Millisecond),
+		End:           time.Now().UTC().Truncate(time.Millisecond),
+		Complete:      true,
+		Missing:       s.tr.Missing(),
+	}
+	sc, err := s.tr.Syscalls(s.target)
+	if err != nil {
+		return nil, err
+	}
+	for tbl, nrs := range sc {
+		var as profiles.ArchSyscalls
+		for _, nr := range nrs {
+			arch, name, ok := bpf.SyscallName(tbl, nr)
+			as.Arch = arch
+			if ok {
+				as.Names = append(as.Names, name)
+			} else {
+				as.Unknown = append(as.Unknown, nr)
+			}
+		}
+		if as.Arch != "" && (len(as.Names) > 0 || len(as.Unknown) > 0) {
+			r.Syscalls = append(r.Syscalls, as)
+		}
+	}
+	s.mu.Lock()
+	for p, f := range s.files {
+		r.Files = append(r.Files, profiles.FileAccess{Path: p, Access: accessNames(f.access), Dir: f.dir})
+	}
+	for x := range s.execs {
+		r.Execs = append(r.Execs, x)
+	}
+	s.mu.Unlock()
+
+	for _, c := range s.tr.Capabilities(s.target) {
+		name := capName(c.Cap)
+		e := profiles.Capability{Name: name}
+		switch {
+		case c.Probed:
+			e.Probed = c.Count
+		case c.Granted:
+			e.Granted = c.Count
+		default:
+			e.Denied = c.Count
+		}
+		if !c.Probed && c.Caller != "" {
+			e.Callers = []string{c.Caller}
+		}
+		r.Capabilities = append(r.Capabilities, e)
+	}
+	for _, n := range s.tr.Network(s.target) {
+		fam := familyName(n.Family)
+		switch n.Kind {
+		case bpf.NetSocket:
+			r.Network.Sockets = append(r.Network.Sockets, profiles.Socket{Family: fam, Type: typeName(n.Type), Protocol: n.Protocol})
+		case bpf.NetBind:
+			r.Network.Binds = append(r.Network.Binds, profiles.Port{Family: fam, Port: uint16(n.Port)})
+		case bpf.NetListen:
+			r.Network.Listens = append(r.Network.Listens, profiles.Port{Family: fam, Port: uint16(n.Port)})
+		}
+	}
+	counters, err := s.tr.Counters()
+	if err != nil {
+		return nil, err
+	}
+	r.Loss = lossOf(counters)
+	if r.Loss.Total() > 0 {
+		r.Complete = false
+		r.Incomplete = append(r.Incomplete, fmt.Sprintf("%d observations lost (see loss)", r.Loss.Total()))
+	}
+	for _, m := range r.Missing {
+		r.Complete = false
+		r.Incomplete = append(r.Incomplete, m+" cannot be observed on this kernel")
+	}
+	r.Normalize()
+	return r, nil
+}
+
+func accessNames(a uint32) []string {
+	var out []string
+	for _, m := range []struct {
+		bit  uint32
+		name string
+	}{
+		{bpf.AccRead, profiles.AccessRead}, {bpf.AccWrite, profiles.AccessWrite},
+		{bpf.AccCreate, profiles.AccessCreate}, {bpf.AccExec, profiles.AccessExec},
+		{bpf.AccMmapExec, profiles.AccessMmapExec}, {bpf.AccList, profiles.AccessList},
+	} {
+		if a&m.bit != 0 {
+			out = append(out, m.name)
+		}
+	}
+	return out
+}
+
+// capName spells a capability number as the kernel does, through moby's table.
+func capName(c int) string {
+	for _, k := range capability.ListKnown() {
+		if int(k) == c {
+			return "CAP_" + strings.ToUpper(k.String())
+		}
+	}
+	return fmt.Sprintf("CAP_%d", c)
+}
+
+var families = map[int]string{
+	unix.AF_UNIX: "AF_UNIX", unix.AF_INET: "AF_INET", unix.AF_INET6: "AF_INET6",
+	unix.AF_NETLINK: "AF_NETLINK", unix.AF_PACKET: "AF_PACKET", unix.AF_KEY: "AF_KEY",
+	unix.AF_ALG: "AF_ALG", unix.AF_VSOCK: "AF_VSOCK", unix.AF_XDP: "AF_XDP",
+	unix.AF_BLUETOOTH: "AF_BLUETOOTH", unix.AF_CAN: "AF_CAN", unix.AF_TIPC: "AF_TIPC",
+	unix.AF_APPLETALK: "AF_APPLETALK", unix.AF_AX25: "AF_AX25", unix.AF_X25: "AF_X25",
+	unix.AF_IPX: "AF_IPX", unix.AF_NFC: "AF_NFC", unix.AF_RDS: "AF_RDS", unix.AF_LLC: "AF_LLC",
+	unix.AF_IB: "AF_IB", unix.AF_MPLS: "AF_MPLS", unix.AF_SMC: "AF_SMC", unix.AF_QIPCRTR: "AF_QIPCRTR",
+}
+
+func familyName(f int) string {
+	if n, ok := families[f]; ok {
+		return n
+	}
+	return fmt.Sprintf("AF_%d", f)
+}
+
+var sockTypes = map[int]string{
+	unix.SOCK_STREAM: "SOCK_STREAM", unix.SOCK_DGRAM: "SOCK_DGRAM", unix.SOCK_RAW: "SOCK_RAW",
+	unix.SOCK_SEQPACKET: "SOCK_SEQPACKET", unix.SOCK_RDM: "SOCK_RDM", unix.SOCK_PACKET: "SOCK_PACKET",
+	unix.SOCK_DCCP: "SOCK_DCCP",
+}
+
+func typeName(t int) string {
+	t &= 0xf // SOCK_NONBLOCK and SOCK_CLOEXEC live above the type
+	if n, ok := sockTypes[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("SOCK_%d", t)
+}
+
+func hostInfo(tr *bpf.Tracer) profiles.Host {
+	var u unix.Utsname
+	_ = unix.Uname(&u)
+	return profiles.Host{
+		Kernel:  unix.ByteSliceToString(u.Release[:]),
+		Machine: unix.ByteSliceToString(u.Machine[:]),
+		Probes:  tr.Probes(),
+	}
+}
