@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/version"
@@ -19,10 +20,13 @@ func main() {
 	// A launcher child must not run any of the CLI: it confines itself and execs.
 	launch.Main()
 	app := &cli.App{
-		Name:     "tailor",
-		Usage:    "learn what a target does, generate minimal seccomp/AppArmor/capability profiles, enforce them",
-		Version:  version.Version,
-		Commands: []*cli.Command{},
+		Name:    "tailor",
+		Usage:   "learn what a target does, generate minimal seccomp/AppArmor/capability profiles, enforce them",
+		Version: version.Version,
+		Commands: []*cli.Command{
+			// No tracer is wired yet: enforce reports that anomalies are not watched.
+			enforce.Command(nil),
+		},
 		// Errors are printed once, below, as one line; never by cli itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
