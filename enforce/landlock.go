@@ -57,14 +57,18 @@ const globChars = "*?[]{}@^"
 // components without glob characters. widened is false for an exact path and for
 // "DIR/**", which means exactly what a rule on DIR means in Landlock.
 func anchor(pattern string) (p string, widened bool) {
-	pattern = apparmorVars.Replace(pattern)
+	pattern = path.Clean(apparmorVars.Replace(pattern))
 	i := strings.IndexAny(pattern, globChars)
 	if i < 0 {
-		return path.Clean(pattern), false
+		return pattern, false
 	}
-	dir := path.Dir(pattern[:i+1]) // the directory holding the first glob component
-	rest := pattern[len(dir):]
-	return path.Clean(dir), !(rest == "/**" || rest == "/**/")
+	// The directory holding the first glob component, and what follows it.
+	prefix := pattern[:strings.LastIndex(pattern[:i], "/")]
+	rest := pattern[len(prefix):]
+	if prefix == "" {
+		prefix = "/"
+	}
+	return prefix, rest != "/**"
 }
 
 // landlockRules turns a bundle's file rules and execs into Landlock rules, merged per
