@@ -44,7 +44,7 @@ func Load(dir string, host Host) (*Policy, error) {
 		return nil, refuse("no profile directory given: pass --profile DIR (a bundle written by tailor generate)")
 	}
 	if fi, err := os.Stat(dir); err != nil {
-		return nil, refuse("profile directory: %v", err)
+		return nil, refuse("profile directory: %v: pass the bundle directory written by tailor generate", err)
 	} else if !fi.IsDir() {
 		return nil, refuse("profile %s is not a directory: pass the bundle directory written by tailor generate", dir)
 	}
