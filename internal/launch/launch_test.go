@@ -196,7 +196,8 @@ func TestSeccompIsFollowedByExecve(t *testing.T) {
 	}
 	main := strings.Split(string(data), "\n")
 	for i, l := range main {
-		if strings.HasPrefix(l, "seccomp(SECCOMP_SET_MODE_FILTER") {
+		// libseccomp probes the kernel with NULL programs first; the load has one.
+		if strings.HasPrefix(l, "seccomp(SECCOMP_SET_MODE_FILTER") && strings.Contains(l, "{len=") {
 			if !strings.Contains(l, "= 0") {
 				t.Fatalf("seccomp failed: %s", l)
 			}
