@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/version"
@@ -25,6 +26,8 @@ func main() {
 		Version: version.Version,
 		Commands: []*cli.Command{
 			learn.CLI(),
+			// No tracer is wired yet: enforce reports that anomalies are not watched.
+			enforce.Command(nil),
 		},
 		// Errors are printed once, below, as one line; never by cli itself.
 		ExitErrHandler: func(*cli.Context, error) {},

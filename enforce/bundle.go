@@ -1,0 +1,195 @@
+package enforce
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/moby/sys/capability"
+
+	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+// Policy is a profile bundle that passed every check and can be enforced on this host.
+type Policy struct {
+	// Dir is the bundle directory.
+	Dir    string
+	Bundle profiles.Bundle
+	// Seccomp is seccomp.json as read; the launcher child compiles it again, because
+	// a libseccomp filter cannot cross the re-exec.
+	Seccomp     *profiles.Seccomp
+	SeccompJSON []byte
+	// Capabilities are the capabilities kept, as moby/sys/capability values, sorted.
+	Capabilities []capability.Cap
+}
+
+// refuse formats a refusal: enforce never runs a target under a profile it cannot
+// apply as written.
+func refuse(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{fail.ErrRefused}, args...)...)
+}
+
+// Load reads the bundle in dir and checks that it can be enforced on host: the
+// manifest and seccomp.json are valid, libseccomp compiles seccomp.json, the bundle
+// was made for host's machine, and every capability name is known. Every failure is
+// one line wrapped around fail.ErrRefused (exit 9).
+func Load(dir string, host Host) (*Policy, error) {
+	if dir == "" {
+		return nil, refuse("no profile directory given: pass --profile DIR (a bundle written by tailor generate)")
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, refuse("profile directory: %v: pass the bundle directory written by tailor generate", err)
+	} else if !fi.IsDir() {
+		return nil, refuse("profile %s is not a directory: pass the bundle directory written by tailor generate", dir)
+	}
+	b, err := readManifest(filepath.Join(dir, profiles.BundleManifestFile))
+	if err != nil {
+		return nil, err
+	}
+	if b.Machine != host.Machine {
+		return nil, refuse("profile %s was made on a %q machine, this host is %q: learn and generate on this architecture", dir, b.Machine, host.Machine)
+	}
+	p := &Policy{Dir: dir, Bundle: *b}
+
+	scPath := filepath.Join(dir, profiles.BundleSeccompFile)
+	p.SeccompJSON, err = os.ReadFile(scPath)
+	if err != nil {
+		return nil, refuse("%s: %v", scPath, err)
+	}
+	p.Seccomp, err = profiles.DecodeSeccomp(p.SeccompJSON)
+	if err != nil {
+		return nil, refuse("%s: %v", scPath, err)
+	}
+	if err := checkSeccompArch(p.Seccomp, host.SeccompArch); err != nil {
+		return nil, fmt.Errorf("%s: %w", scPath, err)
+	}
+	for _, complain := range []bool{false, true} {
+		f, err := profiles.CompileSeccomp(p.Seccomp, profiles.CompileOptions{Complain: complain})
+		if err != nil {
+			return nil, refuse("%s does not compile with libseccomp: %v", scPath, err)
+		}
+		f.Release()
+	}
+
+	p.Capabilities, err = parseCaps(b.Capabilities)
+	if err != nil {
+		return nil, refuse("%s: %v", filepath.Join(dir, profiles.BundleManifestFile), err)
+	}
+	if err := checkCapabilitiesFile(filepath.Join(dir, profiles.BundleCapabilitiesFile), b.Capabilities); err != nil {
+		return nil, err
+	}
+	if _, err := landlockRules(b.Files, b.Execs); err != nil {
+		return nil, refuse("%s: %v", filepath.Join(dir, profiles.BundleManifestFile), err)
+	}
+	return p, nil
+}
+
+func readManifest(path string) (*profiles.Bundle, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, refuse("%s: %v", path, err)
+	}
+	var head struct {
+		Kind          string `json:"kind"`
+		SchemaVersion int    `json:"schemaVersion"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, refuse("%s: not JSON: %v", path, err)
+	}
+	if head.Kind != profiles.BundleKind {
+		return nil, refuse("%s: not a tailor bundle manifest (kind %q, want %q)", path, head.Kind, profiles.BundleKind)
+	}
+	if head.SchemaVersion != profiles.BundleSchemaVersion {
+		return nil, refuse("%s: bundle schema version %d, this tailor reads version %d: regenerate the bundle", path, head.SchemaVersion, profiles.BundleSchemaVersion)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	// A misspelt key must not silently drop a rule.
+	dec.DisallowUnknownFields()
+	var b profiles.Bundle
+	if err := dec.Decode(&b); err != nil {
+		return nil, refuse("%s: malformed bundle manifest: %v", path, err)
+	}
+	if b.Machine == "" {
+		return nil, refuse("%s: bundle manifest names no machine: regenerate the bundle", path)
+	}
+	return &b, nil
+}
+
+// checkSeccompArch refuses a profile that does not cover the native architecture:
+// libseccomp would add the native table with the default action, so every syscall of
+// the target would be denied (or, in a profile for another machine, the rules would
+// name another table's numbers).
+func checkSeccompArch(p *profiles.Seccomp, native string) error {
+	if len(p.Architectures) == 0 {
+		return nil // the filter covers the native table only
+	}
+	var names []string
+	for _, a := range p.Architectures {
+		if string(a) == native {
+			return nil
+		}
+		names = append(names, string(a))
+	}
+	return refuse("seccomp profile is for %s, this host is %s: learn and generate on this architecture", strings.Join(names, ", "), native)
+}
+
+// parseCaps maps kernel capability names (CAP_CHOWN) to moby/sys/capability values.
+func parseCaps(names []string) ([]capability.Cap, error) {
+	known := map[string]capability.Cap{}
+	for _, c := range capability.ListKnown() {
+		known["CAP_"+strings.ToUpper(c.String())] = c
+	}
+	var caps []capability.Cap
+	var unknown []string
+	for _, n := range names {
+		c, ok := known[n]
+		if !ok {
+			unknown = append(unknown, fmt.Sprintf("%q", n))
+			continue
+		}
+		caps = append(caps, c)
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("unknown capability names %s (want kernel names such as CAP_CHOWN)", strings.Join(unknown, ", "))
+	}
+	slices.Sort(caps)
+	return slices.Compact(caps), nil
+}
+
+// checkCapabilitiesFile checks that capabilities.json, when present, says what
+// bundle.json says: local enforcement follows bundle.json, and a docker run with
+// capabilities.json must not get a different set.
+func checkCapabilitiesFile(path string, want []string) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return refuse("%s: %v", path, err)
+	}
+	var c struct {
+		Drop []string `json:"drop"`
+		Add  []string `json:"add"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return refuse("%s: malformed: %v", path, err)
+	}
+	if _, err := parseCaps(c.Add); err != nil {
+		return refuse("%s: %v", path, err)
+	}
+	add, w := slices.Clone(c.Add), slices.Clone(want)
+	slices.Sort(add)
+	slices.Sort(w)
+	if !slices.Equal(c.Drop, []string{"ALL"}) || !slices.Equal(slices.Compact(add), slices.Compact(w)) {
+		return refuse("%s (drop %v, add %v) disagrees with bundle.json (capabilities %v): regenerate the bundle", path, c.Drop, c.Add, want)
+	}
+	return nil
+}

@@ -1,0 +1,299 @@
+// Package enforce runs a command confined by a profile bundle (tailor enforce, local
+// mode): no_new_privs, the learned capability set, Landlock file rules from the
+// bundle's file and exec rules, and seccomp.json loaded last, right before execve.
+// Complain mode logs what seccomp would deny (SCMP_ACT_LOG) and confines nothing else.
+// It refuses (exit 9) instead of running a target under a profile it cannot apply as
+// written, and prints at start-up which mechanisms are active.
+package enforce
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+
+	"github.com/moby/sys/capability"
+	seccomp "github.com/seccomp/libseccomp-golang"
+	"golang.org/x/sys/unix"
+
+	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/launch"
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+// Modes of Options.Mode.
+const (
+	ModeEnforce  = "enforce"
+	ModeComplain = "complain"
+)
+
+// launchMode is the launcher mode this package registers.
+const launchMode = "enforce"
+
+func init() { launch.Register(launchMode, setup) }
+
+// Watcher reports anomalies: what the target does outside its profile. The tracer
+// provides it; this package only calls it. Watch is called with the target's pid
+// after the launcher started and before the target runs; Stop after the target
+// exited, returning how many anomalies were seen.
+type Watcher interface {
+	Watch(ctx context.Context, pid int, p *Policy) error
+	Stop() (anomalies int, err error)
+}
+
+// Options configure one Run.
+type Options struct {
+	// Profile is the bundle directory.
+	Profile string
+	// Mode is ModeEnforce (default) or ModeComplain.
+	Mode string
+	// AllowPartial runs the target even when file rules cannot be enforced on this
+	// host (no Landlock), instead of refusing.
+	AllowPartial bool
+	// FailOnAnomaly makes Run return fail.ErrAnomaly when Watcher saw any.
+	FailOnAnomaly bool
+	// Watcher, when set, reports anomalies; nil means none are watched, and the
+	// start-up report says so.
+	Watcher Watcher
+	// Argv, Env and Dir describe the target; Env nil means tailor's environment.
+	Argv []string
+	Env  []string
+	Dir  string
+	// Stdin, Stdout and Stderr are the target's; nil means /dev/null.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Log receives the start-up report; nil means os.Stderr.
+	Log io.Writer
+	// Host describes this machine; nil means ProbeHost.
+	Host *Host
+}
+
+// modeConfig is what the launcher child needs, sent in the launch payload.
+type modeConfig struct {
+	Complain     bool             `json:"complain"`
+	Seccomp      json.RawMessage  `json:"seccomp"`
+	DropCaps     bool             `json:"dropCaps"`
+	Capabilities []capability.Cap `json:"capabilities"`
+	// Landlock is nil when Landlock is not applied.
+	Landlock []pathRule `json:"landlock,omitempty"`
+}
+
+// plan is what Run will apply, decided from the policy and the host alone.
+type plan struct {
+	config modeConfig
+	report []string
+}
+
+func makePlan(p *Policy, h Host, o *Options) (*plan, error) {
+	complain := o.Mode == ModeComplain
+	pl := &plan{config: modeConfig{Complain: complain, Seccomp: p.SeccompJSON}}
+	add := func(format string, args ...any) { pl.report = append(pl.report, fmt.Sprintf(format, args...)) }
+	add("%s mode, profile %s (%s)", o.Mode, p.Dir, p.Bundle.Name)
+
+	if complain {
+		add("  seccomp:      complain: calls outside seccomp.json are logged by the kernel (SCMP_ACT_LOG), not blocked")
+	} else {
+		add("  seccomp:      enforced (%d rules, default %s), loaded last, right before execve", len(p.Seccomp.Syscalls), p.Seccomp.DefaultAction)
+	}
+
+	capNames := "none"
+	if len(p.Bundle.Capabilities) > 0 {
+		capNames = strings.Join(p.Bundle.Capabilities, ", ")
+	}
+	if complain {
+		add("  capabilities: not enforced (complain mode): the target keeps tailor's capabilities")
+	} else {
+		pl.config.DropCaps = true
+		pl.config.Capabilities = p.Capabilities
+		add("  capabilities: dropped to %s (bounding, permitted, effective, inheritable, ambient)", capNames)
+	}
+	add("  no_new_privs: set")
+
+	rules, err := landlockRules(p.Bundle.Files, p.Bundle.Execs)
+	if err != nil {
+		return nil, refuse("%v", err)
+	}
+	fileRulesEnforced := false
+	switch {
+	case complain:
+		add("  landlock:     not applied (complain mode): file rules are not enforced")
+	case h.LandlockABI == 0 && !o.AllowPartial:
+		return nil, refuse("this host has no Landlock, so the profile's file and exec rules cannot be enforced locally: pass --allow-partial to run with seccomp and capabilities only")
+	case h.LandlockABI == 0:
+		add("  landlock:     not available on this host - file rules NOT enforced (--allow-partial)")
+	default:
+		fileRulesEnforced = true
+		pl.config.Landlock = rules
+		widened, missing := 0, 0
+		for _, r := range rules {
+			if len(r.Widened) > 0 {
+				widened++
+			}
+			if _, err := os.Stat(r.Path); err != nil {
+				missing++
+			}
+		}
+		add("  landlock:     enforced (ABI v%d, best effort), %d path rules, %d widened to a directory (no globs in Landlock), %d for paths missing now (skipped)", h.LandlockABI, len(rules), widened, missing)
+		for _, r := range rules {
+			if len(r.Widened) > 0 {
+				add("                widened: %s for %s", r.Path, strings.Join(r.Widened, ", "))
+			}
+		}
+	}
+	switch {
+	case !h.AppArmor && fileRulesEnforced:
+		add("  apparmor:     not available on this host - file rules enforced with Landlock instead")
+	case !h.AppArmor:
+		add("  apparmor:     not available on this host - not enforced")
+	default:
+		add("  apparmor:     not enforced (local mode applies apparmor.profile only to containers)")
+	}
+	if o.Watcher == nil {
+		add("  anomalies:    not watched (no tracer attached)")
+	} else {
+		add("  anomalies:    watched")
+	}
+	return pl, nil
+}
+
+// Run checks the bundle, reports what it will enforce, runs the target confined and
+// returns the target's exit status. err is non-nil only when tailor itself failed,
+// refused, or (with FailOnAnomaly) saw an anomaly.
+func Run(ctx context.Context, o Options) (int, error) {
+	if o.Mode == "" {
+		o.Mode = ModeEnforce
+	}
+	if o.Mode != ModeEnforce && o.Mode != ModeComplain {
+		return 0, fmt.Errorf("%w: --mode %q: want %s or %s", fail.ErrBadInput, o.Mode, ModeEnforce, ModeComplain)
+	}
+	if len(o.Argv) == 0 {
+		return 0, fmt.Errorf("%w: no command given: tailor enforce --profile DIR -- COMMAND [ARGS]", fail.ErrBadInput)
+	}
+	if o.FailOnAnomaly && o.Watcher == nil {
+		return 0, refuse("--fail-on-anomaly needs anomaly reporting, which this build has no tracer for")
+	}
+	if o.Host == nil {
+		h, err := ProbeHost()
+		if err != nil {
+			return 0, err
+		}
+		o.Host = &h
+	}
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.Env == nil {
+		o.Env = os.Environ()
+	}
+	policy, err := Load(o.Profile, *o.Host)
+	if err != nil {
+		return 0, err
+	}
+	pl, err := makePlan(policy, *o.Host, &o)
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range pl.report {
+		fmt.Fprintln(o.Log, "tailor: "+l)
+	}
+	cfg, err := json.Marshal(pl.config)
+	if err != nil {
+		return 0, fmt.Errorf("encoding enforcement config: %w", err)
+	}
+	proc, err := launch.Start(launchMode, launch.Payload{Argv: o.Argv, Env: o.Env, Dir: o.Dir, Mode: cfg},
+		launch.Stdio{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
+	if err != nil {
+		return 0, err
+	}
+	if o.Watcher != nil {
+		if err := o.Watcher.Watch(ctx, proc.Pid(), policy); err != nil {
+			_, _ = proc.Wait() // aborts the unreleased child
+			return 0, fmt.Errorf("starting anomaly watcher: %w", err)
+		}
+	}
+	if err := proc.Release(); err != nil {
+		_, _ = proc.Wait()
+		return 0, err
+	}
+	// The target gets terminal signals itself (same process group); a cancelled
+	// context (SIGTERM to tailor alone) is passed on, and the target's own status
+	// still decides tailor's.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-ctx.Done():
+			_ = proc.Signal(syscall.SIGTERM)
+		case <-done:
+		}
+	}()
+	status, err := proc.Wait()
+	if err != nil {
+		return 0, err
+	}
+	if o.Watcher != nil {
+		n, err := o.Watcher.Stop()
+		if err != nil {
+			return status, fmt.Errorf("anomaly watcher: %w", err)
+		}
+		if n > 0 && o.FailOnAnomaly {
+			return status, fmt.Errorf("%w: %d anomalies while enforcing %s", fail.ErrAnomaly, n, policy.Dir)
+		}
+	}
+	return status, nil
+}
+
+// setup is the launcher child's side: it runs after the release, before execve.
+func setup(t *launch.Target) (*seccomp.ScmpFilter, error) {
+	var cfg modeConfig
+	if err := json.Unmarshal(t.Mode, &cfg); err != nil {
+		return nil, fmt.Errorf("enforce: decoding config: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return nil, fmt.Errorf("enforce: setting no_new_privs: %w", err)
+	}
+	// Capabilities first: the capability library reads /proc, which Landlock may hide.
+	if cfg.DropCaps {
+		if err := dropCaps(cfg.Capabilities); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Landlock != nil {
+		if err := applyLandlock(cfg.Landlock); err != nil {
+			return nil, err
+		}
+	}
+	p, err := profiles.DecodeSeccomp(cfg.Seccomp)
+	if err != nil {
+		return nil, fmt.Errorf("enforce: %w", err)
+	}
+	f, err := profiles.CompileSeccomp(p, profiles.CompileOptions{Complain: cfg.Complain})
+	if err != nil {
+		return nil, fmt.Errorf("enforce: %w", err)
+	}
+	return f, nil
+}
+
+// dropCaps leaves the process with keep in every set. A root target gets bounding |
+// inheritable after execve and no_new_privs caps that to the old permitted set, so it
+// ends with exactly keep; ambient carries keep across execve for a non-root uid.
+func dropCaps(keep []capability.Cap) error {
+	c, err := capability.NewPid2(0)
+	if err != nil {
+		return fmt.Errorf("enforce: capabilities: %w", err)
+	}
+	if err := c.Load(); err != nil {
+		return fmt.Errorf("enforce: reading capabilities: %w", err)
+	}
+	c.Clear(capability.CAPS | capability.BOUNDS | capability.AMBS)
+	c.Set(capability.CAPS|capability.BOUNDS|capability.AMBS, keep...)
+	// moby/sys/capability drops the bounding set while CAP_SETPCAP is still effective,
+	// then sets the rest.
+	if err := c.Apply(capability.CAPS | capability.BOUNDS | capability.AMBS); err != nil {
+		return fmt.Errorf("%w: dropping capabilities to %v: %w", fail.ErrPrivilege, keep, err)
+	}
+	return nil
+}
