@@ -35,6 +35,12 @@ func main() {
 			return fmt.Errorf("%w: %v (see 'tailor --help')", fail.ErrBadInput, err)
 		},
 	}
+	// Flag errors of subcommands are bad input too (exit 2), like the app's own.
+	for _, c := range app.Commands {
+		if c.OnUsageError == nil {
+			c.OnUsageError = app.OnUsageError
+		}
+	}
 	err := app.Run(os.Args)
 	code := fail.Code(err)
 	var status *fail.ExitStatus
