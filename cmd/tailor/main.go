@@ -10,6 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tailor-sec/tailor/generate"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/version"
 )
@@ -19,7 +20,7 @@ func main() {
 		Name:     "tailor",
 		Usage:    "learn what a target does, generate minimal seccomp/AppArmor/capability profiles, enforce them",
 		Version:  version.Version,
-		Commands: []*cli.Command{},
+		Commands: []*cli.Command{generate.Command(), generate.MergeCommand(), generate.DiffCommand()},
 		// Errors are printed once, below, as one line; never by cli itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
