@@ -18,6 +18,9 @@ import (
 // childEnv names the profile the test binary, re-run as a child, loads before probing.
 const childEnv = "TAILOR_TEST_SECCOMP_CHILD"
 
+// childComplainEnv makes the child load the profile in complain mode.
+const childComplainEnv = "TAILOR_TEST_SECCOMP_COMPLAIN"
+
 func TestMain(m *testing.M) {
 	if path := os.Getenv(childEnv); path != "" {
 		os.Exit(seccompChild(path))
@@ -34,7 +37,8 @@ func seccompChild(path string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
 	}
-	f, err := profiles.CompileSeccomp(p, profiles.CompileOptions{NoNewPrivs: true})
+	complain := os.Getenv(childComplainEnv) != ""
+	f, err := profiles.CompileSeccomp(p, profiles.CompileOptions{NoNewPrivs: true, Complain: complain})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
@@ -81,21 +85,25 @@ var goRuntime = []string{
 	"sigaltstack", "socket", "tgkill", "write", "clone3",
 }
 
-// The generated seccomp.json, loaded as a real filter in a child process: a recorded
-// syscall works, an unrecorded one gets EPERM, socket works only for the recorded
-// family, clone3 gets ENOSYS so libc falls back to clone, unshare is refused.
-func TestGeneratedProfileLoads(t *testing.T) {
-	r := &profiles.Recording{
+// probeRecording is what a small Go program making the probes could have recorded.
+func probeRecording() *profiles.Recording {
+	return &profiles.Recording{
 		Kind: profiles.RecordingKind, SchemaVersion: profiles.RecordingSchemaVersion, Complete: true,
 		Target:   profiles.Target{Kind: "command", Command: []string{"/usr/bin/probe"}},
 		Host:     profiles.Host{Machine: "x86_64"},
 		Syscalls: []profiles.ArchSyscalls{{Arch: profiles.ArchX86_64, Names: goRuntime}},
 		Network:  profiles.Network{Sockets: []profiles.Socket{{Family: "AF_INET", Type: "SOCK_DGRAM"}}},
 	}
+}
+
+// runChild generates a bundle from probeRecording, runs the test binary as a child
+// under its seccomp.json and returns the child's report.
+func runChild(t *testing.T, complain bool) string {
+	t.Helper()
 	if runtime.GOARCH != "amd64" {
 		t.Skip("the probe recording is written for x86_64")
 	}
-	b, err := Generate([]*profiles.Recording{r}, Options{Version: "test"})
+	b, err := Generate([]*profiles.Recording{probeRecording()}, Options{Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +113,9 @@ func TestGeneratedProfileLoads(t *testing.T) {
 	}
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childEnv+"="+filepath.Join(dir, profiles.BundleSeccompFile))
+	if complain {
+		cmd.Env = append(cmd.Env, childComplainEnv+"=1")
+	}
 	out, err := cmd.Output()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -112,8 +123,24 @@ func TestGeneratedProfileLoads(t *testing.T) {
 	} else if err != nil {
 		t.Fatal(err)
 	}
+	return strings.TrimSpace(string(out))
+}
+
+// The generated seccomp.json, loaded as a real filter in a child process: a recorded
+// syscall works, an unrecorded one gets EPERM, socket works only for the recorded
+// family, clone3 gets ENOSYS so libc falls back to clone, unshare is refused.
+func TestGeneratedProfileLoads(t *testing.T) {
 	want := "getpid=ok getppid=EPERM socket(AF_INET)=ok socket(AF_PACKET)=EPERM clone3=ENOSYS unshare=EPERM"
-	if got := strings.TrimSpace(string(out)); got != want {
+	if got := runChild(t, false); got != want {
 		t.Errorf("under the generated profile:\n got  %s\n want %s", got, want)
+	}
+}
+
+// In complain mode nothing is stopped by the filter: getppid runs and clone3 reaches
+// the kernel, which rejects its NULL argument itself.
+func TestGeneratedProfileComplain(t *testing.T) {
+	got := runChild(t, true)
+	if !strings.Contains(got, "getppid=ok") || strings.Contains(got, "clone3=ENOSYS") {
+		t.Errorf("under the complain-mode profile: %s", got)
 	}
 }
