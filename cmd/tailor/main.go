@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tailor-sec/tailor/enforce"
+	"github.com/tailor-sec/tailor/generate"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/version"
@@ -26,6 +27,9 @@ func main() {
 		Version: version.Version,
 		Commands: []*cli.Command{
 			learn.CLI(),
+			generate.Command(),
+			generate.MergeCommand(),
+			generate.DiffCommand(),
 			// No tracer is wired yet: enforce reports that anomalies are not watched.
 			enforce.Command(nil),
 		},

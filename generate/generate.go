@@ -1,0 +1,259 @@
+// Package generate turns recordings into a profile bundle: a seccomp profile, an
+// AppArmor profile, a capability set, docker run flags, Kubernetes manifests, a
+// summary and the bundle.json manifest. Generate is a pure function of its inputs
+// (same recordings, same bytes out); Write validates the result and writes it.
+package generate
+
+import (
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+// Options steer Generate.
+type Options struct {
+	// Name is the profile name (AppArmor profile, SeccompProfile). Empty: derived from
+	// the target as "tailor-<container name, image or program>".
+	Name string
+	// Dir is the directory the bundle will be written to, as docker-run.txt should
+	// name it.
+	Dir string
+	// NoArgs leaves out the learned argument filters (socket families, clone flags,
+	// personality): every recorded syscall is allowed with any arguments.
+	NoArgs bool
+	// AllowIncomplete generates from incomplete recordings (with a warning) instead of
+	// refusing.
+	AllowIncomplete bool
+	// Version is the tailor version written into the outputs.
+	Version string
+	// Sources name the recordings, parallel to the recordings given to Generate.
+	Sources []string
+}
+
+// Bundle is a generated profile bundle, not yet written.
+type Bundle struct {
+	// Files maps file names (profiles.BundleSeccompFile ...) to their contents.
+	Files map[string][]byte
+	// Manifest is the content of bundle.json.
+	Manifest profiles.Bundle
+	// Seccomp is the profile in seccomp.json, for validation.
+	Seccomp *profiles.Seccomp
+	// Summary is what SUMMARY.txt says, in structured form.
+	Summary Summary
+	// Warnings are things the user must hear about (incomplete input, syscalls that
+	// could not be allowed); the CLI prints them to stderr.
+	Warnings []string
+}
+
+var profileName = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
+
+// Generate merges recs and builds every file of the bundle. It reads nothing from the
+// host: the only outside knowledge is libseccomp's syscall table and the capability
+// library's list, both fixed by the build.
+func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%w: no recordings given", fail.ErrBadInput)
+	}
+	for i, r := range recs {
+		if err := checkRecording(r); err != nil {
+			return nil, fmt.Errorf("%s: %w", sourceName(opt, i), err)
+		}
+	}
+	rec := profiles.Merge(recs...)
+	out := &Bundle{Files: map[string][]byte{}}
+	if !rec.Complete {
+		reasons := strings.Join(rec.Incomplete, "; ")
+		if reasons == "" {
+			reasons = "no reason recorded"
+		}
+		if loss := rec.Loss.Total(); loss > 0 {
+			reasons += fmt.Sprintf("; %d observations lost", loss)
+		}
+		if !opt.AllowIncomplete {
+			return nil, fmt.Errorf("%w: recording is incomplete (%s): the profile could miss something the target needs; re-learn, or pass --allow-incomplete", fail.ErrBadInput, reasons)
+		}
+		out.Warnings = append(out.Warnings, "generating from an INCOMPLETE recording ("+reasons+"): the profile may deny something the target needs")
+	}
+	for _, m := range rec.Missing {
+		out.Warnings = append(out.Warnings, fmt.Sprintf("the recording host could not observe %q: the profile's %s part is not learned", m, m))
+	}
+
+	name := opt.Name
+	if name == "" {
+		name = deriveName(rec.Target)
+	}
+	if !profileName.MatchString(name) {
+		return nil, fmt.Errorf("%w: profile name %q: use lowercase letters, digits, '.' and '-' (at most 63)", fail.ErrBadInput, name)
+	}
+
+	sc, warnings, err := buildSeccomp(rec, opt)
+	if err != nil {
+		return nil, err
+	}
+	out.Warnings = append(out.Warnings, warnings...)
+	out.Seccomp = sc.profile
+
+	caps := neededCaps(rec)
+	files := GeneralizeFiles(withExecs(rec))
+	var execs []string
+	for _, e := range rec.Execs {
+		execs = append(execs, e.Path)
+		if e.Interpreter != "" {
+			execs = append(execs, e.Interpreter)
+		}
+	}
+	slices.Sort(execs)
+	execs = slices.Compact(execs)
+	fams := map[string]bool{}
+	for _, s := range rec.Network.Sockets {
+		fams[s.Family] = true
+	}
+
+	out.Manifest = profiles.Bundle{
+		Kind:           profiles.BundleKind,
+		SchemaVersion:  profiles.BundleSchemaVersion,
+		Tailor:         opt.Version,
+		Name:           name,
+		Machine:        rec.Host.Machine,
+		Syscalls:       sc.allowed,
+		Execs:          nonNil(execs),
+		Files:          files,
+		Capabilities:   nonNil(caps),
+		SocketFamilies: sortedKeys(fams),
+	}
+	for i, r := range recs {
+		out.Manifest.Sources = append(out.Manifest.Sources, profiles.BundleSource{File: sourceName(opt, i), Target: r.Target, Complete: r.Complete})
+	}
+
+	out.Summary = summarize(rec, sc, &out.Manifest)
+
+	add := func(file string, data []byte, err error) error {
+		if err != nil {
+			return fmt.Errorf("rendering %s: %w", file, err)
+		}
+		out.Files[file] = data
+		return nil
+	}
+	seccompJSON, err := profiles.EncodeSeccomp(sc.profile)
+	if err := add(profiles.BundleSeccompFile, seccompJSON, err); err != nil {
+		return nil, err
+	}
+	out.Files[profiles.BundleAppArmorFile] = []byte(renderAppArmor(name, rec, files, caps, opt.Version))
+	capsJSON, err := encodeJSON(capabilitiesFile{Drop: []string{"ALL"}, Add: nonNil(caps)})
+	if err := add(profiles.BundleCapabilitiesFile, capsJSON, err); err != nil {
+		return nil, err
+	}
+	out.Files[profiles.BundleDockerRunFile] = []byte(renderDockerRun(name, opt.Dir, caps))
+	spo, err := renderSPO(name, sc.profile)
+	if err := add(profiles.BundleSPOFile, spo, err); err != nil {
+		return nil, err
+	}
+	pod, err := renderPodSecurityContext(name, caps)
+	if err := add(profiles.BundlePodSnippetFile, pod, err); err != nil {
+		return nil, err
+	}
+	out.Files[profiles.BundleSummaryFile] = []byte(out.Summary.Text())
+	manifest, err := encodeJSON(out.Manifest)
+	if err := add(profiles.BundleManifestFile, manifest, err); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkRecording rejects what a generator cannot turn into a profile: names that are
+// not real syscalls or capabilities, access kinds it does not know.
+func checkRecording(r *profiles.Recording) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	if err := r.ValidateNames(); err != nil {
+		return err
+	}
+	for _, f := range r.Files {
+		if !knownAccess(f.Access) {
+			return fmt.Errorf("%w: file %q has an unknown access kind in %v", fail.ErrBadInput, f.Path, f.Access)
+		}
+		if !strings.HasPrefix(f.Path, "/") {
+			return fmt.Errorf("%w: file path %q is not absolute", fail.ErrBadInput, f.Path)
+		}
+	}
+	for _, e := range r.Execs {
+		if !strings.HasPrefix(e.Path, "/") {
+			return fmt.Errorf("%w: exec path %q is not absolute", fail.ErrBadInput, e.Path)
+		}
+	}
+	return nil
+}
+
+func sourceName(opt Options, i int) string {
+	if i < len(opt.Sources) {
+		return opt.Sources[i]
+	}
+	return fmt.Sprintf("recording %d", i+1)
+}
+
+// withExecs adds the executed programs (and script interpreters) to the recorded
+// files, so each path gets one AppArmor rule with all its permissions. An executed
+// file is read too (by the loader or, for a script, by its interpreter).
+func withExecs(rec *profiles.Recording) []profiles.FileAccess {
+	files := slices.Clone(rec.Files)
+	for _, e := range rec.Execs {
+		files = append(files, profiles.FileAccess{Path: e.Path, Access: []string{profiles.AccessExec, profiles.AccessRead}})
+		if e.Interpreter != "" {
+			files = append(files, profiles.FileAccess{Path: e.Interpreter, Access: []string{profiles.AccessExec, profiles.AccessRead}})
+		}
+	}
+	return files
+}
+
+// neededCaps lists the capabilities an audited check granted: a denied check means the
+// target coped without it, and a probe (CAP_OPT_NOAUDIT) never makes one needed.
+func neededCaps(rec *profiles.Recording) []string {
+	var caps []string
+	for _, c := range rec.Capabilities {
+		if c.Needed() {
+			caps = append(caps, c.Name)
+		}
+	}
+	slices.Sort(caps)
+	return caps
+}
+
+var nameJunk = regexp.MustCompile(`[^a-z0-9.-]+`)
+
+// deriveName builds a profile name from the target: the container name, else the
+// image's last path element without tag, else the program's base name.
+func deriveName(t profiles.Target) string {
+	var base string
+	switch {
+	case t.Container != nil && t.Container.Name != "":
+		base = strings.TrimPrefix(t.Container.Name, "/")
+	case t.Container != nil && t.Container.Image != "":
+		base = path.Base(t.Container.Image)
+		base, _, _ = strings.Cut(base, "@")
+		base, _, _ = strings.Cut(base, ":")
+	case len(t.Command) > 0:
+		base = path.Base(t.Command[0])
+	}
+	base = strings.Trim(nameJunk.ReplaceAllString(strings.ToLower(base), "-"), "-.")
+	if base == "" {
+		return "tailor-profile"
+	}
+	name := "tailor-" + base
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-.")
+	}
+	return name
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

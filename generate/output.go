@@ -1,0 +1,163 @@
+package generate
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+// capabilitiesFile is capabilities.json: drop everything, add back what was needed,
+// in Docker's spelling (CAP_CHOWN).
+type capabilitiesFile struct {
+	Drop []string `json:"drop"`
+	Add  []string `json:"add"`
+}
+
+func encodeJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// renderDockerRun writes the docker run flags that apply the bundle.
+func renderDockerRun(name, dir string, caps []string) string {
+	if dir == "" {
+		dir = "."
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Load the AppArmor profile first (needs AppArmor in the host kernel):\n")
+	fmt.Fprintf(&b, "#   apparmor_parser -r -W %s\n", shellQuote(filepath.Join(dir, profiles.BundleAppArmorFile)))
+	flags := []string{
+		"--security-opt", "seccomp=" + shellQuote(filepath.Join(dir, profiles.BundleSeccompFile)),
+		"--security-opt", "apparmor=" + name,
+		"--security-opt", "no-new-privileges",
+		"--cap-drop", "ALL",
+	}
+	for _, c := range caps {
+		flags = append(flags, "--cap-add", c)
+	}
+	b.WriteString(strings.Join(flags, " "))
+	b.WriteString("\n")
+	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but safe characters.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-=+:,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// spoProfile is the Security Profiles Operator SeccompProfile resource. Its spec has
+// no defaultErrnoRet; runc returns EPERM for an errno default without one, which is
+// what seccomp.json says explicitly.
+type spoProfile struct {
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Metadata   spoMetadata `json:"metadata"`
+	Spec       spoSpec     `json:"spec"`
+}
+
+type spoMetadata struct {
+	Name string `json:"name"`
+}
+
+type spoSpec struct {
+	DefaultAction specs.LinuxSeccompAction `json:"defaultAction"`
+	Architectures []specs.Arch             `json:"architectures"`
+	Syscalls      []spoSyscall             `json:"syscalls"`
+}
+
+type spoSyscall struct {
+	Names    []string                 `json:"names"`
+	Action   specs.LinuxSeccompAction `json:"action"`
+	ErrnoRet *uint                    `json:"errnoRet,omitempty"`
+	Args     []spoArg                 `json:"args,omitempty"`
+}
+
+// spoArg always writes valueTwo, as the operator's CRD expects every field.
+type spoArg struct {
+	Index    uint                       `json:"index"`
+	Value    uint64                     `json:"value"`
+	ValueTwo uint64                     `json:"valueTwo"`
+	Op       specs.LinuxSeccompOperator `json:"op"`
+}
+
+func renderSPO(name string, p *profiles.Seccomp) ([]byte, error) {
+	res := spoProfile{
+		APIVersion: "security-profiles-operator.x-k8s.io/v1beta1",
+		Kind:       "SeccompProfile",
+		Metadata:   spoMetadata{Name: name},
+		Spec:       spoSpec{DefaultAction: p.DefaultAction, Architectures: p.Architectures},
+	}
+	for _, r := range p.Syscalls {
+		s := spoSyscall{Names: r.Names, Action: r.Action, ErrnoRet: r.ErrnoRet}
+		for _, a := range r.Args {
+			s.Args = append(s.Args, spoArg{Index: a.Index, Value: a.Value, ValueTwo: a.ValueTwo, Op: a.Op})
+		}
+		res.Spec.Syscalls = append(res.Spec.Syscalls, s)
+	}
+	body, err := yaml.Marshal(res)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte("# Security Profiles Operator resource: kubectl apply -f seccompprofile.yaml\n"), body...), nil
+}
+
+type podSnippet struct {
+	SecurityContext podSecurityContext `json:"securityContext"`
+}
+
+type podSecurityContext struct {
+	AllowPrivilegeEscalation bool           `json:"allowPrivilegeEscalation"`
+	AppArmorProfile          localProfile   `json:"appArmorProfile"`
+	Capabilities             podCapabilites `json:"capabilities"`
+	SeccompProfile           localProfile   `json:"seccompProfile"`
+}
+
+type localProfile struct {
+	Type             string `json:"type"`
+	LocalhostProfile string `json:"localhostProfile"`
+}
+
+type podCapabilites struct {
+	Drop []string `json:"drop"`
+	Add  []string `json:"add,omitempty"`
+}
+
+// renderPodSecurityContext writes a container securityContext applying the bundle.
+// Kubernetes spells capabilities without the CAP_ prefix.
+func renderPodSecurityContext(name string, caps []string) ([]byte, error) {
+	var add []string
+	for _, c := range caps {
+		add = append(add, strings.TrimPrefix(c, "CAP_"))
+	}
+	body, err := yaml.Marshal(podSnippet{SecurityContext: podSecurityContext{
+		AllowPrivilegeEscalation: false,
+		AppArmorProfile:          localProfile{Type: "Localhost", LocalhostProfile: name},
+		Capabilities:             podCapabilites{Drop: []string{"ALL"}, Add: add},
+		SeccompProfile:           localProfile{Type: "Localhost", LocalhostProfile: "operator/default/" + name + ".json"},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	head := "# Container securityContext (Kubernetes 1.30+ for appArmorProfile).\n" +
+		"# seccompProfile: the path the Security Profiles Operator installs seccompprofile.yaml to in\n" +
+		"# namespace \"default\"; without the operator, copy seccomp.json to\n" +
+		"# <kubelet root>/seccomp/tailor/" + name + ".json and use localhostProfile: tailor/" + name + ".json.\n" +
+		"# appArmorProfile: load apparmor.profile on every node first.\n"
+	return append([]byte(head), body...), nil
+}

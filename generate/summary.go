@@ -1,0 +1,130 @@
+package generate
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/docker/docker/oci/caps"
+	mobyseccomp "github.com/moby/profiles/seccomp"
+	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+// Summary counts what the bundle allows and compares it with Docker's defaults.
+type Summary struct {
+	Name string `json:"name"`
+	// Archs has one entry per architecture in seccomp.json.
+	Archs []ArchSummary `json:"archs"`
+	// ArgFiltered are syscalls allowed only for some argument values.
+	ArgFiltered []string `json:"argFiltered"`
+	// ENOSYS are syscalls answered ENOSYS so libc falls back.
+	ENOSYS       []string `json:"enosys"`
+	Execs        int      `json:"execs"`
+	FileRules    int      `json:"fileRules"`
+	Capabilities []string `json:"capabilities"`
+	// DockerCapabilities is the size of Docker's default capability set.
+	DockerCapabilities int      `json:"dockerCapabilities"`
+	SocketFamilies     []string `json:"socketFamilies"`
+	Complete           bool     `json:"complete"`
+}
+
+// ArchSummary compares one architecture's allowed syscalls with Docker's default.
+type ArchSummary struct {
+	Arch string `json:"arch"`
+	// Allowed counts the syscalls the profile allows on this arch, with or without
+	// argument conditions.
+	Allowed int `json:"allowed"`
+	// DockerDefault counts the syscalls Docker's default profile allows on this arch
+	// without argument conditions (see dockerDefaultCount).
+	DockerDefault int `json:"dockerDefault"`
+}
+
+func summarize(rec *profiles.Recording, sc *seccompPlan, m *profiles.Bundle) Summary {
+	s := Summary{
+		Name:               m.Name,
+		ArgFiltered:        nonNil(sc.argFiltered),
+		ENOSYS:             nonNil(sc.enosys),
+		Execs:              len(m.Execs),
+		FileRules:          len(m.Files),
+		Capabilities:       m.Capabilities,
+		DockerCapabilities: len(caps.DefaultCapabilities()),
+		SocketFamilies:     m.SocketFamilies,
+		Complete:           rec.Complete,
+	}
+	for _, a := range m.Syscalls {
+		s.Archs = append(s.Archs, ArchSummary{Arch: a.Arch, Allowed: len(a.Names), DockerDefault: dockerDefaultCount(rec.Host.Machine, a.Arch)})
+	}
+	return s
+}
+
+// dockerHostArch maps uname's machine to the architecture names Docker's default
+// profile uses in its per-arch conditions (Go's GOARCH spelling).
+var dockerHostArch = map[string]string{
+	"x86_64": "amd64", "aarch64": "arm64", "i686": "x86", "i386": "x86", "armv7l": "arm",
+}
+
+// dockerDefaultCount counts the syscalls Docker's default seccomp profile allows
+// without conditions, for a container on a host of the given machine, on the given
+// syscall architecture: the names of every SCMP_ACT_ALLOW rule that has no argument
+// conditions, no capability condition (a default container lacks CAP_SYS_ADMIN and
+// the like) and no exclusion, whose arch condition (if any) includes the host; rules
+// gated only on a minimum kernel count (every kernel tailor supports is newer); names
+// that are not real syscalls of the architecture (according to libseccomp) do not.
+func dockerDefaultCount(machine, arch string) int {
+	host := dockerHostArch[machine]
+	sa, err := profiles.ScmpArch(arch)
+	if err != nil {
+		return 0
+	}
+	names := map[string]bool{}
+	for _, r := range mobyseccomp.DefaultProfile().Syscalls {
+		if r.Action != specs.ActAllow || len(r.Args) > 0 || r.Excludes != nil {
+			continue
+		}
+		if inc := r.Includes; inc != nil && (len(inc.Caps) > 0 || len(inc.Arches) > 0 && !slices.Contains(inc.Arches, host)) {
+			continue
+		}
+		for _, n := range r.Names {
+			if real, err := profiles.SyscallOnArch(n, sa); err == nil && real {
+				names[n] = true
+			}
+		}
+	}
+	return len(names)
+}
+
+// Text renders the summary for SUMMARY.txt and the terminal.
+func (s Summary) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "profile %s\n", s.Name)
+	if !s.Complete {
+		b.WriteString("WARNING: generated from an incomplete recording\n")
+	}
+	for _, a := range s.Archs {
+		fmt.Fprintf(&b, "seccomp %s: %d syscalls allowed, Docker default allows %d unconditionally (%s)\n",
+			a.Arch, a.Allowed, a.DockerDefault, reduction(a.Allowed, a.DockerDefault))
+	}
+	fmt.Fprintf(&b, "seccomp argument filters: %s\n", listOrNone(s.ArgFiltered))
+	fmt.Fprintf(&b, "seccomp ENOSYS (libc falls back): %s\n", listOrNone(s.ENOSYS))
+	fmt.Fprintf(&b, "capabilities: %d added after dropping all, Docker default keeps %d (%s): %s\n",
+		len(s.Capabilities), s.DockerCapabilities, reduction(len(s.Capabilities), s.DockerCapabilities), listOrNone(s.Capabilities))
+	fmt.Fprintf(&b, "apparmor: %d file rules, %d executables\n", s.FileRules, s.Execs)
+	fmt.Fprintf(&b, "socket families: %s\n", listOrNone(s.SocketFamilies))
+	return b.String()
+}
+
+func reduction(ours, docker int) string {
+	if docker == 0 {
+		return "no reference"
+	}
+	return fmt.Sprintf("%d%% fewer", (docker-ours)*100/docker)
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
