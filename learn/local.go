@@ -103,7 +103,7 @@ func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	sess := NewSession(tr, target)
+	sess := NewSession(tr, target, true)
 
 	// Signals: the first stops the target and still saves what was seen.
 	sigs := make(chan os.Signal, 2)

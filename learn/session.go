@@ -26,6 +26,13 @@ type Session struct {
 	files     map[string]*fileObs
 	execs     map[profiles.Exec]struct{}
 	truncated uint64
+	// interps caches each executable's ELF interpreter; interpErrs counts executables
+	// that could not be read (the process was gone): their loader may be missing.
+	interps    map[string]string
+	interpErrs uint64
+	// hostRoot is true when the target shares the host's root directory (a local
+	// command), so executables can be read from there once their process is gone.
+	hostRoot bool
 }
 
 type fileObs struct {
@@ -33,9 +40,10 @@ type fileObs struct {
 	dir    bool
 }
 
-// NewSession starts gathering for target.
-func NewSession(tr *bpf.Tracer, target uint32) *Session {
-	return &Session{tr: tr, target: target, start: time.Now().UTC(), files: map[string]*fileObs{}, execs: map[profiles.Exec]struct{}{}}
+// NewSession starts gathering for target. hostRoot tells whether the target sees the
+// host's root directory.
+func NewSession(tr *bpf.Tracer, target uint32, hostRoot bool) *Session {
+	return &Session{hostRoot: hostRoot, tr: tr, target: target, start: time.Now().UTC(), files: map[string]*fileObs{}, interps: map[string]string{}, execs: map[profiles.Exec]struct{}{}}
 }
 
 // Target is the tracer's id of the session's target.
@@ -60,6 +68,9 @@ func (s *Session) Handle(ev bpf.Event) {
 		}
 		f.access |= e.Access
 		f.dir = f.dir || e.Dir
+		if e.Access&bpf.AccExec != 0 && !e.Dir {
+			s.addInterpreter(e.Pid, e.Path)
+		}
 	case *bpf.ExecEvent:
 		if e.Target != s.target {
 			return
@@ -70,6 +81,46 @@ func (s *Session) Handle(ev bpf.Event) {
 		}
 		s.execs[x] = struct{}{}
 	}
+}
+
+// addInterpreter records the dynamic loader of an executed ELF file: the kernel maps it
+// executable during execve without any open the tracer could see.
+func (s *Session) addInterpreter(pid uint32, path string) {
+	if _, done := s.interps[path]; done {
+		return
+	}
+	// The executing process has often exited by now: any live process of the target
+	// shares its root (a container's init, or the host root for a local command).
+	roots := []string{procRoot(int(pid))}
+	for _, p := range s.tr.TargetProcesses(s.target) {
+		roots = append(roots, procRoot(p))
+	}
+	if s.hostRoot {
+		roots = append(roots, "/")
+	}
+	var (
+		interp string
+		err    error
+	)
+	for _, root := range roots {
+		if interp, err = elfInterpreter(root, path); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		s.interpErrs++
+		return
+	}
+	s.interps[path] = interp
+	if interp == "" {
+		return
+	}
+	f := s.files[interp]
+	if f == nil {
+		f = &fileObs{}
+		s.files[interp] = f
+	}
+	f.access |= bpf.AccRead | bpf.AccMmapExec
 }
 
 // Progress is a snapshot for the live progress line.
@@ -186,6 +237,10 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 	if r.Loss.Total() > 0 {
 		r.Complete = false
 		r.Incomplete = append(r.Incomplete, fmt.Sprintf("%d observations lost (see loss)", r.Loss.Total()))
+	}
+	if s.interpErrs > 0 {
+		r.Complete = false
+		r.Incomplete = append(r.Incomplete, fmt.Sprintf("the ELF interpreter of %d executables could not be read (the process exited first)", s.interpErrs))
 	}
 	for _, m := range r.Missing {
 		r.Complete = false

@@ -221,3 +221,31 @@ func TestErrorsAreOneLineWithCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalLoopLearnGenerateEnforce is the main job end to end: a local command learned,
+// its profile generated, and the same command run under enforce three times in a row.
+func TestLocalLoopLearnGenerateEnforce(t *testing.T) {
+	testpriv.RequireRoot(t)
+	bin := tailorBin(t)
+	dir := t.TempDir()
+	rec := filepath.Join(dir, "app.rec.json")
+	prof := filepath.Join(dir, "prof")
+	work := []string{"/bin/sh", "-c", "cat /etc/hostname >/dev/null; ls /usr >/dev/null; date >/dev/null"}
+	if b, err := exec.Command(bin, append([]string{"learn", "-o", rec, "--"}, work...)...).CombinedOutput(); err != nil {
+		t.Fatalf("learn: %v: %s", err, b)
+	}
+	if b, err := exec.Command(bin, "generate", "-o", prof, rec).CombinedOutput(); err != nil {
+		t.Fatalf("generate: %v: %s", err, b)
+	}
+	for i := 0; i < 3; i++ {
+		b, err := exec.Command(bin, append([]string{"enforce", "--profile", prof, "--"}, work...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("enforce run %d: %v: %s", i+1, err, b)
+		}
+	}
+	// The profile is not a no-op: something outside it is refused.
+	b, err := exec.Command(bin, "enforce", "--profile", prof, "--", "/bin/sh", "-c", "cat /etc/shadow").CombinedOutput()
+	if err == nil {
+		t.Fatalf("reading /etc/shadow under the profile succeeded: %s", b)
+	}
+}
