@@ -57,9 +57,14 @@ var (
 )
 
 // Unavailable ends a test that needs something this machine lacks: a failure when
-// CI=true (CI must run every test), a skip with the reason otherwise.
+// CI=true (CI must run every test), a skip with the reason otherwise. `make test-unit`
+// sets TAILOR_UNPRIVILEGED=1 to ask for the unprivileged tests only: then it always
+// skips.
 func Unavailable(t testing.TB, reason string) {
 	t.Helper()
+	if os.Getenv("TAILOR_UNPRIVILEGED") == "1" {
+		t.Skip("TAILOR_UNPRIVILEGED=1: " + reason)
+	}
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("CI=true and %s", reason)
 	}
@@ -70,6 +75,9 @@ func Unavailable(t testing.TB, reason string) {
 // DOCKER_HOST at it for the rest of the test.
 func Daemon(t testing.TB) *Env {
 	t.Helper()
+	if os.Getenv("TAILOR_UNPRIVILEGED") == "1" {
+		t.Skip("TAILOR_UNPRIVILEGED=1: this test needs a docker daemon")
+	}
 	once.Do(func() { shared, startErr = setup() })
 	if startErr != nil {
 		Unavailable(t, startErr.Error())

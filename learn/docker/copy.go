@@ -131,6 +131,8 @@ func (c *Client) PrepareCopy(ctx context.Context, nameOrID string, opts CopyOpti
 	if cfg.Hostname == shortID(info.ID) {
 		cfg.Hostname = ""
 	}
+	// A static MAC address belongs to the original, which may be running.
+	cfg.MacAddress = "" //nolint:staticcheck // deprecated field, still sent by older daemons
 	cfg.Labels = map[string]string{}
 	for k, v := range info.Config.Labels {
 		cfg.Labels[k] = v

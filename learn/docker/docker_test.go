@@ -355,3 +355,28 @@ func TestIdentityAndRunning(t *testing.T) {
 		t.Fatalf("pid %d is not the container's sleep: %q %v", pid, cmdline, err)
 	}
 }
+
+func TestCopyHostname(t *testing.T) {
+	env, c, img := setup(t)
+	ctx := context.Background()
+	for _, set := range []string{"", "web"} {
+		origID := original(t, env, &container.Config{Image: img, Hostname: set}, nil)
+		cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: map[string]string{dockertest.TestLabel: "1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := env.Client.ContainerInspect(ctx, cp.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Docker's default hostname is the container's own short ID.
+		want := set
+		if want == "" {
+			want = cp.ID()[:12]
+		}
+		if got.Config.Hostname != want {
+			t.Errorf("original hostname %q: copy has %q, want %q", set, got.Config.Hostname, want)
+		}
+		removed(t, env, cp)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -50,6 +51,11 @@ func runInNetns(ctx context.Context, pid int, command string, stdout, stderr io.
 	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
 	cmd.Stdout, cmd.Stderr = stdout, stderr
+	// Its own process group, so that cancelling kills everything the shell started,
+	// and a bounded wait for output pipes a background grandchild may hold open.
+	cmd.SysProcAttr = &unix.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return unix.Kill(-cmd.Process.Pid, unix.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w: workload %q stopped: %v", fail.ErrInterrupted, command, ctx.Err())

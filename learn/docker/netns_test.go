@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,9 +100,22 @@ func TestRunWorkloadInNetns(t *testing.T) {
 
 	err = RunWorkloadInNetns(ctx, pid, "exit 4", &out, &errOut)
 	oneErrorLine(t, err, fail.ErrWorkload, "exit status 4")
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := RunWorkloadInNetns(cctx, pid, "true", &out, &errOut); !errors.Is(err, fail.ErrInterrupted) {
-		t.Errorf("workload with a cancelled context: %v, want ErrInterrupted", err)
+
+	// Cancelling kills the whole workload, a background grandchild holding the
+	// output pipe included, instead of waiting for it.
+	out.Reset()
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	err = RunWorkloadInNetns(cctx, pid, "busybox sleep 600 & echo $!; wait", &out, &errOut)
+	if !errors.Is(err, fail.ErrInterrupted) || time.Since(begin) > 10*time.Second {
+		t.Fatalf("cancelled workload: %v after %v, want ErrInterrupted at once", err, time.Since(begin))
+	}
+	bg, convErr := strconv.Atoi(strings.TrimSpace(out.String()))
+	if convErr != nil {
+		t.Fatalf("background pid %q: %v", out.String(), convErr)
+	}
+	if stat, err := os.ReadFile("/proc/" + itoa(bg) + "/stat"); err == nil && !strings.Contains(string(stat), ") Z") {
+		t.Errorf("the workload's background sleep (pid %d) survived the cancel", bg)
 	}
 }
