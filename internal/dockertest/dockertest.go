@@ -13,6 +13,8 @@ package dockertest
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -34,8 +36,27 @@ import (
 )
 
 // TestLabel marks every container a test creates, so Main can find any a test left
-// behind on a shared daemon.
+// behind. Its value names the test binary's run, so that on a daemon shared by test
+// binaries running in parallel each removes only its own leftovers.
 const TestLabel = "tailor.test"
+
+// runEnv passes the run token to child processes a test starts, so the containers
+// they create count as the run's own.
+const runEnv = "TAILOR_DOCKERTEST_RUN"
+
+var runToken = sync.OnceValue(func() string {
+	if tok := os.Getenv(runEnv); tok != "" {
+		return tok
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b) // never fails on Linux (crypto/rand documents it)
+	tok := hex.EncodeToString(b)
+	_ = os.Setenv(runEnv, tok)
+	return tok
+})
+
+// Labels returns the labels every container a test creates must carry.
+func Labels() map[string]string { return map[string]string{TestLabel: runToken()} }
 
 // Env is the daemon a test talks to.
 type Env struct {
@@ -161,7 +182,7 @@ func pingHost(host string) (*client.Client, error) {
 func removeLeftovers(cli *client.Client) ([]string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", TestLabel))})
+	list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", TestLabel+"="+runToken()))})
 	if err != nil {
 		return nil, err
 	}

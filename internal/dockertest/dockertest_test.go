@@ -29,7 +29,7 @@ func TestDaemonRunsBusybox(t *testing.T) {
 	}
 	ctx := context.Background()
 	c, err := env.Client.ContainerCreate(ctx, &container.Config{
-		Image: img, Cmd: []string{"sh", "-c", "cat /www/index.html; id -un"}, Labels: map[string]string{TestLabel: "1"},
+		Image: img, Cmd: []string{"sh", "-c", "cat /www/index.html; id -un"}, Labels: Labels(),
 	}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,9 @@ func original(t *testing.T, env *dockertest.Env, cfg *container.Config, hc *cont
 	if cfg.Labels == nil {
 		cfg.Labels = map[string]string{}
 	}
-	cfg.Labels[dockertest.TestLabel] = "1"
+	for k, v := range dockertest.Labels() {
+		cfg.Labels[k] = v
+	}
 	if hc == nil {
 		hc = &container.HostConfig{}
 	}
@@ -119,7 +121,7 @@ func TestPrepareCopyPreservesConfig(t *testing.T) {
 		SecurityOpt:  []string{"no-new-privileges", "seccomp=unconfined"},
 	})
 
-	cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: map[string]string{dockertest.TestLabel: "1"}})
+	cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: dockertest.Labels()})
 	if err != nil {
 		t.Fatalf("PrepareCopy: %v", err)
 	}
@@ -220,7 +222,7 @@ func TestCopyLifecycle(t *testing.T) {
 			}
 
 			begin := time.Now()
-			cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: map[string]string{dockertest.TestLabel: "1"}})
+			cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: dockertest.Labels()})
 			if err != nil {
 				t.Fatalf("PrepareCopy: %v", err)
 			}
@@ -273,7 +275,7 @@ func TestStartFailureStillRemoves(t *testing.T) {
 	env, c, img := setup(t)
 	ctx := context.Background()
 	origID := original(t, env, &container.Config{Image: img, Entrypoint: []string{"/no/such/program"}}, nil)
-	cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: map[string]string{dockertest.TestLabel: "1"}})
+	cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: dockertest.Labels()})
 	if err != nil {
 		t.Fatalf("PrepareCopy: %v", err)
 	}
@@ -292,7 +294,7 @@ func TestPrepareCopyAfterCancel(t *testing.T) {
 	env, c, img := setup(t)
 	origID := original(t, env, &container.Config{Image: img, Cmd: []string{"sleep", "600"}}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: map[string]string{dockertest.TestLabel: "1"}})
+	cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: dockertest.Labels()})
 	if err != nil {
 		t.Fatalf("PrepareCopy: %v", err)
 	}
@@ -361,7 +363,7 @@ func TestCopyHostname(t *testing.T) {
 	ctx := context.Background()
 	for _, set := range []string{"", "web"} {
 		origID := original(t, env, &container.Config{Image: img, Hostname: set}, nil)
-		cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: map[string]string{dockertest.TestLabel: "1"}})
+		cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: dockertest.Labels()})
 		if err != nil {
 			t.Fatal(err)
 		}

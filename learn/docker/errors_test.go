@@ -122,7 +122,7 @@ func TestImageNotFound(t *testing.T) {
 	if _, err := env.Client.ImageRemove(ctx, committed.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
 		t.Fatalf("removing the image: %v", err)
 	}
-	_, err = c.PrepareCopy(ctx, origID, CopyOptions{Labels: map[string]string{dockertest.TestLabel: "1"}})
+	_, err = c.PrepareCopy(ctx, origID, CopyOptions{Labels: dockertest.Labels()})
 	oneErrorLine(t, err, fail.ErrDocker, "creating a copy of container", "No such image", "gone")
 	t.Logf("%v", err)
 	_, err = c.Identity(ctx, origID)

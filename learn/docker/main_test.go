@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		cp, err := c.PrepareCopy(context.Background(), os.Getenv("TAILOR_TEST_ORIGINAL"), CopyOptions{Labels: map[string]string{dockertest.TestLabel: "1"}})
+		cp, err := c.PrepareCopy(context.Background(), os.Getenv("TAILOR_TEST_ORIGINAL"), CopyOptions{Labels: dockertest.Labels()})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

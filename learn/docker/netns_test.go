@@ -51,7 +51,7 @@ func TestRunWorkloadInNetns(t *testing.T) {
 	env, c, img := setup(t)
 	ctx := context.Background()
 	origID := original(t, env, &container.Config{Image: img, Cmd: []string{"httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/www"}}, nil)
-	cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: map[string]string{dockertest.TestLabel: "1"}})
+	cp, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: dockertest.Labels()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestCleanupStale(t *testing.T) {
 	})
 
 	// This process's own copy is live.
-	live, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: map[string]string{dockertest.TestLabel: "1"}})
+	live, err := c.PrepareCopy(ctx, origID, CopyOptions{Labels: dockertest.Labels()})
 	if err != nil {
 		t.Fatalf("PrepareCopy: %v", err)
 	}
