@@ -13,7 +13,7 @@ DEB_PKGS  := clang-14 llvm-14 libbpf-dev bpftool libseccomp-dev pkg-config gcc g
 
 export CGO_ENABLED=1
 
-.PHONY: help setup build test test-unit generate check-generate vmlinux lint clean
+.PHONY: help setup build test test-unit bench generate check-generate vmlinux lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ test: build ## run every test; privileged ones need root (with CI=true a missing
 
 test-unit: ## run only the tests that need no privilege
 	TAILOR_UNPRIVILEGED=1 $(GO) test -count=1 ./...
+
+bench: ## measure the tracer's cost side by side (root): getpid untraced / empty program / target / non-target / strace
+	$(GO) run ./bench
 
 generate: ## regenerate the BPF objects and bindings from bpf/*.bpf.c and the committed vmlinux.h
 	cd bpf && BPF2GO_CC=$(CLANG) BPF2GO_STRIP=$(STRIP) $(GO) generate ./...

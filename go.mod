@@ -54,3 +54,5 @@ require (
 	go.opentelemetry.io/otel/trace v1.47.0 // indirect
 	golang.org/x/term v0.47.0
 )
+
+tool github.com/cilium/ebpf/cmd/bpf2go

@@ -3,6 +3,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -552,4 +553,40 @@ func (t *Tracer) Close() error {
 		t.chanMu.Unlock()
 	})
 	return nil
+}
+
+// AttachEmpty attaches a sys_enter program that does nothing, the yardstick against
+// which the benchmark measures the tracer's own cost. Close detaches it.
+func AttachEmpty() (io.Closer, error) {
+	if err := CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	spec, err := loadTracer()
+	if err != nil {
+		return nil, fmt.Errorf("loading tracer spec: %w", err)
+	}
+	var objs struct {
+		Prog *ebpf.Program `ebpf:"empty_sys_enter"`
+	}
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, fmt.Errorf("loading the empty program: %w", err)
+	}
+	l, err := link.AttachTracing(link.TracingOptions{Program: objs.Prog})
+	if err != nil {
+		objs.Prog.Close()
+		return nil, fmt.Errorf("attaching the empty program: %w", err)
+	}
+	return closers{l, objs.Prog}, nil
+}
+
+type closers []io.Closer
+
+func (c closers) Close() error {
+	var first error
+	for _, x := range c {
+		if err := x.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }

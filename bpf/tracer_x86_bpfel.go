@@ -120,6 +120,7 @@ const (
 	tracerMapTasks          = "tasks"
 	tracerProgCapableBtf    = "capable_btf"
 	tracerProgCapableKprobe = "capable_kprobe"
+	tracerProgEmptySysEnter = "empty_sys_enter"
 	tracerProgExecBtf       = "exec_btf"
 	tracerProgExecRaw       = "exec_raw"
 	tracerProgExitBtf       = "exit_btf"
@@ -185,6 +186,7 @@ type tracerSpecs struct {
 type tracerProgramSpecs struct {
 	CapableBtf    *ebpf.ProgramSpec `ebpf:"capable_btf"`
 	CapableKprobe *ebpf.ProgramSpec `ebpf:"capable_kprobe"`
+	EmptySysEnter *ebpf.ProgramSpec `ebpf:"empty_sys_enter"`
 	ExecBtf       *ebpf.ProgramSpec `ebpf:"exec_btf"`
 	ExecRaw       *ebpf.ProgramSpec `ebpf:"exec_raw"`
 	ExitBtf       *ebpf.ProgramSpec `ebpf:"exit_btf"`
@@ -295,6 +297,7 @@ type tracerVariables struct {
 type tracerPrograms struct {
 	CapableBtf    *ebpf.Program `ebpf:"capable_btf"`
 	CapableKprobe *ebpf.Program `ebpf:"capable_kprobe"`
+	EmptySysEnter *ebpf.Program `ebpf:"empty_sys_enter"`
 	ExecBtf       *ebpf.Program `ebpf:"exec_btf"`
 	ExecRaw       *ebpf.Program `ebpf:"exec_raw"`
 	ExitBtf       *ebpf.Program `ebpf:"exit_btf"`
@@ -315,6 +318,7 @@ func (p *tracerPrograms) Close() error {
 	return _TracerClose(
 		p.CapableBtf,
 		p.CapableKprobe,
+		p.EmptySysEnter,
 		p.ExecBtf,
 		p.ExecRaw,
 		p.ExitBtf,

@@ -1,0 +1,203 @@
+// Command bench measures what tailor's tracer costs, side by side in one run. It needs
+// root. `make bench` runs it; docs/benchmarks.md records a run.
+//
+// getpid: ns per getpid syscall in a tight loop (testdata/workloads/workload.c, which
+// times its own loop, so process start-up is not counted), in these configurations:
+//
+//	untraced                 nothing attached
+//	untraced, filter         under tailor's allow-all learning seccomp filter
+//	empty sys_enter          an empty tp_btf sys_enter program attached
+//	tailor non-target        tailor recording another process; this one unrelated
+//	tailor non-target, filter  the same, the unrelated process under a seccomp filter too
+//	tailor target            tailor recording this process (under its learning filter)
+//	strace -f                the process under strace -f
+//
+// The configurations are interleaved round by round, so machine noise hits them alike,
+// and the median of the rounds is reported. Ratios compare added costs: the target's
+// against the learning-filter baseline, the non-target's against the untraced one, both
+// divided by the empty program's added cost.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/tailor-sec/tailor/bpf"
+	"github.com/tailor-sec/tailor/internal/launch"
+)
+
+func main() {
+	launch.Main()
+	rounds := flag.Int("rounds", 7, "rounds of every configuration")
+	n := flag.Int("n", 2000000, "getpid calls per measurement")
+	flag.Parse()
+	if err := run(*rounds, *n); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	name string
+	run  func() (float64, error)
+}
+
+func run(rounds, n int) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("needs root (BPF): run 'sudo make bench'")
+	}
+	dir, err := os.MkdirTemp("", "tailor-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	wl := filepath.Join(dir, "workload")
+	if out, err := exec.Command("gcc", "-O2", "-o", wl, "testdata/workloads/workload.c").CombinedOutput(); err != nil {
+		return fmt.Errorf("building the workload: %v: %s", err, out)
+	}
+	args := []string{wl, "getpid", strconv.Itoa(n)}
+
+	plain := func() (float64, error) { return parse(exec.Command(args[0], args[1:]...).Output()) }
+	filtered := func() (float64, error) { return launched(args, nil, 0) }
+	empty := func() (float64, error) {
+		c, err := bpf.AttachEmpty()
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		return plain()
+	}
+	withTracer := func(fn func(tr *bpf.Tracer) (float64, error)) func() (float64, error) {
+		return func() (float64, error) {
+			tr, err := bpf.Open(bpf.Options{Logger: nil})
+			if err != nil {
+				return 0, err
+			}
+			defer tr.Close()
+			go func() {
+				for range tr.Events() {
+				}
+			}()
+			return fn(tr)
+		}
+	}
+	nonTarget := withTracer(func(tr *bpf.Tracer) (float64, error) {
+		// Something is being recorded meanwhile: a target that just waits.
+		if _, err := tr.NewTarget(); err != nil {
+			return 0, err
+		}
+		return plain()
+	})
+	nonTargetFiltered := withTracer(func(tr *bpf.Tracer) (float64, error) { return launched(args, nil, 0) })
+	target := withTracer(func(tr *bpf.Tracer) (float64, error) {
+		id, err := tr.NewTarget()
+		if err != nil {
+			return 0, err
+		}
+		return launched(args, tr, id)
+	})
+	straced := func() (float64, error) {
+		return parse(exec.Command("strace", append([]string{"-f", "-qq", "-o", "/dev/null", "--"}, args...)...).Output())
+	}
+
+	configs := []config{
+		{"untraced", plain},
+		{"untraced, learning filter", filtered},
+		{"empty sys_enter program", empty},
+		{"tailor non-target", nonTarget},
+		{"tailor non-target, under a filter", nonTargetFiltered},
+		{"tailor target", target},
+		{"strace -f", straced},
+	}
+	results := make([][]float64, len(configs))
+	for r := 0; r < rounds; r++ {
+		for i := range configs {
+			c := configs[(i+r)%len(configs)] // rotate the order every round
+			idx := (i + r) % len(configs)
+			v, err := c.run()
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.name, err)
+			}
+			results[idx] = append(results[idx], v)
+		}
+	}
+	med := make([]float64, len(configs))
+	for i := range configs {
+		med[i] = median(results[i])
+	}
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "getpid loop: %d calls, %d interleaved rounds, median ns per call\n\n", n, rounds)
+	fmt.Fprintf(&out, "| configuration | ns/call | added vs baseline |\n|---|---:|---:|\n")
+	base := map[int]int{1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 0}
+	for i, c := range configs {
+		add := "-"
+		if b, ok := base[i]; ok {
+			add = fmt.Sprintf("%+.1f", med[i]-med[b])
+		}
+		fmt.Fprintf(&out, "| %s | %.1f | %s |\n", c.name, med[i], add)
+	}
+	emptyAdded := med[2] - med[0]
+	targetAdded := med[5] - med[1]
+	nonTargetAdded := med[3] - med[0]
+	fmt.Fprintf(&out, "\nratios of added cost to the empty program's (%.1f ns):\n", emptyAdded)
+	fmt.Fprintf(&out, "- tailor target:      %.2fx (goal <= 1.5x)\n", ratio(targetAdded, emptyAdded))
+	fmt.Fprintf(&out, "- tailor non-target:  %.2fx (goal <= 1.2x)\n", ratio(nonTargetAdded, emptyAdded))
+	fmt.Fprintf(&out, "- strace -f vs untraced: %.0fx slower per call\n", med[6]/med[0])
+	io.Copy(os.Stdout, &out)
+	return nil
+}
+
+// launched runs argv through tailor's learning launcher; with a tracer it is a target.
+func launched(argv []string, tr *bpf.Tracer, target uint32) (float64, error) {
+	var stdout bytes.Buffer
+	p, err := launch.Start("learn", launch.Payload{Argv: argv, Env: os.Environ()}, launch.Stdio{Stdout: &stdout, Stderr: os.Stderr})
+	if err != nil {
+		return 0, err
+	}
+	if tr != nil {
+		if err := tr.AddProcess(target, p.Pid(), "bench"); err != nil {
+			p.Wait()
+			return 0, err
+		}
+	}
+	if err := p.Release(); err != nil {
+		p.Wait()
+		return 0, err
+	}
+	st, err := p.Wait()
+	if err != nil {
+		return 0, err
+	}
+	if st != 0 {
+		return 0, fmt.Errorf("workload exited %d", st)
+	}
+	return parse(stdout.Bytes(), nil)
+}
+
+func parse(out []byte, err error) (float64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+}
+
+func median(v []float64) float64 {
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
+}
