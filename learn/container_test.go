@@ -318,3 +318,32 @@ func TestLearnContainerErrors(t *testing.T) {
 		t.Errorf("a failed run wrote %s", out)
 	}
 }
+
+// TestLearnContainerAttach: attaching traces the running container's existing
+// processes, marks the recording incomplete and leaves the container running.
+func TestLearnContainerAttach(t *testing.T) {
+	env, img := dockerEnv(t)
+	// sync(2) in a loop: made only after the attach, by processes forked from the
+	// already running shell.
+	name := busyboxContainer(t, env, img, `while :; do sync; usleep 20000; done`)
+	ctx := context.Background()
+	if err := env.Client.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := learnContainer(t, name, Options{Duration: time.Second}, ContainerOptions{Attach: true})
+	if err != nil {
+		t.Fatalf("learn --attach: %v", err)
+	}
+	if !rec.Target.Container.Attached || rec.Complete || !slices.Contains(rec.Incomplete, attachedReason) {
+		t.Errorf("attached recording: attached=%v complete=%v %v", rec.Target.Container.Attached, rec.Complete, rec.Incomplete)
+	}
+	sys := syscallSet(rec, profiles.ArchX86_64)
+	// busybox runs its applets in forked shells, without execve.
+	if !sys["sync"] || !sys["clone"] {
+		t.Errorf("the running container's sync/clone missing: %v", rec.Syscalls)
+	}
+	info, err := env.Client.ContainerInspect(ctx, name)
+	if err != nil || !info.State.Running {
+		t.Errorf("the container must still run after detaching: %v", err)
+	}
+}
