@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/tailor-sec/tailor/internal/dockertest"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/testpriv"
@@ -22,7 +23,7 @@ import (
 
 func TestMain(m *testing.M) {
 	launch.Main() // the test binary is also the launcher child
-	os.Exit(m.Run())
+	dockertest.Main(m)
 }
 
 var (

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
@@ -104,11 +103,8 @@ func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	sess := NewSession(tr, target, true)
-
-	// Signals: the first stops the target and still saves what was seen.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
+	sigs, stopSignals := notifySignals()
+	defer stopSignals()
 
 	proc, err := launch.Start("learn", launch.Payload{Argv: argv, Env: os.Environ()},
 		launch.Stdio{Stdin: opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr})
@@ -124,114 +120,23 @@ func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
 		return nil, err
 	}
 
-	type waitResult struct {
-		status int
-		err    error
-	}
 	exited := make(chan waitResult, 1)
 	go func() {
 		st, err := proc.Wait()
 		exited <- waitResult{st, err}
 	}()
-
-	var workloadDone chan error
+	l := &runLoop{tr: tr, sess: sess, opt: &opt, sigs: sigs, exited: exited,
+		stop: func(string) { go stopTarget(tr, target, proc, opt.StopTimeout) }}
 	if opt.Workload != "" {
-		workloadDone = make(chan error, 1)
-		go func() { workloadDone <- runWorkload(ctx, opt.Workload, opt.Stdout, opt.Stderr) }()
+		l.workload = func() error { return runWorkload(ctx, opt.Workload, opt.Stdout, opt.Stderr) }
 	}
-	var timeout <-chan time.Time
-	if opt.Duration > 0 {
-		t := time.NewTimer(opt.Duration)
-		defer t.Stop()
-		timeout = t.C
+	// Descendants may outlive the target's first process: stop them too before the
+	// final flush.
+	out := l.run(ctx, func() { stopTarget(tr, target, nil, opt.StopTimeout) })
+	if out.res.err != nil {
+		return nil, out.res.err
 	}
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	live := opt.Progress != nil && isTerminal(opt.Progress)
-
-	var (
-		res         waitResult
-		interrupted bool
-		workloadErr error
-		stopped     bool
-	)
-	stop := func(why string) {
-		if stopped {
-			return
-		}
-		stopped = true
-		opt.Logger.Debug("stopping target", "reason", why)
-		go stopTarget(tr, target, proc, opt.StopTimeout)
-	}
-loop:
-	for {
-		select {
-		case ev, ok := <-tr.Events():
-			if ok {
-				sess.Handle(ev)
-			}
-		case res = <-exited:
-			break loop
-		case <-timeout:
-			stop("duration reached")
-		case workloadErr = <-workloadDone:
-			workloadDone = nil
-			stop("workload finished")
-		case <-sigs:
-			interrupted = true
-			stop("signal")
-		case <-ctx.Done():
-			interrupted = true
-			stop("cancelled")
-		case <-tick.C:
-			if live {
-				printProgress(opt.Progress, sess.Progress())
-			}
-		}
-	}
-	// Descendants may outlive the target's first process: stop them too, then
-	// collect every event the kernel wrote before the end.
-	stopTarget(tr, target, nil, opt.StopTimeout)
-	tr.Flush()
-drain:
-	for {
-		select {
-		case ev := <-tr.Events():
-			sess.Handle(ev)
-		default:
-			break drain
-		}
-	}
-	if live {
-		fmt.Fprint(opt.Progress, "\r\033[K")
-	}
-	if res.err != nil {
-		return nil, res.err
-	}
-	rec, err := sess.Recording(profiles.Target{Kind: "command", Command: argv, Workload: opt.Workload})
-	if err != nil {
-		return nil, err
-	}
-	if interrupted {
-		rec.Complete = false
-		rec.Incomplete = append(rec.Incomplete, "interrupted before the target finished")
-	}
-	if err := rec.Save(opt.Output); err != nil {
-		return nil, err
-	}
-	result := &Result{Recording: rec, TargetStatus: res.status}
-	if opt.Progress != nil {
-		printSummary(opt.Progress, rec, opt.Output, res.status)
-	}
-	switch {
-	case interrupted:
-		return result, fmt.Errorf("%w: recording saved to %s, marked incomplete", fail.ErrInterrupted, opt.Output)
-	case rec.Loss.Total() > 0 && !opt.AllowLoss:
-		return result, fmt.Errorf("%w: %d observations lost; recording saved to %s, marked incomplete (use --allow-loss to accept)", fail.ErrLoss, rec.Loss.Total(), opt.Output)
-	case workloadErr != nil:
-		return result, fmt.Errorf("%w: %v; recording saved to %s", fail.ErrWorkload, workloadErr, opt.Output)
-	}
-	return result, nil
+	return finish(sess, &opt, profiles.Target{Kind: "command", Command: argv, Workload: opt.Workload}, out)
 }
 
 // stopTarget asks every process of target to stop with SIGTERM, then kills what is

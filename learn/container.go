@@ -1,0 +1,275 @@
+package learn
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tailor-sec/tailor/bpf"
+	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/learn/docker"
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+// attachedReason marks the recording of an attached run incomplete.
+const attachedReason = "attached to a running container: its start-up was not seen"
+
+// ContainerOptions adjust a container learning run beyond Options.
+type ContainerOptions struct {
+	// Attach traces the running container itself instead of a relaunched copy.
+	Attach bool
+	// CopyLabels are added to the copy's labels (tests mark their containers).
+	CopyLabels map[string]string
+}
+
+// Container learns the Docker container nameOrID. By default it relaunches a copy of
+// it under the learning seccomp profile (see package learn/docker), traces the copy
+// from its first filtered syscall until it exits, the duration ends, the workload
+// (run in the copy's network namespace) finishes or a signal arrives, stops and
+// removes it, and writes the recording. With Attach it traces the running container
+// from now on and leaves it running.
+func Container(ctx context.Context, nameOrID string, opt Options, copt ContainerOptions) (*Result, error) {
+	opt.defaults()
+	if err := checkOutput(opt.Output); err != nil {
+		return nil, err
+	}
+	tr, err := bpf.Open(bpf.Options{Logger: opt.Logger})
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	dc, err := docker.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer dc.Close()
+	stale, err := dc.CleanupStale(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(stale) > 0 {
+		opt.Logger.Info("removed copies left by killed tailor runs", "containers", strings.Join(stale, ","))
+	}
+	ident, err := dc.Identity(ctx, nameOrID)
+	if err != nil {
+		return nil, err
+	}
+	target, err := tr.NewTarget()
+	if err != nil {
+		return nil, err
+	}
+	sess := NewSession(tr, target, false)
+	sigs, stopSignals := notifySignals()
+	defer stopSignals()
+	tgt := profiles.Target{Kind: "container", Command: containerCommand(ident), Container: ident, Workload: opt.Workload}
+	if copt.Attach {
+		ident.Attached = true
+		return attach(ctx, dc, tr, sess, sigs, &opt, tgt)
+	}
+	return relaunch(ctx, dc, tr, sess, sigs, &opt, copt, tgt)
+}
+
+// relaunch learns a copy of the container and removes it on every path.
+func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Session, sigs <-chan os.Signal, opt *Options, copt ContainerOptions, tgt profiles.Target) (*Result, error) {
+	cp, err := dc.PrepareCopy(ctx, tgt.Container.ID, docker.CopyOptions{Labels: copt.CopyLabels})
+	if err != nil {
+		return nil, err
+	}
+	// Remove and Stop ignore ctx's cancellation, so this also runs after Ctrl-C.
+	defer func() {
+		if err := cp.Remove(ctx); err != nil {
+			opt.Logger.Warn("removing the copy", "container", cp.Name(), "error", err)
+		}
+	}()
+	for _, w := range cp.Warnings() {
+		opt.Logger.Warn("docker", "warning", w)
+	}
+	if err := tr.AddContainer(sess.Target(), cp.ID()); err != nil {
+		return nil, err
+	}
+	defer tr.RemoveContainer(cp.ID())
+	if err := cp.Start(ctx); err != nil {
+		return nil, err
+	}
+	exited := make(chan waitResult, 1)
+	go func() {
+		// The copy is stopped on every way out of the loop, so Wait ends without ctx.
+		st, err := cp.Wait(context.WithoutCancel(ctx))
+		exited <- waitResult{int(st), err}
+	}()
+	l := &runLoop{tr: tr, sess: sess, opt: opt, sigs: sigs, exited: exited,
+		stop: func(string) {
+			go func() {
+				if err := cp.Stop(ctx, opt.StopTimeout); err != nil {
+					opt.Logger.Warn("stopping the copy", "container", cp.Name(), "error", err)
+				}
+			}()
+		}}
+	if opt.Workload != "" {
+		l.workload = func() error {
+			pid, err := cp.Pid(ctx)
+			if err != nil {
+				return err
+			}
+			return docker.RunWorkloadInNetns(ctx, pid, opt.Workload, opt.Stdout, opt.Stderr)
+		}
+	}
+	out := l.run(ctx, nil)
+	if out.res.err != nil {
+		return nil, out.res.err
+	}
+	return finish(sess, opt, tgt, out)
+}
+
+// attach learns the running container from now on. Its processes already installed
+// their filter, so the filter-install hook cannot see them: they are added one by one,
+// and the hook only catches later `docker exec`s. The container is left running.
+func attach(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Session, sigs <-chan os.Signal, opt *Options, tgt profiles.Target) (*Result, error) {
+	id, initPid, err := dc.Running(ctx, tgt.Container.ID)
+	if err != nil {
+		return nil, err
+	}
+	if err := tr.AddContainer(sess.Target(), id); err != nil {
+		return nil, err
+	}
+	defer tr.RemoveContainer(id)
+	pids, err := cgroupProcesses(id)
+	if err != nil {
+		return nil, err
+	}
+	for _, pid := range pids {
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if err := tr.AddProcess(sess.Target(), pid, strings.TrimSpace(string(comm))); err != nil {
+			return nil, err
+		}
+	}
+	opt.Logger.Debug("attached", "container", id[:12], "processes", len(pids))
+
+	// The container ends with its init; its exit status is Docker's to know, not the
+	// kernel's (init is not tailor's child), so an ended container reports status 0.
+	exited := make(chan waitResult, 2)
+	initGone, err := processGone(initPid)
+	if err != nil {
+		return nil, err
+	}
+	defer initGone.Close()
+	go func() {
+		if initGone.Wait() {
+			exited <- waitResult{}
+		}
+	}()
+	l := &runLoop{tr: tr, sess: sess, opt: opt, sigs: sigs, exited: exited,
+		// Detaching ends the run: the container is not ours to stop.
+		stop: func(string) { exited <- waitResult{} }}
+	if opt.Workload != "" {
+		l.workload = func() error { return docker.RunWorkloadInNetns(ctx, initPid, opt.Workload, opt.Stdout, opt.Stderr) }
+	}
+	out := l.run(ctx, nil)
+	if out.res.err != nil {
+		return nil, out.res.err
+	}
+	return finish(sess, opt, tgt, out, attachedReason)
+}
+
+// cgroupProcesses lists, sorted, the host pids whose cgroup names the container id
+// (cgroupfs "/docker/<id>" or systemd "docker-<id>.scope", v1 or v2).
+func cgroupProcesses(id string) ([]int, error) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("listing processes: %w", err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+		if err != nil {
+			continue // gone between listing and reading
+		}
+		if inContainerCgroup(string(b), id) {
+			pids = append(pids, pid)
+		}
+	}
+	sort.Ints(pids)
+	return pids, nil
+}
+
+// inContainerCgroup reports whether a /proc/PID/cgroup text puts the process in the
+// container's cgroup.
+func inContainerCgroup(cgroups, id string) bool {
+	for _, line := range strings.Split(cgroups, "\n") {
+		i := strings.LastIndexByte(line, ':')
+		if i < 0 {
+			continue
+		}
+		base := filepath.Base(line[i+1:])
+		if base == id || base == "docker-"+id+".scope" {
+			return true
+		}
+	}
+	return false
+}
+
+// containerCommand is the command the container runs: entrypoint then cmd, as Docker
+// reported them in the identity's configuration.
+func containerCommand(c *profiles.Container) []string {
+	cfg, _ := c.Config["Config"].(map[string]any)
+	var argv []string
+	for _, key := range []string{"Entrypoint", "Cmd"} {
+		list, _ := cfg[key].([]any)
+		for _, a := range list {
+			if s, ok := a.(string); ok {
+				argv = append(argv, s)
+			}
+		}
+	}
+	return argv
+}
+
+// pidWatch tells when a process that is not tailor's child exits.
+type pidWatch struct {
+	pidfd  int
+	cancel [2]int
+}
+
+// processGone watches pid through a pidfd, which becomes readable when it exits.
+func processGone(pid int) (*pidWatch, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: watching the container's init (pid %d): %v", fail.ErrDocker, pid, err)
+	}
+	w := &pidWatch{pidfd: fd}
+	if err := unix.Pipe2(w.cancel[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("watching the container's init: %w", err)
+	}
+	return w, nil
+}
+
+// Wait blocks until the process exits (true) or Close is called (false). Call it
+// once: it releases the watch's descriptors.
+func (w *pidWatch) Wait() bool {
+	defer unix.Close(w.pidfd)
+	defer unix.Close(w.cancel[0])
+	fds := []unix.PollFd{{Fd: int32(w.pidfd), Events: unix.POLLIN}, {Fd: int32(w.cancel[0]), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && fds[0].Revents != 0 && fds[1].Revents == 0
+	}
+}
+
+// Close ends a pending Wait.
+func (w *pidWatch) Close() {
+	unix.Close(w.cancel[1])
+}
