@@ -167,22 +167,32 @@ static __always_inline int under_filter(struct task_struct *task)
 	return BPF_CORE_READ(task, seccomp.mode) == SECCOMP_MODE_FILTER;
 }
 
-/* Which syscall table the current syscall uses: 0 native, 1 compat, 2 x32. */
-static __always_inline __u32 syscall_arch(struct task_struct *task, long *nr)
+/* Which syscall table the current syscall uses: 0 native, 1 compat, 2 x32. `flags` is
+ * thread_info.status on x86 and thread_info.flags on arm64, read by the caller: the
+ * tp_btf program loads it directly, which is cheaper than a probe read. */
+static __always_inline __u32 syscall_arch(__u64 flags, long *nr)
 {
 #if defined(__TARGET_ARCH_x86)
-	if (BPF_CORE_READ(task, thread_info.status) & TS_COMPAT)
+	if (flags & TS_COMPAT)
 		return 1;
 	if (*nr & X32_SYSCALL_BIT) {
 		*nr &= ~X32_SYSCALL_BIT;
 		return 2;
 	}
 #elif defined(__TARGET_ARCH_arm64)
-	if (BPF_CORE_READ(task, thread_info.flags) & (1UL << TIF_32BIT))
+	if (flags & (1UL << TIF_32BIT))
 		return 1;
 #endif
 	return 0;
 }
+
+#if defined(__TARGET_ARCH_x86)
+#define ARCH_FLAGS(task) ((task)->thread_info.status)
+#define ARCH_FLAGS_CORE(task) BPF_CORE_READ(task, thread_info.status)
+#else
+#define ARCH_FLAGS(task) ((task)->thread_info.flags)
+#define ARCH_FLAGS_CORE(task) BPF_CORE_READ(task, thread_info.flags)
+#endif
 
 /* ---- paths ---------------------------------------------------------------------- */
 
@@ -452,9 +462,9 @@ static __always_inline __u64 arg(struct pt_regs *r, __u32 compat, int i)
 /* The work for a tracked task: mark the syscall, then look at the few syscalls whose
  * arguments tailor learns from. Only targets get here. */
 static __noinline int on_target_syscall(struct pt_regs *regs, long nr, struct task_struct *task,
-					__u32 target)
+					__u32 target, __u64 arch_flags)
 {
-	__u32 arch = syscall_arch(task, &nr);
+	__u32 arch = syscall_arch(arch_flags, &nr);
 	if (nr < 0 || nr >= SC_MAX) {
 		count(CNT_BAD_NR);
 		return 0;
@@ -510,7 +520,7 @@ int BPF_PROG(sys_enter_btf, struct pt_regs *regs, long id)
 	struct task_info *t = tracked();
 	if (!t)
 		return 0;
-	return on_target_syscall(regs, id, task, t->target);
+	return on_target_syscall(regs, id, task, t->target, ARCH_FLAGS(task));
 }
 
 SEC("raw_tp/sys_enter")
@@ -522,7 +532,8 @@ int sys_enter_raw(struct bpf_raw_tracepoint_args *ctx)
 	struct task_info *t = tracked();
 	if (!t)
 		return 0;
-	return on_target_syscall((struct pt_regs *)ctx->args[0], ctx->args[1], task, t->target);
+	return on_target_syscall((struct pt_regs *)ctx->args[0], ctx->args[1], task, t->target,
+				 ARCH_FLAGS_CORE(task));
 }
 
 /* An empty sys_enter program: the benchmark's yardstick for what attaching anything to
