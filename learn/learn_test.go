@@ -23,7 +23,11 @@ import (
 
 func TestMain(m *testing.M) {
 	launch.Main() // the test binary is also the launcher child
-	dockertest.Main(m)
+	dockertest.Main(m, func() {
+		if wl64 != "" {
+			os.RemoveAll(filepath.Dir(wl64))
+		}
+	})
 }
 
 var (

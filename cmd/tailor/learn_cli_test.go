@@ -24,6 +24,14 @@ var (
 	binErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // tailorBin builds the tailor binary once per test run.
 func tailorBin(t *testing.T) string {
 	t.Helper()

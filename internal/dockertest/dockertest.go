@@ -107,10 +107,13 @@ func Daemon(t testing.TB) *Env {
 	return shared
 }
 
-// Main runs the package's tests, then removes containers the tests left behind (and
+// Main runs the package's tests, runs cleanups, then removes containers the tests left behind (and
 // fails the run if there were any) and stops the private daemon. Call it from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	if shared != nil {
 		if left, err := removeLeftovers(shared.Client); err != nil || len(left) > 0 {
 			fmt.Fprintf(os.Stderr, "dockertest: containers left behind by tests: %v (cleanup error: %v)\n", left, err)
