@@ -149,6 +149,13 @@ struct {
 	__type(value, struct scratch);
 } scratch_map SEC(".maps");
 
+/* This CPU's scratch space; never NULL in practice, but the verifier wants the check. */
+static __always_inline struct scratch *scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch_map, &zero);
+}
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
@@ -209,8 +216,7 @@ struct walk_ctx {
 static long walk_step(__u32 i, void *arg)
 {
 	struct walk_ctx *c = arg;
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct scratch *s = scratch();
 	if (!s)
 		return 1;
 	/* Pointers copied to locals first: CO-RE reads through a member of the context
@@ -256,8 +262,7 @@ struct copy_ctx {
 static long copy_step(__u32 i, void *arg)
 {
 	struct copy_ctx *c = arg;
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct scratch *s = scratch();
 	if (!s || i >= c->n)
 		return 1;
 	__u32 idx = c->n - 1 - i;
@@ -282,8 +287,7 @@ static long copy_step(__u32 i, void *arg)
  * returns its length, 0 on failure. */
 static __noinline __u32 resolve_path(struct dentry *dentry, struct vfsmount *vfsmnt)
 {
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct scratch *s = scratch();
 	if (!s || !dentry || !vfsmnt)
 		return 0;
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -332,8 +336,7 @@ static __noinline int emit_file(struct file *f, __u32 target, __u32 access)
 	bpf_map_update_elem(&files_seen, &k, &one, BPF_ANY);
 
 	__u32 len = resolve_path(dentry, vfsmnt);
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct scratch *s = scratch();
 	if (!s || len == 0 || len > PATH_MAX_LEN)
 		return 0;
 	s->fe.type = EV_FILE;
@@ -602,7 +605,6 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
 	if (!t)
 		return 0;
 	struct task_info c = *t;
-	c.flags = t->flags;
 	if (bpf_map_update_elem(&tasks, &ctgid, &c, BPF_ANY))
 		count(CNT_TASKS_FULL);
 	return 0;
@@ -624,8 +626,7 @@ static __always_inline int on_exec(struct task_struct *p, struct linux_binprm *b
 	struct task_info *t = bpf_map_lookup_elem(&tasks, &tgid);
 	if (!t || !under_filter(p))
 		return 0;
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct scratch *s = scratch();
 	if (!s)
 		return 0;
 	struct exec_event *e = &s->ee;
@@ -718,8 +719,7 @@ struct stack_ctx {
 static long stack_step(__u32 i, void *arg)
 {
 	struct stack_ctx *c = arg;
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct scratch *s = scratch();
 	if (!s || i >= c->depth || i >= CAP_STACK_DEPTH)
 		return 1;
 	struct range_ctx r = {.ip = s->stack[i]};
@@ -741,8 +741,7 @@ static __always_inline int on_capable(void *ctx, int cap, int ret, int probed_by
 	struct task_info *t = tracked();
 	if (!t)
 		return 0;
-	__u32 zero = 0;
-	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	struct scratch *s = scratch();
 	if (!s)
 		return 0;
 	long n = bpf_get_stack(ctx, s->stack, sizeof(s->stack), 0);

@@ -24,6 +24,9 @@ import (
 // MaxTargets is how many targets one tracer can follow at once (MAX_TARGETS).
 const MaxTargets = 64
 
+// maxRanges is the size of the kernel's ranges map (MAX_RANGES in tracer.bpf.h).
+const maxRanges = 32
+
 // TracefsDir is where the per-syscall tracepoints are found.
 const TracefsDir = "/sys/kernel/tracing"
 
@@ -230,7 +233,7 @@ func (t *Tracer) load(log *slog.Logger) error {
 		log.Warn("capability checks will not be recorded: the kernel has neither the capability/cap_capable tracepoint (Linux 6.14+) nor kprobes")
 		t.missing = append(t.missing, "capabilities")
 	}
-	ranges := t.syms.capRanges(MaxTargets / 2)
+	ranges := t.syms.capRanges(maxRanges)
 	for i, r := range ranges {
 		if err := coll.Maps["ranges"].Put(uint32(i), r); err != nil {
 			return fmt.Errorf("loading tracer: filling ranges: %w", err)
