@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tailor-sec/tailor/internal/fail"
 )
@@ -41,10 +42,17 @@ func TestPidKnownBeforeRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Before the release the pid is still the launcher, waiting.
-	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/cmdline")
-	if err != nil {
-		t.Fatal(err)
+	// Before the release the pid is still the launcher, waiting. cmd.Start returns
+	// once execve closed the CLOEXEC error pipe, which is before the kernel set up
+	// the new argument pages, so an empty cmdline is read for a moment: poll.
+	var cmdline []byte
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if cmdline, err = os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/cmdline"); err != nil {
+			t.Fatal(err)
+		}
+		if len(cmdline) > 0 {
+			break
+		}
 	}
 	if args := strings.Split(string(cmdline), "\x00"); len(args) < 3 || args[1] != Arg || args[2] != "learn" {
 		t.Fatalf("before release, pid %d runs %q, want the launcher", p.Pid(), args)
