@@ -35,12 +35,38 @@ const launchMode = "enforce"
 
 func init() { launch.Register(launchMode, setup) }
 
+// WatchTarget says what a Watcher follows: a local process tree or a container.
+type WatchTarget struct {
+	// Pid is a local target's pid, given while the launcher still waits before
+	// execve: the target and all its descendants are watched.
+	Pid int
+	// ContainerID is a container's full 64-character ID: each of its processes that
+	// installs a seccomp filter from now on is watched (a relaunched container's
+	// init, later docker execs).
+	ContainerID string
+	// Running asks for the container's present processes too (tailor watch attaches
+	// to a container that already runs).
+	Running bool
+}
+
+// WatchStats are a Watcher's running totals, for metrics.
+type WatchStats struct {
+	// Anomalies counts anomalies by kind (syscall, exec, file, capability, socket),
+	// repeats included.
+	Anomalies map[string]uint64
+	// Lost counts observations the tracer could not keep.
+	Lost uint64
+	// Targets is how many targets are being watched.
+	Targets int
+}
+
 // Watcher reports anomalies: what the target does outside its profile. The tracer
-// provides it; this package only calls it. Watch is called with the target's pid
-// after the launcher started and before the target runs; Stop after the target
-// exited, returning how many anomalies were seen.
+// provides it; this package only calls it. Watch is called before the target runs
+// (for a local target after the launcher started, before its release); Stop after
+// the target exited, returning how many anomalies were seen.
 type Watcher interface {
-	Watch(ctx context.Context, pid int, p *Policy) error
+	Watch(ctx context.Context, t WatchTarget, p *Policy) error
+	Stats() WatchStats
 	Stop() (anomalies int, err error)
 }
 
@@ -209,7 +235,7 @@ func Run(ctx context.Context, o Options) (int, error) {
 		return 0, err
 	}
 	if o.Watcher != nil {
-		if err := o.Watcher.Watch(ctx, proc.Pid(), policy); err != nil {
+		if err := o.Watcher.Watch(ctx, WatchTarget{Pid: proc.Pid()}, policy); err != nil {
 			_, _ = proc.Wait() // aborts the unreleased child
 			return 0, fmt.Errorf("starting anomaly watcher: %w", err)
 		}

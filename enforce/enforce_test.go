@@ -196,8 +196,12 @@ func TestForbiddenActions(t *testing.T) {
 // pid, and this is the hook the tracer will use.
 type pidWatcher struct{ pid chan int }
 
-func (w *pidWatcher) Watch(_ context.Context, pid int, _ *Policy) error { w.pid <- pid; return nil }
-func (w *pidWatcher) Stop() (int, error)                                { return 0, nil }
+func (w *pidWatcher) Watch(_ context.Context, t WatchTarget, _ *Policy) error {
+	w.pid <- t.Pid
+	return nil
+}
+func (w *pidWatcher) Stats() WatchStats  { return WatchStats{} }
+func (w *pidWatcher) Stop() (int, error) { return 0, nil }
 
 func TestCapabilitiesReallyDropped(t *testing.T) {
 	h := privileged(t)
