@@ -21,8 +21,9 @@ const (
 const taskDockerExec = 1
 
 const (
-	evFile = 1
-	evExec = 2
+	evFile    = 1
+	evExec    = 2
+	evAnomaly = 3
 
 	feDir       = 1
 	feTruncated = 2
@@ -50,12 +51,51 @@ type ExecEvent struct {
 	DockerExec bool
 }
 
-// Event is one of *FileEvent, *ExecEvent.
+// Anomaly kinds the kernel reports in watch mode, mirroring AN_* in tracer.bpf.h.
+const (
+	AnomalySyscall    = 1
+	AnomalySocket     = 2
+	AnomalyCapability = 3
+	AnomalyFileDenied = 4
+	AnomalyExecDenied = 5
+)
+
+// AnomalyEvent is something a watched target did outside its profile, as the kernel
+// saw it. Repeats of one key (target, kind, table, value) within a second are only
+// counted: Count is how many times the key occurred so far, this one included.
+type AnomalyEvent struct {
+	Target uint32
+	Pid    uint32
+	Tid    uint32
+	Kind   int
+	// Table is the syscall table of the call (syscall and socket anomalies).
+	Table Table
+	// Value is the syscall number, the address family, the capability, or (denied
+	// paths) a hash of Path.
+	Value uint64
+	// Ret is the syscall's return value: -errno when it was refused.
+	Ret   int64
+	Count uint64
+	Comm  string
+	// Nr is the syscall that was refused, for denied paths.
+	Nr int32
+	// Dirfd is what a relative Path was given against (-100: the working directory).
+	Dirfd int32
+	// OpenFlags are the open flags of a refused open.
+	OpenFlags uint64
+	// Path is the path a refused open or execve asked for, as the target gave it.
+	Path          string
+	PathTruncated bool
+	DockerExec    bool
+}
+
+// Event is one of *FileEvent, *ExecEvent, *AnomalyEvent.
 type Event any
 
 var (
-	fileHeaderSize = int(unsafe.Offsetof(tracerFileEvent{}.Path))
-	execEventSize  = int(unsafe.Sizeof(tracerExecEvent{}))
+	fileHeaderSize    = int(unsafe.Offsetof(tracerFileEvent{}.Path))
+	execEventSize     = int(unsafe.Sizeof(tracerExecEvent{}))
+	anomalyHeaderSize = int(unsafe.Offsetof(tracerAnomalyEvent{}.Path))
 )
 
 // DecodeEvent decodes one ring-buffer record. It is a pure function of the bytes.
@@ -95,6 +135,8 @@ func DecodeEvent(raw []byte) (Event, error) {
 			Filename: cString(e.Filename[:]), Interp: cString(e.Interp[:]),
 			DockerExec: e.Flags&taskDockerExec != 0,
 		}, nil
+	case evAnomaly:
+		return decodeAnomaly(raw)
 	default:
 		return nil, fmt.Errorf("unknown event type %d", binary.NativeEndian.Uint32(raw))
 	}
@@ -109,4 +151,27 @@ func cString(b []int8) string {
 		out = append(out, byte(c))
 	}
 	return string(out)
+}
+
+func decodeAnomaly(raw []byte) (*AnomalyEvent, error) {
+	if len(raw) < anomalyHeaderSize {
+		return nil, fmt.Errorf("anomaly event of %d bytes is too short", len(raw))
+	}
+	// The record stops after the path: pad it to the generated struct's size.
+	full := make([]byte, unsafe.Sizeof(tracerAnomalyEvent{}))
+	copy(full, raw)
+	var e tracerAnomalyEvent
+	if err := binary.Read(bytes.NewReader(full), binary.NativeEndian, &e); err != nil {
+		return nil, fmt.Errorf("decoding anomaly event: %w", err)
+	}
+	if int(e.Len) > len(raw)-anomalyHeaderSize {
+		return nil, fmt.Errorf("anomaly event path length %d exceeds record (%d bytes)", e.Len, len(raw)-anomalyHeaderSize)
+	}
+	return &AnomalyEvent{
+		Target: e.Target, Pid: e.Pid, Tid: e.Tid, Kind: int(e.Kind), Table: Table(e.Arch),
+		Value: e.Value, Ret: e.Ret, Count: e.Count, Comm: cString(e.Comm[:]),
+		Nr: e.Nr, Dirfd: e.Dirfd, OpenFlags: e.OpenFlags,
+		Path: string(raw[anomalyHeaderSize : anomalyHeaderSize+int(e.Len)]), PathTruncated: e.Truncated != 0,
+		DockerExec: e.Flags&taskDockerExec != 0,
+	}, nil
 }

@@ -47,6 +47,13 @@ char LICENSE[] SEC("license") = "GPL";
 #define S_IFDIR 0040000
 #define AF_INET 2
 #define AF_INET6 10
+#define EPERM 1
+#define EACCES 13
+#define AT_FDCWD -100
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define SECCOMP_SET_MODE_FILTER 1
+#define PR_SET_SECCOMP 22
 
 /* Syscall numbers the programs look at, per table [native, compat]. Set from Go with
  * libseccomp's numbers before load; -1 where an architecture has no such syscall. */
@@ -55,6 +62,16 @@ volatile const __s32 nr_socket[2] = {-1, -1};
 volatile const __s32 nr_bind[2] = {-1, -1};
 volatile const __s32 nr_listen[2] = {-1, -1};
 volatile const __s32 nr_socketcall = -1; /* i386 multiplexer, compat table only */
+/* Native numbers of the calls whose denial watch mode reports with the path asked for. */
+volatile const __s32 nr_open = -1;
+volatile const __s32 nr_openat = -1;
+volatile const __s32 nr_openat2 = -1;
+volatile const __s32 nr_creat = -1;
+volatile const __s32 nr_execve = -1;
+volatile const __s32 nr_execveat = -1;
+/* ...and of the calls that install a seccomp filter, whose own exit is not an anomaly. */
+volatile const __s32 nr_seccomp = -1;
+volatile const __s32 nr_prctl = -1;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -133,9 +150,27 @@ struct {
 	__type(value, __u32);
 } container_joins SEC(".maps");
 
+/* Watch mode: the profile of each watched target, and a count per anomaly key (the
+ * user-space report reads the final counts from here, so a dropped event still leaves
+ * its anomaly counted). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct watch_policy);
+} watch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct anomaly_key);
+	__type(value, struct anomaly_state);
+} anomalies SEC(".maps");
+
 /* Per-CPU scratch space: too large for the 512-byte BPF stack. */
 struct scratch {
 	struct file_event fe;
+	struct anomaly_event ae;
 	char pad[256]; /* lets a masked offset plus a name length stay in bounds */
 	__u64 names[MAX_COMPONENTS];
 	__u32 lens[MAX_COMPONENTS];
@@ -450,6 +485,7 @@ struct pt_regs___tailor_arm64 {
 	__u64 pc;
 	__u64 pstate;
 	__u64 orig_x0;
+	__s32 syscallno;
 } __attribute__((preserve_access_index));
 static __always_inline __u64 arg(struct pt_regs *r, __u32 compat, int i)
 {
@@ -461,6 +497,17 @@ static __always_inline __u64 arg(struct pt_regs *r, __u32 compat, int i)
 	return BPF_CORE_READ(a, regs[i]);
 }
 #endif
+
+/* The syscall a pt_regs belongs to, at syscall exit. */
+static __always_inline long exit_nr(struct pt_regs *r)
+{
+#if defined(__TARGET_ARCH_x86)
+	return BPF_CORE_READ(r, orig_ax);
+#else
+	struct pt_regs___tailor_arm64 *a = (void *)r;
+	return BPF_CORE_READ(a, syscallno);
+#endif
+}
 
 /* The work for a tracked task: mark the syscall, then look at the few syscalls whose
  * arguments tailor learns from. Only targets get here. */
@@ -545,6 +592,203 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(empty_sys_enter)
 {
 	return 0;
+}
+
+/* ---- watch mode: anomalies --------------------------------------------------------- */
+
+/* Counts one occurrence of an anomaly and reports it unless the same key was reported
+ * less than ANOMALY_INTERVAL_NS ago: a looping target cannot flood the ring buffer,
+ * and the count in `anomalies` keeps every repeat. The caller filled s->ae.path and
+ * s->ae.len (0 when the anomaly has no path), and for paths nr, dirfd and open_flags. */
+static __noinline int emit_anomaly(__u32 target, __u32 kind_arch, __u64 value, long ret,
+				   __u32 task_flags)
+{
+	struct scratch *s = scratch();
+	if (!s)
+		return 0;
+	struct anomaly_key k = {.target = target, .kind = kind_arch >> 16, .arch = kind_arch & 0xffff,
+				.value = value};
+	__u64 now = bpf_ktime_get_ns();
+	__u64 n = 1;
+	struct anomaly_state *st = bpf_map_lookup_elem(&anomalies, &k);
+	if (st) {
+		n = __sync_fetch_and_add(&st->count, 1) + 1;
+		if (now - st->last_ns < ANOMALY_INTERVAL_NS)
+			return 0;
+		st->last_ns = now;
+	} else {
+		struct anomaly_state first = {.count = 1, .last_ns = now};
+		if (bpf_map_update_elem(&anomalies, &k, &first, BPF_NOEXIST)) {
+			st = bpf_map_lookup_elem(&anomalies, &k);
+			if (st) {
+				/* Another CPU reported the same key first. */
+				__sync_fetch_and_add(&st->count, 1);
+				return 0;
+			}
+			/* The map is full: report every occurrence rather than none. */
+			count(CNT_ANOMALIES_FULL);
+		}
+	}
+	struct anomaly_event *e = &s->ae;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	e->type = EV_ANOMALY;
+	e->target = target;
+	e->pid = pid_tgid >> 32;
+	e->tid = (__u32)pid_tgid;
+	e->kind = k.kind;
+	e->arch = k.arch;
+	e->flags = task_flags;
+	e->ret = ret;
+	e->value = value;
+	e->count = n;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__u32 len = e->len;
+	if (len > PATH_MAX_LEN)
+		len = PATH_MAX_LEN;
+	__u64 size = offsetof(struct anomaly_event, path) + len;
+	if (size > sizeof(struct anomaly_event))
+		size = sizeof(struct anomaly_event);
+	if (bpf_ringbuf_output(&events, e, size, 0))
+		count(CNT_RINGBUF_DROP);
+	return 0;
+}
+
+struct hash_ctx {
+	__u64 h;
+	__u32 len;
+};
+
+/* FNV-1a over the denied path, so each path is its own anomaly key. */
+static long hash_step(__u32 i, void *arg)
+{
+	struct hash_ctx *c = arg;
+	struct scratch *s = scratch();
+	if (!s || i >= c->len)
+		return 1;
+	c->h ^= (__u8)s->ae.path[i & (PATH_MAX_LEN - 1)];
+	c->h *= 1099511628211ULL;
+	return 0;
+}
+
+/* Reports an open or execve the kernel refused (Landlock, AppArmor, or a permission
+ * the profile's capabilities no longer grant), with the path as the target gave it. */
+static __noinline int denied_path(struct pt_regs *regs, long nr, long ret, __u64 target_flags)
+{
+	struct scratch *s = scratch();
+	if (!s)
+		return 0;
+	int path_arg = -1;
+	__u32 kind = AN_FILE_DENIED;
+	long dirfd = AT_FDCWD;
+	__u64 oflags = 0;
+	if (nr == nr_openat) {
+		path_arg = 1;
+		dirfd = (int)arg(regs, 0, 0);
+		oflags = arg(regs, 0, 2);
+	} else if (nr == nr_openat2) {
+		path_arg = 1;
+		dirfd = (int)arg(regs, 0, 0);
+		/* struct open_how starts with its __u64 flags. */
+		bpf_probe_read_user(&oflags, sizeof(oflags), (const void *)arg(regs, 0, 2));
+	} else if (nr == nr_open) {
+		path_arg = 0;
+		oflags = arg(regs, 0, 1);
+	} else if (nr == nr_creat) {
+		path_arg = 0;
+		oflags = O_CREAT | O_WRONLY | O_TRUNC;
+	} else if (nr == nr_execve) {
+		path_arg = 0;
+		kind = AN_EXEC_DENIED;
+	} else if (nr == nr_execveat) {
+		path_arg = 1;
+		dirfd = (int)arg(regs, 0, 0);
+		kind = AN_EXEC_DENIED;
+	}
+	if (path_arg < 0)
+		return 0;
+	const char *upath = (const char *)arg(regs, 0, path_arg);
+	long n = bpf_probe_read_user_str(s->ae.path, PATH_MAX_LEN, upath);
+	s->ae.len = n > 0 ? n - 1 : 0;
+	s->ae.truncated = n == PATH_MAX_LEN;
+	s->ae.nr = nr;
+	s->ae.dirfd = dirfd;
+	s->ae.open_flags = oflags;
+	struct hash_ctx h = {.h = 14695981039346656037ULL, .len = s->ae.len};
+	bpf_loop(PATH_MAX_LEN, hash_step, &h, 0);
+	return emit_anomaly((__u32)target_flags, kind << 16, h.h, ret, target_flags >> 32);
+}
+
+/* At syscall exit, for a watched target: the syscall against the profile (a syscall the
+ * enforcing filter denies never reaches sys_enter, so exit is where it shows, with the
+ * errno the filter gave), the family of a new socket, and refused opens and execs. */
+static __noinline int on_watched_exit(struct pt_regs *regs, long nr, long ret, __u64 target_flags,
+				      __u64 arch_flags)
+{
+	__u32 target = (__u32)target_flags;
+	struct watch_policy *w = bpf_map_lookup_elem(&watch, &target);
+	if (!w || !w->enabled)
+		return 0;
+	struct scratch *s = scratch();
+	if (!s)
+		return 0;
+	__u32 arch = syscall_arch(arch_flags, &nr);
+	if (nr < 0 || nr >= SC_MAX || arch >= NR_ARCHES)
+		return 0;
+	s->ae.len = 0;
+	s->ae.truncated = 0;
+	s->ae.nr = nr;
+	s->ae.dirfd = 0;
+	s->ae.open_flags = 0;
+	__u64 bit = 1ULL << (nr & 63);
+	__u32 word = (nr >> 6) & (SC_WORDS - 1);
+	if (!(w->allowed[arch][word] & bit)) {
+		/* The call that installed the watched filter returns under it: it is the
+		 * launcher's or the runtime's, not the target's. A filter install the
+		 * profile does not allow fails under the enforcing filter, so ret == 0
+		 * singles out that first one. */
+		if (ret == 0 && arch == 0 &&
+		    ((nr == nr_seccomp && arg(regs, 0, 0) == SECCOMP_SET_MODE_FILTER) ||
+		     (nr == nr_prctl && arg(regs, 0, 0) == PR_SET_SECCOMP)))
+			return 0;
+		return emit_anomaly(target, (AN_SYSCALL << 16) | arch, nr, ret, target_flags >> 32);
+	}
+	if (arch <= 1 && nr == nr_socket[arch & 1]) {
+		__u64 family = arg(regs, arch, 0);
+		if (family >= 64 || !(w->families & (1ULL << family)))
+			return emit_anomaly(target, (AN_SOCKET << 16) | arch, family, ret,
+					    target_flags >> 32);
+		return 0;
+	}
+	if (arch == 0 && (ret == -EACCES || ret == -EPERM))
+		return denied_path(regs, nr, ret, target_flags);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(sys_exit_btf, struct pt_regs *regs, long ret)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (task->seccomp.mode != SECCOMP_MODE_FILTER)
+		return 0;
+	struct task_info *t = tracked();
+	if (!t)
+		return 0;
+	return on_watched_exit(regs, exit_nr(regs), ret, t->target | ((__u64)t->flags << 32),
+			       ARCH_FLAGS(task));
+}
+
+SEC("raw_tp/sys_exit")
+int sys_exit_raw(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if (!under_filter(task))
+		return 0;
+	struct task_info *t = tracked();
+	if (!t)
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	return on_watched_exit(regs, exit_nr(regs), ctx->args[1], t->target | ((__u64)t->flags << 32),
+			       ARCH_FLAGS_CORE(task));
 }
 
 /* ---- opens: the opened struct file gives the real path -------------------------- */
@@ -757,11 +1001,20 @@ static __always_inline int on_capable(void *ctx, int cap, int ret, int probed_by
 	__u64 *v = bpf_map_lookup_elem(&caps, &k);
 	if (v) {
 		__sync_fetch_and_add(v, 1);
-		return 0;
+	} else {
+		__u64 one = 1;
+		if (bpf_map_update_elem(&caps, &k, &one, BPF_NOEXIST) == -7 /* E2BIG */)
+			count(CNT_CAPS_FULL);
 	}
-	__u64 one = 1;
-	if (bpf_map_update_elem(&caps, &k, &one, BPF_NOEXIST) == -7 /* E2BIG */)
-		count(CNT_CAPS_FULL);
+	/* Watch mode: an audited check for a capability the profile does not keep. A
+	 * probe (no-audit check) is never a need, so never an anomaly either. */
+	__u32 target = t->target;
+	struct watch_policy *w = bpf_map_lookup_elem(&watch, &target);
+	if (w && w->enabled && !k.probed && (cap < 0 || cap >= 64 || !(w->caps & (1ULL << cap)))) {
+		s->ae.len = 0;
+		s->ae.nr = -1;
+		return emit_anomaly(target, AN_CAP << 16, cap, ret, t->flags);
+	}
 	return 0;
 }
 

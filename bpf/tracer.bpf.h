@@ -29,6 +29,7 @@
 /* Event types in the ring buffer. */
 #define EV_FILE 1
 #define EV_EXEC 2
+#define EV_ANOMALY 3
 
 /* File event flags. */
 #define FE_DIR 1
@@ -43,6 +44,7 @@ enum counter_idx {
 	CNT_PATH_TRUNCATED = 4,
 	CNT_BAD_NR = 5,
 	CNT_CONTAINERS_FULL = 6,
+	CNT_ANOMALIES_FULL = 7,
 	CNT_MAX = 8,
 };
 
@@ -119,6 +121,60 @@ struct addr_range {
 /* The name of the cgroup a container's processes live in, by container ID. */
 struct container_key {
 	char id[64];
+};
+
+/* ---- watch mode: what a target does outside its profile ------------------------ */
+
+/* Anomaly kinds the kernel detects; files and execs that succeed are compared with the
+ * profile in user space. */
+#define AN_SYSCALL 1     /* a syscall outside the profile, seen at its exit */
+#define AN_SOCKET 2      /* a socket in an address family outside the profile */
+#define AN_CAP 3         /* an audited capability check outside the profile */
+#define AN_FILE_DENIED 4 /* an open that failed with EACCES or EPERM */
+#define AN_EXEC_DENIED 5 /* an execve that failed with EACCES or EPERM */
+
+/* Repeats of one anomaly key are counted, and reported at most once per interval. */
+#define ANOMALY_INTERVAL_NS 1000000000ULL
+
+/* The profile of a watched target. */
+struct watch_policy {
+	__u32 enabled;
+	__u32 _pad;
+	__u64 caps;     /* a bit per capability the profile keeps */
+	__u64 families; /* a bit per socket address family the profile allows */
+	__u64 allowed[NR_ARCHES][SC_WORDS];
+};
+
+struct anomaly_key {
+	__u32 target;
+	__u16 kind;
+	__u16 arch;
+	__u64 value; /* syscall number, address family, capability, or a hash of the path */
+};
+
+struct anomaly_state {
+	__u64 count;
+	__u64 last_ns;
+};
+
+struct anomaly_event {
+	__u32 type;
+	__u32 target;
+	__u32 pid;
+	__u32 tid;
+	__u16 kind;
+	__u16 arch;
+	__u32 flags; /* task flags (TASK_DOCKER_EXEC) */
+	__s64 ret;   /* the syscall's return value: the errno a filter gave, or success */
+	__u64 value;
+	__u64 count; /* occurrences of this key so far, this one included */
+	__s32 nr;    /* the syscall (denied paths) */
+	__s32 dirfd; /* the directory fd a relative path was given against */
+	__u64 open_flags;
+	char comm[COMM_LEN];
+	__u32 len; /* length of path, for denied files and execs */
+	__u32 truncated;
+	char path[PATH_MAX_LEN];
 };
 
 #endif

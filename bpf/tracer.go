@@ -40,6 +40,7 @@ type Tracer struct {
 	missing []string
 	syms    *Kallsyms
 
+	watching   bool
 	decodeErrs atomic.Uint64
 	chanDrops  atomic.Uint64
 
@@ -59,6 +60,9 @@ type Options struct {
 	EventBuffer int
 	// Logger receives start-up notes (probes chosen, tracefs mounted). Nil: slog.Default.
 	Logger *slog.Logger
+	// Watch attaches the sys_exit program that compares watched targets with their
+	// profile (see Tracer.Watch). Learning does not need it and does not pay for it.
+	Watch bool
 }
 
 // CheckPrivileges returns fail.ErrPrivilege unless the process can load and attach
@@ -116,7 +120,8 @@ func Open(opt Options) (*Tracer, error) {
 	}
 
 	t := &Tracer{syms: syms, events: make(chan Event, opt.EventBuffer), readerDone: make(chan struct{}), nextTarget: 1}
-	if err := t.load(log); err != nil {
+	t.watching = opt.Watch
+	if err := t.load(log, opt.Watch); err != nil {
 		t.Close()
 		return nil, err
 	}
@@ -140,16 +145,16 @@ func ensureTracefs(log *slog.Logger) error {
 
 // progSet names the programs of one attach flavour.
 type progSet struct {
-	sysEnter, fork, exit, exec string
-	attach                     func(p *ebpf.Program, tp string) (link.Link, error)
-	flavour                    string
+	sysEnter, fork, exit, exec, sysExit string
+	attach                              func(p *ebpf.Program, tp string) (link.Link, error)
+	flavour                             string
 }
 
 var (
-	btfSet = progSet{"sys_enter_btf", "fork_btf", "exit_btf", "exec_btf", func(p *ebpf.Program, _ string) (link.Link, error) {
+	btfSet = progSet{"sys_enter_btf", "fork_btf", "exit_btf", "exec_btf", "sys_exit_btf", func(p *ebpf.Program, _ string) (link.Link, error) {
 		return link.AttachTracing(link.TracingOptions{Program: p})
 	}, "tp_btf"}
-	rawSet = progSet{"sys_enter_raw", "fork_raw", "exit_raw", "exec_raw", func(p *ebpf.Program, tp string) (link.Link, error) {
+	rawSet = progSet{"sys_enter_raw", "fork_raw", "exit_raw", "exec_raw", "sys_exit_raw", func(p *ebpf.Program, tp string) (link.Link, error) {
 		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp, Program: p})
 	}, "raw_tp"}
 )
@@ -163,7 +168,7 @@ var openTracepoints = map[string]string{
 // filterTracepoints tell the tracer a task installed a seccomp filter (containers).
 var filterTracepoints = map[string]string{"exit_seccomp": "sys_exit_seccomp", "exit_prctl": "sys_exit_prctl"}
 
-func (t *Tracer) load(log *slog.Logger) error {
+func (t *Tracer) load(log *slog.Logger, watch bool) error {
 	spec, err := loadTracer()
 	if err != nil {
 		return fmt.Errorf("loading tracer spec: %w", err)
@@ -174,8 +179,10 @@ func (t *Tracer) load(log *slog.Logger) error {
 		"nr_bind":   syscallNrs("bind"),
 		"nr_listen": syscallNrs("listen"),
 	}
-	sc := syscallNr(TableCompat, "socketcall")
-	consts["nr_socketcall"] = sc
+	consts["nr_socketcall"] = syscallNr(TableCompat, "socketcall")
+	for _, name := range []string{"open", "openat", "openat2", "creat", "execve", "execveat", "seccomp", "prctl"} {
+		consts["nr_"+name] = syscallNr(TableNative, name)
+	}
 	for name, v := range consts {
 		vs, ok := spec.Variables[name]
 		if !ok {
@@ -188,16 +195,20 @@ func (t *Tracer) load(log *slog.Logger) error {
 
 	capProg, capNote := chooseCapProbe()
 	set := btfSet
-	coll, err := newCollection(spec, set, capProg)
+	coll, err := newCollection(spec, set, capProg, watch)
 	if err != nil {
 		log.Debug("tp_btf programs refused, falling back to raw tracepoints", "error", err)
 		set = rawSet
-		if coll, err = newCollection(spec, set, capProg); err != nil {
+		if coll, err = newCollection(spec, set, capProg, watch); err != nil {
 			return fmt.Errorf("%w: loading the kernel programs: %v", fail.ErrKernel, err)
 		}
 	}
 	t.coll = coll
-	for _, p := range []struct{ name, tp string }{{set.sysEnter, "sys_enter"}, {set.fork, "sched_process_fork"}, {set.exit, "sched_process_exit"}, {set.exec, "sched_process_exec"}} {
+	hooks := []struct{ name, tp string }{{set.sysEnter, "sys_enter"}, {set.fork, "sched_process_fork"}, {set.exit, "sched_process_exit"}, {set.exec, "sched_process_exec"}}
+	if watch {
+		hooks = append(hooks, struct{ name, tp string }{set.sysExit, "sys_exit"})
+	}
+	for _, p := range hooks {
 		l, err := set.attach(coll.Programs[p.name], p.tp)
 		if err != nil {
 			return fmt.Errorf("%w: attaching %s to %s: %v", fail.ErrKernel, p.name, p.tp, err)
@@ -263,9 +274,9 @@ func chooseCapProbe() (prog, note string) {
 	return "", ""
 }
 
-func newCollection(spec *ebpf.CollectionSpec, set progSet, capProg string) (*ebpf.Collection, error) {
+func newCollection(spec *ebpf.CollectionSpec, set progSet, capProg string, watch bool) (*ebpf.Collection, error) {
 	s := spec.Copy()
-	keep := map[string]bool{set.sysEnter: true, set.fork: true, set.exit: true, set.exec: true}
+	keep := map[string]bool{set.sysEnter: true, set.fork: true, set.exit: true, set.exec: true, set.sysExit: watch}
 	for p := range openTracepoints {
 		keep[p] = true
 	}
@@ -507,6 +518,9 @@ func (t *Tracer) Network(target uint32) []NetUse {
 // Counters are the tracer's loss counters, summed over CPUs.
 type Counters struct {
 	RingbufDrops, TasksFull, CapsFull, NetFull, PathTruncated, BadNr, ContainersFull uint64
+	// AnomaliesFull counts anomalies whose key did not fit the anomalies map: they
+	// were reported one event each instead of counted.
+	AnomaliesFull uint64
 	// DecodeErrors and ChannelDrops are user-space losses.
 	DecodeErrors, ChannelDrops uint64
 }
@@ -525,7 +539,7 @@ func (t *Tracer) Counters() (Counters, error) {
 		}
 		return sum, nil
 	}
-	for idx, dst := range []*uint64{&c.RingbufDrops, &c.TasksFull, &c.CapsFull, &c.NetFull, &c.PathTruncated, &c.BadNr, &c.ContainersFull} {
+	for idx, dst := range []*uint64{&c.RingbufDrops, &c.TasksFull, &c.CapsFull, &c.NetFull, &c.PathTruncated, &c.BadNr, &c.ContainersFull, &c.AnomaliesFull} {
 		v, err := read(uint32(idx))
 		if err != nil {
 			return c, err
@@ -535,6 +549,80 @@ func (t *Tracer) Counters() (Counters, error) {
 	c.DecodeErrors = t.decodeErrs.Load()
 	c.ChannelDrops = t.chanDrops.Load()
 	return c, nil
+}
+
+// WatchPolicy is the profile a watched target is compared with in the kernel.
+type WatchPolicy struct {
+	// Syscalls are the allowed syscall numbers per table; a table without an entry
+	// allows none.
+	Syscalls map[Table][]int
+	// Capabilities are the capability numbers the profile keeps.
+	Capabilities []int
+	// Families are the socket address families the profile allows.
+	Families []int
+}
+
+// Watch starts comparing target with p: every syscall outside it (seen at exit, with
+// the errno a filter gave), socket family outside it, audited capability check
+// outside it, and open or execve refused with EACCES or EPERM becomes an
+// AnomalyEvent. The tracer must have been opened with Options.Watch.
+func (t *Tracer) Watch(target uint32, p WatchPolicy) error {
+	if !t.watching {
+		return errors.New("tracer: Watch needs a tracer opened with Options.Watch")
+	}
+	var w tracerWatchPolicy
+	w.Enabled = 1
+	for tbl, nrs := range p.Syscalls {
+		if tbl < 0 || tbl >= numTables {
+			return fmt.Errorf("tracer: watch policy: no syscall table %d", tbl)
+		}
+		for _, nr := range nrs {
+			if nr < 0 || nr >= len(w.Allowed[tbl])*64 {
+				return fmt.Errorf("tracer: watch policy: syscall number %d out of range", nr)
+			}
+			w.Allowed[tbl][nr/64] |= 1 << (nr % 64)
+		}
+	}
+	for _, c := range p.Capabilities {
+		if c < 0 || c >= 64 {
+			return fmt.Errorf("tracer: watch policy: capability %d out of range", c)
+		}
+		w.Caps |= 1 << c
+	}
+	for _, f := range p.Families {
+		if f < 0 || f >= 64 {
+			return fmt.Errorf("tracer: watch policy: address family %d out of range", f)
+		}
+		w.Families |= 1 << f
+	}
+	if err := t.coll.Maps["watch"].Put(target, w); err != nil {
+		return fmt.Errorf("tracer: setting the watch policy: %w", err)
+	}
+	return nil
+}
+
+// AnomalyCount is the kernel's count of one anomaly key.
+type AnomalyCount struct {
+	Kind  int
+	Table Table
+	Value uint64
+	Count uint64
+}
+
+// Anomalies returns the kernel's counts of target's anomalies, repeats included.
+func (t *Tracer) Anomalies(target uint32) []AnomalyCount {
+	var (
+		k   tracerAnomalyKey
+		st  tracerAnomalyState
+		out []AnomalyCount
+	)
+	it := t.coll.Maps["anomalies"].Iterate()
+	for it.Next(&k, &st) {
+		if k.Target == target {
+			out = append(out, AnomalyCount{Kind: int(k.Kind), Table: Table(k.Arch), Value: k.Value, Count: st.Count})
+		}
+	}
+	return out
 }
 
 // Close detaches and unloads everything and closes the Events channel.

@@ -21,6 +21,41 @@ type tracerAddrRange struct {
 	Pad   uint32
 }
 
+type tracerAnomalyEvent struct {
+	_         structs.HostLayout
+	Type      uint32
+	Target    uint32
+	Pid       uint32
+	Tid       uint32
+	Kind      uint16
+	Arch      uint16
+	Flags     uint32
+	Ret       int64
+	Value     uint64
+	Count     uint64
+	Nr        int32
+	Dirfd     int32
+	OpenFlags uint64
+	Comm      [16]int8
+	Len       uint32
+	Truncated uint32
+	Path      [4096]int8
+}
+
+type tracerAnomalyKey struct {
+	_      structs.HostLayout
+	Target uint32
+	Kind   uint16
+	Arch   uint16
+	Value  uint64
+}
+
+type tracerAnomalyState struct {
+	_      structs.HostLayout
+	Count  uint64
+	LastNs uint64
+}
+
 type tracerCapKey struct {
 	_       structs.HostLayout
 	Target  uint32
@@ -84,6 +119,7 @@ type tracerNetKey struct {
 type tracerScratch struct {
 	_     structs.HostLayout
 	Fe    tracerFileEvent
+	Ae    tracerAnomalyEvent
 	Pad   [256]int8
 	Names [96]uint64
 	Lens  [96]uint32
@@ -103,10 +139,20 @@ type tracerTaskInfo struct {
 	Comm   [16]int8
 }
 
+type tracerWatchPolicy struct {
+	_        structs.HostLayout
+	Enabled  uint32
+	Pad      uint32
+	Caps     uint64
+	Families uint64
+	Allowed  [3][16]uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	tracerMapAnomalies      = "anomalies"
 	tracerMapCaps           = "caps"
 	tracerMapContainerJoins = "container_joins"
 	tracerMapContainers     = "containers"
@@ -118,6 +164,7 @@ const (
 	tracerMapScratchMap     = "scratch_map"
 	tracerMapSyscalls       = "syscalls"
 	tracerMapTasks          = "tasks"
+	tracerMapWatch          = "watch"
 	tracerProgCapableBtf    = "capable_btf"
 	tracerProgCapableKprobe = "capable_kprobe"
 	tracerProgEmptySysEnter = "empty_sys_enter"
@@ -135,9 +182,19 @@ const (
 	tracerProgForkRaw       = "fork_raw"
 	tracerProgSysEnterBtf   = "sys_enter_btf"
 	tracerProgSysEnterRaw   = "sys_enter_raw"
+	tracerProgSysExitBtf    = "sys_exit_btf"
+	tracerProgSysExitRaw    = "sys_exit_raw"
 	tracerVarNrBind         = "nr_bind"
+	tracerVarNrCreat        = "nr_creat"
+	tracerVarNrExecve       = "nr_execve"
+	tracerVarNrExecveat     = "nr_execveat"
 	tracerVarNrListen       = "nr_listen"
 	tracerVarNrMmap         = "nr_mmap"
+	tracerVarNrOpen         = "nr_open"
+	tracerVarNrOpenat       = "nr_openat"
+	tracerVarNrOpenat2      = "nr_openat2"
+	tracerVarNrPrctl        = "nr_prctl"
+	tracerVarNrSeccomp      = "nr_seccomp"
 	tracerVarNrSocket       = "nr_socket"
 	tracerVarNrSocketcall   = "nr_socketcall"
 )
@@ -201,12 +258,15 @@ type tracerProgramSpecs struct {
 	ForkRaw       *ebpf.ProgramSpec `ebpf:"fork_raw"`
 	SysEnterBtf   *ebpf.ProgramSpec `ebpf:"sys_enter_btf"`
 	SysEnterRaw   *ebpf.ProgramSpec `ebpf:"sys_enter_raw"`
+	SysExitBtf    *ebpf.ProgramSpec `ebpf:"sys_exit_btf"`
+	SysExitRaw    *ebpf.ProgramSpec `ebpf:"sys_exit_raw"`
 }
 
 // tracerMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tracerMapSpecs struct {
+	Anomalies      *ebpf.MapSpec `ebpf:"anomalies"`
 	Caps           *ebpf.MapSpec `ebpf:"caps"`
 	ContainerJoins *ebpf.MapSpec `ebpf:"container_joins"`
 	Containers     *ebpf.MapSpec `ebpf:"containers"`
@@ -218,6 +278,7 @@ type tracerMapSpecs struct {
 	ScratchMap     *ebpf.MapSpec `ebpf:"scratch_map"`
 	Syscalls       *ebpf.MapSpec `ebpf:"syscalls"`
 	Tasks          *ebpf.MapSpec `ebpf:"tasks"`
+	Watch          *ebpf.MapSpec `ebpf:"watch"`
 }
 
 // tracerVariableSpecs contains global variables before they are loaded into the kernel.
@@ -225,8 +286,16 @@ type tracerMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type tracerVariableSpecs struct {
 	NrBind       *ebpf.VariableSpec `ebpf:"nr_bind"`
+	NrCreat      *ebpf.VariableSpec `ebpf:"nr_creat"`
+	NrExecve     *ebpf.VariableSpec `ebpf:"nr_execve"`
+	NrExecveat   *ebpf.VariableSpec `ebpf:"nr_execveat"`
 	NrListen     *ebpf.VariableSpec `ebpf:"nr_listen"`
 	NrMmap       *ebpf.VariableSpec `ebpf:"nr_mmap"`
+	NrOpen       *ebpf.VariableSpec `ebpf:"nr_open"`
+	NrOpenat     *ebpf.VariableSpec `ebpf:"nr_openat"`
+	NrOpenat2    *ebpf.VariableSpec `ebpf:"nr_openat2"`
+	NrPrctl      *ebpf.VariableSpec `ebpf:"nr_prctl"`
+	NrSeccomp    *ebpf.VariableSpec `ebpf:"nr_seccomp"`
 	NrSocket     *ebpf.VariableSpec `ebpf:"nr_socket"`
 	NrSocketcall *ebpf.VariableSpec `ebpf:"nr_socketcall"`
 }
@@ -251,6 +320,7 @@ func (o *tracerObjects) Close() error {
 //
 // It can be passed to loadTracerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tracerMaps struct {
+	Anomalies      *ebpf.Map `ebpf:"anomalies"`
 	Caps           *ebpf.Map `ebpf:"caps"`
 	ContainerJoins *ebpf.Map `ebpf:"container_joins"`
 	Containers     *ebpf.Map `ebpf:"containers"`
@@ -262,10 +332,12 @@ type tracerMaps struct {
 	ScratchMap     *ebpf.Map `ebpf:"scratch_map"`
 	Syscalls       *ebpf.Map `ebpf:"syscalls"`
 	Tasks          *ebpf.Map `ebpf:"tasks"`
+	Watch          *ebpf.Map `ebpf:"watch"`
 }
 
 func (m *tracerMaps) Close() error {
 	return _TracerClose(
+		m.Anomalies,
 		m.Caps,
 		m.ContainerJoins,
 		m.Containers,
@@ -277,6 +349,7 @@ func (m *tracerMaps) Close() error {
 		m.ScratchMap,
 		m.Syscalls,
 		m.Tasks,
+		m.Watch,
 	)
 }
 
@@ -285,8 +358,16 @@ func (m *tracerMaps) Close() error {
 // It can be passed to loadTracerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tracerVariables struct {
 	NrBind       *ebpf.Variable `ebpf:"nr_bind"`
+	NrCreat      *ebpf.Variable `ebpf:"nr_creat"`
+	NrExecve     *ebpf.Variable `ebpf:"nr_execve"`
+	NrExecveat   *ebpf.Variable `ebpf:"nr_execveat"`
 	NrListen     *ebpf.Variable `ebpf:"nr_listen"`
 	NrMmap       *ebpf.Variable `ebpf:"nr_mmap"`
+	NrOpen       *ebpf.Variable `ebpf:"nr_open"`
+	NrOpenat     *ebpf.Variable `ebpf:"nr_openat"`
+	NrOpenat2    *ebpf.Variable `ebpf:"nr_openat2"`
+	NrPrctl      *ebpf.Variable `ebpf:"nr_prctl"`
+	NrSeccomp    *ebpf.Variable `ebpf:"nr_seccomp"`
 	NrSocket     *ebpf.Variable `ebpf:"nr_socket"`
 	NrSocketcall *ebpf.Variable `ebpf:"nr_socketcall"`
 }
@@ -312,6 +393,8 @@ type tracerPrograms struct {
 	ForkRaw       *ebpf.Program `ebpf:"fork_raw"`
 	SysEnterBtf   *ebpf.Program `ebpf:"sys_enter_btf"`
 	SysEnterRaw   *ebpf.Program `ebpf:"sys_enter_raw"`
+	SysExitBtf    *ebpf.Program `ebpf:"sys_exit_btf"`
+	SysExitRaw    *ebpf.Program `ebpf:"sys_exit_raw"`
 }
 
 func (p *tracerPrograms) Close() error {
@@ -333,6 +416,8 @@ func (p *tracerPrograms) Close() error {
 		p.ForkRaw,
 		p.SysEnterBtf,
 		p.SysEnterRaw,
+		p.SysExitBtf,
+		p.SysExitRaw,
 	)
 }
 

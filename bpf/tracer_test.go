@@ -28,6 +28,9 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			os.Exit(126)
 		}
+		if os.Getenv("TAILOR_BPF_TEST_DENY") == "1" && denyRules(f) != nil {
+			os.Exit(123)
+		}
 		if err := f.Load(); err != nil {
 			os.Exit(125)
 		}
@@ -37,10 +40,38 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// denyRules makes the child's filter act like an enforcing profile for the watch
+// test: mkdir and mkdirat fail with EPERM, and appending opens with EACCES (what a
+// Landlock refusal gives) for appending opens.
+func denyRules(f *libseccomp.ScmpFilter) error {
+	for _, name := range []string{"mkdir", "mkdirat"} {
+		nr, err := libseccomp.GetSyscallFromName(name)
+		if err != nil {
+			return err
+		}
+		if err := f.AddRule(nr, libseccomp.ActErrno.SetReturnCode(int16(syscall.EPERM))); err != nil {
+			return err
+		}
+	}
+	nr, err := libseccomp.GetSyscallFromName("openat")
+	if err != nil {
+		return err
+	}
+	cond, err := libseccomp.MakeCondition(2, libseccomp.CompareMaskedEqual, syscall.O_APPEND, syscall.O_APPEND)
+	if err != nil {
+		return err
+	}
+	return f.AddRuleConditional(nr, libseccomp.ActErrno.SetReturnCode(int16(syscall.EACCES)), []libseccomp.ScmpCondition{cond})
+}
+
 func openTracer(t *testing.T) *Tracer {
+	return openTracerWith(t, Options{})
+}
+
+func openTracerWith(t *testing.T, opt Options) *Tracer {
 	t.Helper()
 	testpriv.RequireRoot(t)
-	tr, err := Open(Options{})
+	tr, err := Open(opt)
 	if err != nil {
 		t.Fatalf("opening tracer: %v", err)
 	}
@@ -55,8 +86,15 @@ func runTraced(t *testing.T, tr *Tracer, argv ...string) uint32 {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runTarget(t, tr, target, nil, argv...)
+	return target
+}
+
+// runTarget runs argv as target, with extra environment for the launcher.
+func runTarget(t *testing.T, tr *Tracer, target uint32, env []string, argv ...string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], argv...)
-	cmd.Env = append(os.Environ(), "TAILOR_BPF_TEST_CHILD=1")
+	cmd.Env = append(append(os.Environ(), "TAILOR_BPF_TEST_CHILD=1"), env...)
 	in, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +111,6 @@ func runTraced(t *testing.T, tr *Tracer, argv ...string) uint32 {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("%v: %v", argv, err)
 	}
-	return target
 }
 
 func TestTracerSeesSyscallsFilesExecs(t *testing.T) {
