@@ -93,3 +93,21 @@ func checkArch() error {
 	}
 	return nil
 }
+
+// TableOf returns the syscall table that holds arch's syscalls on this build's
+// architecture, ok=false for an architecture this machine does not run.
+func TableOf(arch profiles.Arch) (Table, bool) {
+	for t := TableNative; t < numTables; t++ {
+		if a, _, ok := tableArch(t); ok && a == arch {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+// SyscallNumber returns libseccomp's number for name on table t, ok=false where the
+// table has no such syscall.
+func SyscallNumber(t Table, name string) (int, bool) {
+	nr := syscallNr(t, name)
+	return int(nr), nr >= 0
+}

@@ -741,6 +741,16 @@ static __noinline int on_watched_exit(struct pt_regs *regs, long nr, long ret, _
 	s->ae.open_flags = 0;
 	__u64 bit = 1ULL << (nr & 63);
 	__u32 word = (nr >> 6) & (SC_WORDS - 1);
+	/* A socket is judged by its family, whether socket itself is allowed or not: the
+	 * family is what tells a raw packet socket from the target's usual ones. */
+	if (arch <= 1 && nr == nr_socket[arch & 1]) {
+		__u64 family = arg(regs, arch, 0);
+		if (!(w->allowed[arch][word] & bit) || family >= 64 ||
+		    !(w->families & (1ULL << family)))
+			return emit_anomaly(target, (AN_SOCKET << 16) | arch, family, ret,
+					    target_flags >> 32);
+		return 0;
+	}
 	if (!(w->allowed[arch][word] & bit)) {
 		/* The call that installed the watched filter returns under it: it is the
 		 * launcher's or the runtime's, not the target's. A filter install the
@@ -751,13 +761,6 @@ static __noinline int on_watched_exit(struct pt_regs *regs, long nr, long ret, _
 		     (nr == nr_prctl && arg(regs, 0, 0) == PR_SET_SECCOMP)))
 			return 0;
 		return emit_anomaly(target, (AN_SYSCALL << 16) | arch, nr, ret, target_flags >> 32);
-	}
-	if (arch <= 1 && nr == nr_socket[arch & 1]) {
-		__u64 family = arg(regs, arch, 0);
-		if (family >= 64 || !(w->families & (1ULL << family)))
-			return emit_anomaly(target, (AN_SOCKET << 16) | arch, family, ret,
-					    target_flags >> 32);
-		return 0;
 	}
 	if (arch == 0 && (ret == -EACCES || ret == -EPERM))
 		return denied_path(regs, nr, ret, target_flags);

@@ -38,17 +38,6 @@ const namespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC 
 // PER_LINUX, PER_LINUX32, UNAME26, PER_LINUX32|UNAME26, and 0xffffffff (query).
 var personalityValues = []uint64{0x0, 0x8, 0x20000, 0x20008, 0xffffffff}
 
-// socketFamilies maps the family names a recording uses to their numbers. x/sys/unix
-// is the maintained table; only families a container plausibly uses are listed, and a
-// recorded family outside this list leaves socket without an argument filter (with a
-// warning) rather than guessing a number.
-var socketFamilies = map[string]uint64{
-	"AF_UNIX": unix.AF_UNIX, "AF_INET": unix.AF_INET, "AF_INET6": unix.AF_INET6,
-	"AF_NETLINK": unix.AF_NETLINK, "AF_PACKET": unix.AF_PACKET, "AF_ALG": unix.AF_ALG,
-	"AF_VSOCK": unix.AF_VSOCK, "AF_XDP": unix.AF_XDP, "AF_KEY": unix.AF_KEY,
-	"AF_BLUETOOTH": unix.AF_BLUETOOTH, "AF_CAN": unix.AF_CAN, "AF_TIPC": unix.AF_TIPC,
-}
-
 // seccompPlan is the seccomp part of a bundle before it is rendered.
 type seccompPlan struct {
 	profile *profiles.Seccomp
@@ -205,7 +194,7 @@ func socketRules(rec *profiles.Recording) ([]*profiles.SeccompSyscall, []string)
 	}
 	var rules []*profiles.SeccompSyscall
 	for _, f := range sortedKeys(fams) {
-		nr, ok := socketFamilies[f]
+		nr, ok := profiles.FamilyNumber(f)
 		if !ok {
 			return nil, []string{fmt.Sprintf("socket family %q has no known number: socket is allowed for every family", f)}
 		}
@@ -213,7 +202,7 @@ func socketRules(rec *profiles.Recording) ([]*profiles.SeccompSyscall, []string)
 			LinuxSyscall: specs.LinuxSyscall{
 				Names:  []string{"socket"},
 				Action: specs.ActAllow,
-				Args:   []specs.LinuxSeccompArg{{Index: 0, Value: nr, Op: specs.OpEqualTo}},
+				Args:   []specs.LinuxSeccompArg{{Index: 0, Value: uint64(nr), Op: specs.OpEqualTo}},
 			},
 			Comment: "socket(" + f + ")",
 		})

@@ -4,11 +4,9 @@ package learn
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/moby/sys/capability"
 	"golang.org/x/sys/unix"
 
 	"github.com/tailor-sec/tailor/bpf"
@@ -203,7 +201,7 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 	s.mu.Unlock()
 
 	for _, c := range s.tr.Capabilities(s.target) {
-		name := capName(c.Cap)
+		name := profiles.CapabilityName(c.Cap)
 		e := profiles.Capability{Name: name}
 		switch {
 		case c.Probed:
@@ -219,7 +217,7 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 		r.Capabilities = append(r.Capabilities, e)
 	}
 	for _, n := range s.tr.Network(s.target) {
-		fam := familyName(n.Family)
+		fam := profiles.FamilyName(n.Family)
 		switch n.Kind {
 		case bpf.NetSocket:
 			r.Network.Sockets = append(r.Network.Sockets, profiles.Socket{Family: fam, Type: typeName(n.Type), Protocol: n.Protocol})
@@ -265,33 +263,6 @@ func accessNames(a uint32) []string {
 		}
 	}
 	return out
-}
-
-// capName spells a capability number as the kernel does, through moby's table.
-func capName(c int) string {
-	for _, k := range capability.ListKnown() {
-		if int(k) == c {
-			return "CAP_" + strings.ToUpper(k.String())
-		}
-	}
-	return fmt.Sprintf("CAP_%d", c)
-}
-
-var families = map[int]string{
-	unix.AF_UNIX: "AF_UNIX", unix.AF_INET: "AF_INET", unix.AF_INET6: "AF_INET6",
-	unix.AF_NETLINK: "AF_NETLINK", unix.AF_PACKET: "AF_PACKET", unix.AF_KEY: "AF_KEY",
-	unix.AF_ALG: "AF_ALG", unix.AF_VSOCK: "AF_VSOCK", unix.AF_XDP: "AF_XDP",
-	unix.AF_BLUETOOTH: "AF_BLUETOOTH", unix.AF_CAN: "AF_CAN", unix.AF_TIPC: "AF_TIPC",
-	unix.AF_APPLETALK: "AF_APPLETALK", unix.AF_AX25: "AF_AX25", unix.AF_X25: "AF_X25",
-	unix.AF_IPX: "AF_IPX", unix.AF_NFC: "AF_NFC", unix.AF_RDS: "AF_RDS", unix.AF_LLC: "AF_LLC",
-	unix.AF_IB: "AF_IB", unix.AF_MPLS: "AF_MPLS", unix.AF_SMC: "AF_SMC", unix.AF_QIPCRTR: "AF_QIPCRTR",
-}
-
-func familyName(f int) string {
-	if n, ok := families[f]; ok {
-		return n
-	}
-	return fmt.Sprintf("AF_%d", f)
 }
 
 var sockTypes = map[int]string{

@@ -50,3 +50,14 @@ func CapabilityByName(name string) (capability.Cap, bool) {
 	}
 	return capability.ListKnown()[i], true
 }
+
+// CapabilityName spells a capability number as the kernel does ("CAP_CHOWN"), through
+// moby's table; a number it does not know is spelled CAP_<number>.
+func CapabilityName(c int) string {
+	for _, k := range capability.ListKnown() {
+		if int(k) == c {
+			return "CAP_" + strings.ToUpper(k.String())
+		}
+	}
+	return fmt.Sprintf("CAP_%d", c)
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tailor-sec/tailor/enforce"
+	"github.com/tailor-sec/tailor/enforce/watch"
 	"github.com/tailor-sec/tailor/generate"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/launch"
@@ -30,8 +31,7 @@ func main() {
 			generate.Command(),
 			generate.MergeCommand(),
 			generate.DiffCommand(),
-			// No tracer is wired yet: enforce reports that anomalies are not watched.
-			enforce.Command(nil),
+			enforce.Command(watch.ForCLI),
 		},
 		// Errors are printed once, below, as one line; never by cli itself.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -1,0 +1,196 @@
+package watch
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// Anomaly is one report line: something a target did outside its profile.
+type Anomaly struct {
+	Time time.Time `json:"time"`
+	// Kind is syscall, socket, capability, file or exec.
+	Kind      string `json:"kind"`
+	Target    string `json:"target"`
+	Container string `json:"container,omitempty"`
+	Pid       int    `json:"pid,omitempty"`
+	Comm      string `json:"comm,omitempty"`
+	// Executable is the program the process ran when it was reported ("" when it
+	// had already exited).
+	Executable string `json:"executable,omitempty"`
+	Detail     string `json:"detail"`
+	// Rule says which part of the profile the behaviour is outside of.
+	Rule string `json:"rule"`
+	// Action is "blocked" when the kernel refused it, "allowed" when it happened
+	// (complain mode, or a rule tailor only watches).
+	Action string `json:"action"`
+	// Count is how many times it happened so far.
+	Count uint64 `json:"count"`
+	// Repeat marks a later line for an anomaly already reported, with its new count.
+	Repeat     bool `json:"repeat,omitempty"`
+	DockerExec bool `json:"dockerExec,omitempty"`
+}
+
+// entry is the reporter's state for one distinct anomaly.
+type entry struct {
+	a        Anomaly
+	shown    bool
+	reported uint64 // count on the last line written
+	lastLine time.Time
+}
+
+// reporter deduplicates anomalies and bounds what it writes: each distinct anomaly
+// gets one line when first seen, then at most one line per repeatEvery while its
+// count grows, and a last one at the end; past maxShown distinct anomalies new ones
+// are only counted. A target looping on a forbidden call therefore writes a few lines,
+// not one per call.
+type reporter struct {
+	mu          sync.Mutex
+	json        io.Writer
+	human       io.Writer
+	now         func() time.Time
+	repeatEvery time.Duration
+	maxShown    int
+
+	entries    map[string]*entry
+	order      []string
+	shown      int
+	suppressed int
+	byKind     map[string]uint64
+	total      uint64
+	err        error
+}
+
+func newReporter(jsonOut, human io.Writer, repeatEvery time.Duration, maxShown int) *reporter {
+	return &reporter{json: jsonOut, human: human, now: time.Now, repeatEvery: repeatEvery, maxShown: maxShown,
+		entries: map[string]*entry{}, byKind: map[string]uint64{}}
+}
+
+// observe records n more occurrences of the anomaly with key, or, when cumulative,
+// that it occurred n times in all so far (the kernel's own count).
+func (r *reporter) observe(key string, a Anomaly, n uint64, cumulative bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.entries[key]
+	if !ok {
+		e = &entry{a: a}
+		r.entries[key] = e
+		r.order = append(r.order, key)
+	}
+	before := e.a.Count
+	if cumulative {
+		e.a.Count = max(before, n)
+	} else {
+		e.a.Count = before + n
+	}
+	delta := e.a.Count - before
+	r.byKind[a.Kind] += delta
+	r.total += delta
+	if !ok {
+		if r.shown >= r.maxShown {
+			if r.suppressed == 0 {
+				r.writeHuman(fmt.Sprintf("tailor: more than %d distinct anomalies: further new ones are counted, not shown", r.maxShown))
+			}
+			r.suppressed++
+			return
+		}
+		r.shown++
+		e.shown = true
+		r.write(e, false)
+		return
+	}
+	// A process that had exited leaves a later report without pid: keep the first.
+	if e.shown && delta > 0 && r.now().Sub(e.lastLine) >= r.repeatEvery {
+		r.write(e, true)
+	}
+}
+
+// tick writes the repeat lines that are due.
+func (r *reporter) tick() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range r.order {
+		e := r.entries[k]
+		if e.shown && e.a.Count > e.reported && r.now().Sub(e.lastLine) >= r.repeatEvery {
+			r.write(e, true)
+		}
+	}
+}
+
+// final writes the last counts and what was suppressed.
+func (r *reporter) final() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range r.order {
+		e := r.entries[k]
+		if e.shown && e.a.Count > e.reported {
+			r.write(e, true)
+		}
+	}
+	if r.suppressed > 0 {
+		r.writeHuman(fmt.Sprintf("tailor: %d more distinct anomalies were counted but not shown", r.suppressed))
+		if r.json != nil {
+			line, _ := json.Marshal(map[string]any{"time": r.now(), "kind": "suppressed", "distinct": r.suppressed})
+			r.writeLine(r.json, string(line))
+		}
+	}
+	if r.total > 0 {
+		r.writeHuman(fmt.Sprintf("tailor: %d anomalies (%d distinct)", r.total, len(r.entries)))
+	}
+}
+
+func (r *reporter) write(e *entry, repeat bool) {
+	a := e.a
+	a.Time = r.now()
+	a.Repeat = repeat
+	e.reported = a.Count
+	e.lastLine = a.Time
+	if r.json != nil {
+		line, err := json.Marshal(a)
+		if err != nil {
+			r.setErr(err)
+			return
+		}
+		r.writeLine(r.json, string(line))
+	}
+	if repeat {
+		r.writeHuman(fmt.Sprintf("tailor: anomaly repeated: %s %s, %d times so far", a.Kind, a.Detail, a.Count))
+		return
+	}
+	who := a.Comm
+	if a.Executable != "" {
+		who += " " + a.Executable
+	}
+	r.writeHuman(fmt.Sprintf("tailor: ANOMALY [%s] %s: %s - %s (pid %d %s)", a.Action, a.Kind, a.Detail, a.Rule, a.Pid, who))
+}
+
+func (r *reporter) writeHuman(line string) {
+	if r.human != nil {
+		r.writeLine(r.human, line)
+	}
+}
+
+func (r *reporter) writeLine(w io.Writer, line string) {
+	if _, err := io.WriteString(w, line+"\n"); err != nil {
+		r.setErr(err)
+	}
+}
+
+func (r *reporter) setErr(err error) {
+	if r.err == nil {
+		r.err = fmt.Errorf("writing anomalies: %w", err)
+	}
+}
+
+// counts returns the totals by kind and overall.
+func (r *reporter) counts() (map[string]uint64, uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]uint64, len(r.byKind))
+	for k, v := range r.byKind {
+		out[k] = v
+	}
+	return out, r.total
+}

@@ -1,0 +1,91 @@
+package watch
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+)
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func lines(t *testing.T, b *bytes.Buffer) []Anomaly {
+	t.Helper()
+	var out []Anomaly
+	sc := bufio.NewScanner(bytes.NewReader(b.Bytes()))
+	for sc.Scan() {
+		var a Anomaly
+		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func TestReporterDeduplicatesAndBounds(t *testing.T) {
+	var js, human bytes.Buffer
+	c := &clock{t: time.Unix(1000, 0)}
+	r := newReporter(&js, &human, 10*time.Second, 1000)
+	r.now = c.now
+	a := Anomaly{Kind: "syscall", Detail: "ptrace returned EPERM", Rule: "r", Action: "blocked", Pid: 7}
+	// The kernel reports a looping call about once a second with its running count:
+	// a minute of it is a handful of lines.
+	for s := 1; s <= 60; s++ {
+		r.observe("syscall|ptrace", a, uint64(s)*100000, true)
+		r.tick()
+		c.t = c.t.Add(time.Second)
+	}
+	r.final()
+	got := lines(t, &js)
+	if len(got) < 2 || len(got) > 8 {
+		t.Fatalf("%d lines for one looping anomaly, want a handful: %+v", len(got), got)
+	}
+	if got[0].Repeat || got[0].Count != 100000 {
+		t.Errorf("first line %+v", got[0])
+	}
+	last := got[len(got)-1]
+	if !last.Repeat || last.Count != 6000000 {
+		t.Errorf("last line %+v, want the final count 6000000", last)
+	}
+	if byKind, total := r.counts(); total != 6000000 || byKind["syscall"] != 6000000 {
+		t.Errorf("counts %v %d", byKind, total)
+	}
+	if human.Len() == 0 {
+		t.Error("no human lines")
+	}
+}
+
+func TestReporterCapsDistinctAnomalies(t *testing.T) {
+	var js bytes.Buffer
+	r := newReporter(&js, nil, time.Second, 5)
+	for i := 0; i < 50; i++ {
+		r.observe(fmt.Sprintf("file|/x/%d", i), Anomaly{Kind: "file"}, 1, false)
+	}
+	r.final()
+	got := lines(t, &js)
+	// Five shown, then one line saying how many more were counted.
+	if len(got) != 6 || got[5].Kind != "suppressed" {
+		t.Fatalf("%d lines: %+v", len(got), got)
+	}
+	if _, total := r.counts(); total != 50 {
+		t.Errorf("total %d, want 50", total)
+	}
+}
+
+func TestReporterAddsUserCounts(t *testing.T) {
+	var js bytes.Buffer
+	r := newReporter(&js, nil, time.Hour, 10)
+	for i := 0; i < 3; i++ {
+		r.observe("exec|/bin/sh", Anomaly{Kind: "exec"}, 1, false)
+	}
+	r.final()
+	got := lines(t, &js)
+	if len(got) != 2 || got[1].Count != 3 {
+		t.Fatalf("%+v", got)
+	}
+}

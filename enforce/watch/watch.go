@@ -1,0 +1,542 @@
+// Package watch is tailor's anomaly watcher: the tracer, in watch mode, follows a
+// target confined by a profile bundle and reports what it does outside the bundle.
+// The kernel judges syscalls (at their exit, with the errno a filter gave), socket
+// families, capability checks and refused opens and execs; this package judges the
+// files and programs the target did open and run against the bundle's file and exec
+// rules, deduplicates, and writes one JSON line per anomaly and a readable line for
+// a terminal.
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+
+	"github.com/tailor-sec/tailor/bpf"
+	"github.com/tailor-sec/tailor/enforce"
+	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/learn/docker"
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+// Options configure a Watcher.
+type Options struct {
+	// JSON receives one JSON line per report; nil for none.
+	JSON io.Writer
+	// Human receives a readable line per report (a terminal); nil for none.
+	Human io.Writer
+	// Logger receives notes and loss warnings; nil: slog.Default.
+	Logger *slog.Logger
+	// RepeatEvery is how often a repeating anomaly is reported again with its
+	// count; 0 means 10 seconds.
+	RepeatEvery time.Duration
+	// MaxShown bounds the distinct anomalies reported line by line; further ones
+	// are counted. 0 means 1000.
+	MaxShown int
+	// Close is closed by Stop (the --anomalies file).
+	Close io.Closer
+}
+
+// Watcher implements enforce.Watcher with the tracer.
+type Watcher struct {
+	opt Options
+	log *slog.Logger
+	rep *reporter
+
+	mu      sync.Mutex
+	tr      *bpf.Tracer
+	targets map[uint32]*target
+	lost    uint64
+	stop    chan struct{}
+	done    chan struct{}
+	stopped bool
+}
+
+// target is one watched target and its compiled profile.
+type target struct {
+	id        uint32
+	name      string
+	container string
+	policy    *enforce.Policy
+	rules     *fileRules
+	allowed   map[string]bool // "SCMP_ARCH_X86_64/read"
+	// paths maps the kernel's hash of a refused path to its report key.
+	paths map[uint64]string
+}
+
+// New returns a Watcher; the tracer is loaded by the first Watch.
+func New(opt Options) *Watcher {
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.RepeatEvery <= 0 {
+		opt.RepeatEvery = 10 * time.Second
+	}
+	if opt.MaxShown <= 0 {
+		opt.MaxShown = 1000
+	}
+	return &Watcher{opt: opt, log: opt.Logger, rep: newReporter(opt.JSON, opt.Human, opt.RepeatEvery, opt.MaxShown),
+		targets: map[uint32]*target{}}
+}
+
+// ForCLI is the enforce.WatcherFactory of the tailor command: JSON lines go to the
+// --anomalies file (appended, mode 0600) or, without one, to stdout unless stdout is
+// a terminal; readable lines go to stderr when it is a terminal.
+func ForCLI(anomaliesPath string) (enforce.Watcher, error) {
+	opt := Options{}
+	isTTY := func(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+	switch {
+	case anomaliesPath != "":
+		f, err := os.OpenFile(anomaliesPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --anomalies: %v", fail.ErrBadInput, err)
+		}
+		opt.JSON, opt.Close = f, f
+	case !isTTY(os.Stdout):
+		opt.JSON = os.Stdout
+	}
+	if isTTY(os.Stderr) || opt.JSON == nil {
+		opt.Human = os.Stderr
+	}
+	return New(opt), nil
+}
+
+// Watch starts watching t under p. It loads the tracer on first use.
+func (w *Watcher) Watch(ctx context.Context, t enforce.WatchTarget, p *enforce.Policy) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return errors.New("watcher already stopped")
+	}
+	tg, wp, err := compile(p)
+	if err != nil {
+		return err
+	}
+	if t.ContainerID != "" && t.Running {
+		if err := underFilter(t.ContainerID); err != nil {
+			return err
+		}
+	}
+	if w.tr == nil {
+		tr, err := bpf.Open(bpf.Options{Watch: true, Logger: w.log})
+		if err != nil {
+			return err
+		}
+		w.tr = tr
+		w.stop, w.done = make(chan struct{}), make(chan struct{})
+		go w.loop()
+	}
+	if tg.id, err = w.tr.NewTarget(); err != nil {
+		return err
+	}
+	if err := w.tr.Watch(tg.id, wp); err != nil {
+		return err
+	}
+	w.targets[tg.id] = tg
+	switch {
+	case t.Pid > 0:
+		if err := w.tr.AddProcess(tg.id, t.Pid, comm(t.Pid)); err != nil {
+			return err
+		}
+	case t.ContainerID != "":
+		tg.container = t.ContainerID[:min(12, len(t.ContainerID))]
+		if err := w.tr.AddContainer(tg.id, t.ContainerID); err != nil {
+			return err
+		}
+		if t.Running {
+			pids, err := docker.CgroupProcesses(t.ContainerID)
+			if err != nil {
+				return err
+			}
+			for _, pid := range pids {
+				if err := w.tr.AddProcess(tg.id, pid, comm(pid)); err != nil {
+					return err
+				}
+			}
+		}
+	default:
+		return errors.New("watch: no pid and no container given")
+	}
+	return nil
+}
+
+// underFilter refuses a running container whose init runs without a seccomp filter:
+// the tracer follows only processes under one, so watching it would report nothing.
+func underFilter(id string) error {
+	pids, err := docker.CgroupProcesses(id)
+	if err != nil {
+		return err
+	}
+	if len(pids) == 0 {
+		return fmt.Errorf("%w: container %s has no processes to watch", fail.ErrDocker, id[:min(12, len(id))])
+	}
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pids[0]) + "/status")
+	if err != nil {
+		return fmt.Errorf("%w: reading the container's processes: %v", fail.ErrDocker, err)
+	}
+	for _, l := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(l, "Seccomp:"); ok && strings.TrimSpace(v) != "2" {
+			return fmt.Errorf("%w: container %s runs without a seccomp filter (seccomp=unconfined?): tailor follows only processes under one; run it with the bundle's seccomp.json", fail.ErrRefused, id[:min(12, len(id))])
+		}
+	}
+	return nil
+}
+
+func comm(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	return strings.TrimSpace(string(b))
+}
+
+// compile turns a policy into the kernel's watch policy and the file matcher.
+func compile(p *enforce.Policy) (*target, bpf.WatchPolicy, error) {
+	tg := &target{name: p.Bundle.Name, policy: p, allowed: map[string]bool{}, paths: map[uint64]string{}}
+	wp := bpf.WatchPolicy{Syscalls: map[bpf.Table][]int{}}
+	for _, as := range p.Bundle.Syscalls {
+		tbl, ok := bpf.TableOf(as.Arch)
+		if !ok {
+			continue // an architecture this machine does not run: nothing to watch there
+		}
+		for _, name := range as.Names {
+			tg.allowed[string(as.Arch)+"/"+name] = true
+			if nr, ok := bpf.SyscallNumber(tbl, name); ok {
+				wp.Syscalls[tbl] = append(wp.Syscalls[tbl], nr)
+			}
+		}
+	}
+	for _, c := range p.Capabilities {
+		wp.Capabilities = append(wp.Capabilities, int(c))
+	}
+	for _, f := range p.Bundle.SocketFamilies {
+		n, ok := profiles.FamilyNumber(f)
+		if !ok {
+			return nil, wp, fmt.Errorf("%w: bundle %s: unknown socket family %q", fail.ErrRefused, p.Dir, f)
+		}
+		wp.Families = append(wp.Families, n)
+	}
+	rules, err := compileFileRules(p.Bundle.Files, p.Bundle.Execs)
+	if err != nil {
+		return nil, wp, fmt.Errorf("%w: bundle %s: %v", fail.ErrRefused, p.Dir, err)
+	}
+	tg.rules = rules
+	return tg, wp, nil
+}
+
+// Stats reports the running totals.
+func (w *Watcher) Stats() enforce.WatchStats {
+	byKind, _ := w.rep.counts()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return enforce.WatchStats{Anomalies: byKind, Lost: w.lost, Targets: len(w.targets)}
+}
+
+// Stop reports what is still pending, including anomalies the kernel counted but whose
+// events were lost, unloads the tracer and returns the number of anomalies seen.
+func (w *Watcher) Stop() (int, error) {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		_, total := w.rep.counts()
+		return int(total), nil
+	}
+	w.stopped = true
+	tr := w.tr
+	w.mu.Unlock()
+	var err error
+	if tr != nil {
+		tr.Flush()
+		close(w.stop)
+		<-w.done
+		w.reconcile()
+		w.checkLoss()
+		tr.Close()
+	}
+	w.rep.final()
+	if w.opt.Close != nil {
+		if cerr := w.opt.Close.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("closing the anomalies file: %w", cerr)
+		}
+	}
+	if w.rep.err != nil {
+		err = w.rep.err
+	}
+	_, total := w.rep.counts()
+	return int(total), err
+}
+
+// loop handles events until Stop, then drains what the flush put on the channel.
+func (w *Watcher) loop() {
+	defer close(w.done)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	events := w.tr.Events()
+	for {
+		select {
+		case ev := <-events:
+			w.handle(ev)
+		case <-tick.C:
+			w.rep.tick()
+			w.checkLoss()
+		case <-w.stop:
+			for {
+				select {
+				case ev := <-events:
+					w.handle(ev)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+// checkLoss warns once per increase of the tracer's loss counters.
+func (w *Watcher) checkLoss() {
+	c, err := w.tr.Counters()
+	if err != nil {
+		return
+	}
+	lost := c.RingbufDrops + c.TasksFull + c.CapsFull + c.NetFull + c.ContainersFull + c.AnomaliesFull + c.DecodeErrors + c.ChannelDrops
+	w.mu.Lock()
+	prev := w.lost
+	w.lost = lost
+	w.mu.Unlock()
+	if lost > prev {
+		w.log.Warn("observations lost: anomalies may be missing", "lost", lost, "counters", fmt.Sprintf("%+v", c))
+	}
+}
+
+func (w *Watcher) target(id uint32) *target {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.targets[id]
+}
+
+func (w *Watcher) base(tg *target, pid uint32, comm string, dockerExec bool) Anomaly {
+	a := Anomaly{Target: tg.name, Container: tg.container, Pid: int(pid), Comm: comm, DockerExec: dockerExec}
+	if pid > 0 {
+		a.Executable, _ = os.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
+	}
+	return a
+}
+
+func (w *Watcher) handle(ev bpf.Event) {
+	switch e := ev.(type) {
+	case *bpf.FileEvent:
+		tg := w.target(e.Target)
+		if tg == nil {
+			return
+		}
+		path := e.Path
+		if e.Dir && !strings.HasSuffix(path, "/") {
+			path += "/"
+		}
+		missing := tg.rules.missing(path, accessKinds(e.Access))
+		if len(missing) == 0 {
+			return
+		}
+		a := w.base(tg, e.Pid, "", false)
+		a.Kind, a.Action = "file", "allowed"
+		a.Detail = strings.Join(missing, ", ") + " of " + path
+		a.Rule = "no file rule of apparmor.profile grants " + strings.Join(missing, ", ") + " on " + path
+		w.rep.observe("file|"+path+"|"+strings.Join(missing, ","), a, 1, false)
+	case *bpf.ExecEvent:
+		tg := w.target(e.Target)
+		if tg == nil || tg.rules.execAllowed(e.Filename) {
+			return
+		}
+		a := w.base(tg, e.Pid, e.Comm, e.DockerExec)
+		a.Kind, a.Action = "exec", "allowed"
+		a.Detail = "exec of " + e.Filename + " by " + e.By
+		a.Rule = e.Filename + " is not among the programs the profile runs"
+		w.rep.observe("exec|"+e.Filename, a, 1, false)
+	case *bpf.AnomalyEvent:
+		tg := w.target(e.Target)
+		if tg == nil {
+			return
+		}
+		a := w.base(tg, e.Pid, e.Comm, e.DockerExec)
+		key, ok := w.describe(tg, e, &a)
+		if ok {
+			w.rep.observe(key, a, e.Count, true)
+		}
+	}
+}
+
+// describe fills in a kernel anomaly's kind, detail, rule and action, and returns its
+// report key; ok=false for a refused access the profile allows (the refusal came from
+// elsewhere, file permissions for example).
+func (w *Watcher) describe(tg *target, e *bpf.AnomalyEvent, a *Anomaly) (string, bool) {
+	result := "succeeded"
+	a.Action = "allowed"
+	if e.Ret < 0 {
+		result = "returned " + unix.ErrnoName(unix.Errno(-e.Ret))
+		switch unix.Errno(-e.Ret) {
+		case unix.EPERM, unix.EACCES, unix.ENOSYS:
+			a.Action = "blocked"
+		}
+	}
+	switch e.Kind {
+	case bpf.AnomalySyscall:
+		arch, name, ok := bpf.SyscallName(e.Table, int(e.Value))
+		if !ok {
+			name = "#" + strconv.FormatUint(e.Value, 10)
+		}
+		a.Kind = "syscall"
+		a.Detail = name + " " + result
+		a.Rule = "seccomp.json does not allow " + name + " on " + string(arch)
+		return "syscall|" + string(arch) + "|" + name, true
+	case bpf.AnomalySocket:
+		fam := profiles.FamilyName(int(e.Value))
+		arch, _, _ := bpf.SyscallName(e.Table, 0)
+		a.Kind = "socket"
+		a.Detail = "socket(" + fam + ") " + result
+		if tg.allowed[string(arch)+"/socket"] {
+			a.Rule = "socket family " + fam + " is not in the profile"
+		} else {
+			a.Rule = "seccomp.json does not allow socket"
+		}
+		return "socket|" + fam, true
+	case bpf.AnomalyCapability:
+		name := profiles.CapabilityName(int(e.Value))
+		a.Kind = "capability"
+		if e.Ret == 0 {
+			a.Detail, a.Action = "check for "+name+" granted", "allowed"
+		} else {
+			a.Detail, a.Action = "check for "+name+" denied", "blocked"
+		}
+		a.Rule = "capabilities.json does not keep " + name
+		return "capability|" + name, true
+	case bpf.AnomalyFileDenied, bpf.AnomalyExecDenied:
+		path := resolve(e)
+		kinds := []string{profiles.AccessExec}
+		a.Kind = "exec"
+		if e.Kind == bpf.AnomalyFileDenied {
+			kinds = openKinds(e.OpenFlags)
+			a.Kind = "file"
+		}
+		missing := tg.rules.missing(path, kinds)
+		if e.Kind == bpf.AnomalyExecDenied && !tg.rules.execAllowed(path) && len(missing) == 0 {
+			missing = kinds
+		}
+		if len(missing) == 0 {
+			return "", false
+		}
+		a.Detail = strings.Join(missing, ", ") + " of " + path + " " + result
+		if a.Kind == "exec" {
+			a.Detail = "exec of " + path + " " + result
+			a.Rule = path + " is not among the programs the profile runs"
+			key := "exec|" + path
+			w.mu.Lock()
+			tg.paths[e.Value] = key
+			w.mu.Unlock()
+			return key, true
+		}
+		a.Rule = "no file rule of apparmor.profile grants " + strings.Join(missing, ", ") + " on " + path
+		key := "file|" + path + "|" + strings.Join(missing, ",")
+		w.mu.Lock()
+		tg.paths[e.Value] = key
+		w.mu.Unlock()
+		return key, true
+	}
+	return "", false
+}
+
+// reconcile takes the kernel's final counts, so repeats after the last event, and
+// anomalies whose events were lost, are in the report too.
+func (w *Watcher) reconcile() {
+	w.mu.Lock()
+	targets := make([]*target, 0, len(w.targets))
+	for id := uint32(0); id < bpf.MaxTargets; id++ {
+		if tg, ok := w.targets[id]; ok {
+			targets = append(targets, tg)
+		}
+	}
+	w.mu.Unlock()
+	for _, tg := range targets {
+		for _, c := range w.tr.Anomalies(tg.id) {
+			a := Anomaly{Target: tg.name, Container: tg.container}
+			var key string
+			switch c.Kind {
+			case bpf.AnomalyFileDenied, bpf.AnomalyExecDenied:
+				w.mu.Lock()
+				k, ok := tg.paths[c.Value]
+				w.mu.Unlock()
+				if !ok {
+					// Its event was lost (counted as such): say so rather than drop it.
+					a.Kind, a.Action = "file", "blocked"
+					a.Detail = "a refused open or exec whose path was lost"
+					a.Rule = "file and exec rules"
+					k = "lostpath|" + strconv.FormatUint(c.Value, 16)
+				}
+				key = k
+			default:
+				var ok bool
+				key, ok = w.describe(tg, &bpf.AnomalyEvent{Kind: c.Kind, Table: c.Table, Value: c.Value, Ret: -int64(unix.EPERM)}, &a)
+				if !ok {
+					continue
+				}
+			}
+			w.rep.observe(key, a, c.Count, true)
+		}
+	}
+}
+
+func accessKinds(bits uint32) []string {
+	var out []string
+	for _, k := range []struct {
+		bit  uint32
+		name string
+	}{{bpf.AccRead, profiles.AccessRead}, {bpf.AccWrite, profiles.AccessWrite}, {bpf.AccCreate, profiles.AccessCreate},
+		{bpf.AccExec, profiles.AccessExec}, {bpf.AccMmapExec, profiles.AccessMmapExec}, {bpf.AccList, profiles.AccessList}} {
+		if bits&k.bit != 0 {
+			out = append(out, k.name)
+		}
+	}
+	return out
+}
+
+// openKinds are the access kinds open flags ask for.
+func openKinds(flags uint64) []string {
+	var out []string
+	switch flags & unix.O_ACCMODE {
+	case unix.O_WRONLY:
+		out = []string{profiles.AccessWrite}
+	case unix.O_RDWR:
+		out = []string{profiles.AccessRead, profiles.AccessWrite}
+	default:
+		out = []string{profiles.AccessRead}
+	}
+	if flags&unix.O_CREAT != 0 {
+		out = append(out, profiles.AccessCreate)
+	}
+	return out
+}
+
+// resolve makes a refused relative path absolute from the process's working
+// directory or directory fd, as the process saw them; best effort, since the process
+// may be gone.
+func resolve(e *bpf.AnomalyEvent) string {
+	if strings.HasPrefix(e.Path, "/") || e.Path == "" {
+		return e.Path
+	}
+	link := "/proc/" + strconv.Itoa(int(e.Pid)) + "/cwd"
+	if e.Dirfd != unix.AT_FDCWD {
+		link = "/proc/" + strconv.Itoa(int(e.Pid)) + "/fd/" + strconv.Itoa(int(e.Dirfd))
+	}
+	dir, err := os.Readlink(link)
+	if err != nil {
+		return e.Path
+	}
+	return filepath.Join(dir, e.Path)
+}
