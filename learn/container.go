@@ -95,6 +95,12 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 	if err := cp.Start(ctx); err != nil {
 		return nil, err
 	}
+	// The init's pid is read once, for the mount namespace the recording names and for
+	// the workload's network namespace. A copy that already exited has neither.
+	pid, pidErr := cp.Pid(ctx)
+	if pidErr == nil {
+		tgt.Container.MntNS = mountNamespace(pid)
+	}
 	exited := make(chan waitResult, 1)
 	go func() {
 		// The copy is stopped on every way out of the loop, so Wait ends without ctx.
@@ -111,9 +117,8 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 		}}
 	if opt.Workload != "" {
 		l.workload = func() error {
-			pid, err := cp.Pid(ctx)
-			if err != nil {
-				return err
+			if pidErr != nil {
+				return pidErr
 			}
 			return docker.RunWorkloadInNetns(ctx, pid, opt.Workload, opt.Stdout, opt.Stderr)
 		}
@@ -147,7 +152,8 @@ func attach(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sessio
 			return nil, err
 		}
 	}
-	opt.Logger.Debug("attached", "container", id[:12], "processes", len(pids))
+	tgt.Container.MntNS = mountNamespace(initPid)
+	opt.Logger.Debug("attached", "container", id[:12], "processes", len(pids), "mntns", tgt.Container.MntNS)
 
 	// The container ends with its init; its exit status is Docker's to know, not the
 	// kernel's (init is not tailor's child), so an ended container reports status 0.
@@ -189,6 +195,15 @@ func containerCommand(c *profiles.Container) []string {
 		}
 	}
 	return argv
+}
+
+// mountNamespace is the inode number of pid's mount namespace, 0 if pid is gone.
+func mountNamespace(pid int) uint64 {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/mnt", &st); err != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // pidWatch tells when a process that is not tailor's child exits.
