@@ -127,6 +127,9 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 	if out.res.err != nil {
 		return nil, out.res.err
 	}
+	// The copy still exists (it is removed on return): its file system gives the
+	// interpreters of executables whose processes exited before they could be read.
+	readInterpreters(ctx, dc, sess, opt, cp.ID())
 	return finish(sess, opt, tgt, out)
 }
 
@@ -178,7 +181,17 @@ func attach(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sessio
 	if out.res.err != nil {
 		return nil, out.res.err
 	}
+	readInterpreters(ctx, dc, sess, opt, id)
 	return finish(sess, opt, tgt, out, attachedReason)
+}
+
+// readInterpreters reads, through Docker, the ELF interpreters the session could not
+// read through a live process of container id. What still fails leaves the recording
+// incomplete, which says so; the log says why.
+func readInterpreters(ctx context.Context, dc *docker.Client, sess *Session, opt *Options, id string) {
+	if err := sess.ReadInterpreters(containerInterpreter(ctx, dc, id)); err != nil {
+		opt.Logger.Warn("reading ELF interpreters from the container", "container", id[:12], "error", err)
+	}
 }
 
 // containerCommand is the command the container runs: entrypoint then cmd, as Docker
