@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -14,6 +15,10 @@ import (
 	"github.com/tailor-sec/tailor/learn/docker"
 	"github.com/tailor-sec/tailor/profiles"
 )
+
+// outputGrace is how long the copy's output may go on after the copy stopped: it
+// ends at once unless a process outside the copy's pid namespace holds it open.
+const outputGrace = 5 * time.Second
 
 // attachedReason marks the recording of an attached run incomplete.
 const attachedReason = "attached to a running container: its start-up was not seen"
@@ -27,8 +32,9 @@ type ContainerOptions struct {
 }
 
 // Container learns the Docker container nameOrID. By default it relaunches a copy of
-// it under the learning seccomp profile (see package learn/docker), traces the copy
-// from its first filtered syscall until it exits, the duration ends, the workload
+// it under the learning seccomp profile (see package learn/docker), copies its output
+// to opt.Stdout and opt.Stderr, traces the copy from its first filtered syscall until
+// it exits, the duration ends, the workload
 // (run in the copy's network namespace) finishes or a signal arrives, stops and
 // removes it, and writes the recording. With Attach it traces the running container
 // from now on and leaves it running.
@@ -92,6 +98,11 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 		return nil, err
 	}
 	defer tr.RemoveContainer(cp.ID())
+	output, err := cp.Attach(ctx, opt.Stdout, opt.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer output.Close()
 	if err := cp.Start(ctx); err != nil {
 		return nil, err
 	}
@@ -126,6 +137,10 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 	out := l.run(ctx, nil)
 	if out.res.err != nil {
 		return nil, out.res.err
+	}
+	// The copy stopped: its output ends now, before the summary is printed.
+	if err := output.Wait(outputGrace); err != nil {
+		opt.Logger.Warn("copy output", "container", cp.Name(), "error", err)
 	}
 	// The copy still exists (it is removed on return): its file system gives the
 	// interpreters of executables whose processes exited before they could be read.

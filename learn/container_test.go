@@ -279,6 +279,32 @@ func TestLearnContainersConcurrentlyAndInSequence(t *testing.T) {
 	})
 }
 
+// TestLearnContainerOutput: the copy's stdout and stderr reach learn's, split
+// without a TTY and all on stdout with one, complete by the time learn returns.
+func TestLearnContainerOutput(t *testing.T) {
+	env, img := dockerEnv(t)
+	const script = `echo tailor-marker-out; echo tailor-marker-err >&2`
+	for _, tty := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tty=%v", tty), func(t *testing.T) {
+			name := createContainer(t, env,
+				&container.Config{Image: img, Entrypoint: []string{"/bin/sh", "-c"}, Cmd: []string{script}, Tty: tty},
+				&container.HostConfig{NetworkMode: "none"})
+			var stdout, stderr bytes.Buffer
+			if _, _, err := learnContainer(t, name, Options{Stdout: &stdout, Stderr: &stderr}, ContainerOptions{}); err != nil {
+				t.Fatalf("learn --container: %v", err)
+			}
+			wantOut, wantErr := "tailor-marker-out\n", "tailor-marker-err\n"
+			if tty {
+				// A terminal turns \n into \r\n, and has one stream for both.
+				wantOut, wantErr = "tailor-marker-out\r\ntailor-marker-err\r\n", ""
+			}
+			if stdout.String() != wantOut || stderr.String() != wantErr {
+				t.Errorf("stdout %q, stderr %q; want %q and %q", stdout.String(), stderr.String(), wantOut, wantErr)
+			}
+		})
+	}
+}
+
 // TestLearnContainerShortLivedDynamic: a container whose dynamically linked
 // entrypoint exits at once is gone before its program's ELF interpreter can be read
 // through a live process; it is read from the stopped copy through Docker instead, so
