@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -14,6 +15,10 @@ import (
 	"github.com/tailor-sec/tailor/learn/docker"
 	"github.com/tailor-sec/tailor/profiles"
 )
+
+// outputGrace is how long the copy's output may go on after the copy stopped: it
+// ends at once unless a process outside the copy's pid namespace holds it open.
+const outputGrace = 5 * time.Second
 
 // attachedReason marks the recording of an attached run incomplete.
 const attachedReason = "attached to a running container: its start-up was not seen"
@@ -27,8 +32,9 @@ type ContainerOptions struct {
 }
 
 // Container learns the Docker container nameOrID. By default it relaunches a copy of
-// it under the learning seccomp profile (see package learn/docker), traces the copy
-// from its first filtered syscall until it exits, the duration ends, the workload
+// it under the learning seccomp profile (see package learn/docker), copies its output
+// to opt.Stdout and opt.Stderr, traces the copy from its first filtered syscall until
+// it exits, the duration ends, the workload
 // (run in the copy's network namespace) finishes or a signal arrives, stops and
 // removes it, and writes the recording. With Attach it traces the running container
 // from now on and leaves it running.
@@ -92,8 +98,19 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 		return nil, err
 	}
 	defer tr.RemoveContainer(cp.ID())
+	output, err := cp.Attach(ctx, opt.Stdout, opt.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	defer output.Close()
 	if err := cp.Start(ctx); err != nil {
 		return nil, err
+	}
+	// The init's pid is read once, for the mount namespace the recording names and for
+	// the workload's network namespace. A copy that already exited has neither.
+	pid, pidErr := cp.Pid(ctx)
+	if pidErr == nil {
+		tgt.Container.MntNS = mountNamespace(pid)
 	}
 	exited := make(chan waitResult, 1)
 	go func() {
@@ -111,9 +128,8 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 		}}
 	if opt.Workload != "" {
 		l.workload = func() error {
-			pid, err := cp.Pid(ctx)
-			if err != nil {
-				return err
+			if pidErr != nil {
+				return pidErr
 			}
 			return docker.RunWorkloadInNetns(ctx, pid, opt.Workload, opt.Stdout, opt.Stderr)
 		}
@@ -122,6 +138,13 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 	if out.res.err != nil {
 		return nil, out.res.err
 	}
+	// The copy stopped: its output ends now, before the summary is printed.
+	if err := output.Wait(outputGrace); err != nil {
+		opt.Logger.Warn("copy output", "container", cp.Name(), "error", err)
+	}
+	// The copy still exists (it is removed on return): its file system gives the
+	// interpreters of executables whose processes exited before they could be read.
+	readInterpreters(ctx, dc, sess, opt, cp.ID())
 	return finish(sess, opt, tgt, out)
 }
 
@@ -147,7 +170,8 @@ func attach(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sessio
 			return nil, err
 		}
 	}
-	opt.Logger.Debug("attached", "container", id[:12], "processes", len(pids))
+	tgt.Container.MntNS = mountNamespace(initPid)
+	opt.Logger.Debug("attached", "container", id[:12], "processes", len(pids), "mntns", tgt.Container.MntNS)
 
 	// The container ends with its init; its exit status is Docker's to know, not the
 	// kernel's (init is not tailor's child), so an ended container reports status 0.
@@ -172,7 +196,17 @@ func attach(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sessio
 	if out.res.err != nil {
 		return nil, out.res.err
 	}
+	readInterpreters(ctx, dc, sess, opt, id)
 	return finish(sess, opt, tgt, out, attachedReason)
+}
+
+// readInterpreters reads, through Docker, the ELF interpreters the session could not
+// read through a live process of container id. What still fails leaves the recording
+// incomplete, which says so; the log says why.
+func readInterpreters(ctx context.Context, dc *docker.Client, sess *Session, opt *Options, id string) {
+	if err := sess.ReadInterpreters(containerInterpreter(ctx, dc, id)); err != nil {
+		opt.Logger.Warn("reading ELF interpreters from the container", "container", id[:12], "error", err)
+	}
 }
 
 // containerCommand is the command the container runs: entrypoint then cmd, as Docker
@@ -189,6 +223,15 @@ func containerCommand(c *profiles.Container) []string {
 		}
 	}
 	return argv
+}
+
+// mountNamespace is the inode number of pid's mount namespace, 0 if pid is gone.
+func mountNamespace(pid int) uint64 {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/mnt", &st); err != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // pidWatch tells when a process that is not tailor's child exits.

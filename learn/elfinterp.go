@@ -1,14 +1,19 @@
 package learn
 
 import (
+	"bytes"
+	"context"
 	"debug/elf"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
+
+	"github.com/tailor-sec/tailor/learn/docker"
 )
 
 // procRoot is the root directory process pid sees.
@@ -20,11 +25,52 @@ func procRoot(pid int) string { return "/proc/" + strconv.Itoa(pid) + "/root" }
 // AppArmor and Landlock both check it: learn must add it. It returns "" for static
 // executables and scripts.
 func elfInterpreter(root, path string) (string, error) {
-	f, err := elf.Open(filepath.Join(root, path))
+	f, err := os.Open(filepath.Join(root, path))
 	if err != nil {
 		return "", fmt.Errorf("reading %s: %w", path, err)
 	}
 	defer f.Close()
+	interp, err := ptInterp(f, path)
+	if err != nil || interp == "" {
+		return interp, err
+	}
+	resolved, err := securejoin.SecureJoin(root, interp)
+	if err != nil {
+		return interp, nil
+	}
+	return "/" + strings.TrimPrefix(strings.TrimPrefix(resolved, filepath.Clean(root)), "/"), nil
+}
+
+// containerInterpreter is elfInterpreter for the file system of container id, read
+// through the Docker API: unlike /proc/PID/root it still works once every process of
+// the container has exited, as long as the container exists.
+func containerInterpreter(ctx context.Context, dc *docker.Client, id string) func(path string) (string, error) {
+	return func(path string) (string, error) {
+		f, err := dc.OpenFile(ctx, id, path)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		interp, err := ptInterp(f, path)
+		if err != nil || interp == "" {
+			return interp, err
+		}
+		return dc.ResolvePath(ctx, id, interp)
+	}
+}
+
+// ptInterp reads the PT_INTERP program header of the file r: "" for a static ELF
+// executable and for anything that is not ELF (a script: the kernel runs its #!
+// interpreter, which the tracer sees executed on its own).
+func ptInterp(r io.ReaderAt, path string) (string, error) {
+	magic := make([]byte, len(elf.ELFMAG))
+	if _, err := r.ReadAt(magic, 0); err != nil || !bytes.Equal(magic, []byte(elf.ELFMAG)) {
+		return "", nil
+	}
+	f, err := elf.NewFile(r)
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
 	for _, p := range f.Progs {
 		if p.Type != elf.PT_INTERP {
 			continue
@@ -33,12 +79,7 @@ func elfInterpreter(root, path string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("reading PT_INTERP of %s: %w", path, err)
 		}
-		interp := strings.TrimRight(string(b), "\x00")
-		resolved, err := securejoin.SecureJoin(root, interp)
-		if err != nil {
-			return interp, nil
-		}
-		return "/" + strings.TrimPrefix(strings.TrimPrefix(resolved, filepath.Clean(root)), "/"), nil
+		return strings.TrimRight(string(b), "\x00"), nil
 	}
 	return "", nil
 }

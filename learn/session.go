@@ -3,7 +3,10 @@
 package learn
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,10 +27,11 @@ type Session struct {
 	files     map[string]*fileObs
 	execs     map[profiles.Exec]struct{}
 	truncated uint64
-	// interps caches each executable's ELF interpreter; interpErrs counts executables
-	// that could not be read (the process was gone): their loader may be missing.
+	// interps caches each executable's ELF interpreter; unreadable holds executables
+	// that could not be read (every process of the target was gone): their loader may
+	// be missing until ReadInterpreters finds it.
 	interps    map[string]string
-	interpErrs uint64
+	unreadable map[string]struct{}
 	// hostRoot is true when the target shares the host's root directory (a local
 	// command), so executables can be read from there once their process is gone.
 	hostRoot bool
@@ -41,7 +45,7 @@ type fileObs struct {
 // NewSession starts gathering for target. hostRoot tells whether the target sees the
 // host's root directory.
 func NewSession(tr *bpf.Tracer, target uint32, hostRoot bool) *Session {
-	return &Session{hostRoot: hostRoot, tr: tr, target: target, start: time.Now().UTC(), files: map[string]*fileObs{}, interps: map[string]string{}, execs: map[profiles.Exec]struct{}{}}
+	return &Session{hostRoot: hostRoot, tr: tr, target: target, start: time.Now().UTC(), files: map[string]*fileObs{}, interps: map[string]string{}, unreadable: map[string]struct{}{}, execs: map[profiles.Exec]struct{}{}}
 }
 
 // Target is the tracer's id of the session's target.
@@ -81,8 +85,8 @@ func (s *Session) Handle(ev bpf.Event) {
 	}
 }
 
-// addInterpreter records the dynamic loader of an executed ELF file: the kernel maps it
-// executable during execve without any open the tracer could see.
+// addInterpreter reads the dynamic loader of an executed ELF file through a live
+// process of the target; when none is left, the file waits for ReadInterpreters.
 func (s *Session) addInterpreter(pid uint32, path string) {
 	if _, done := s.interps[path]; done {
 		return
@@ -106,9 +110,16 @@ func (s *Session) addInterpreter(pid uint32, path string) {
 		}
 	}
 	if err != nil {
-		s.interpErrs++
+		s.unreadable[path] = struct{}{}
 		return
 	}
+	s.setInterpreter(path, interp)
+}
+
+// setInterpreter caches path's interpreter and adds the interpreter to the files:
+// the kernel maps it executable during execve, without any open the tracer could see.
+func (s *Session) setInterpreter(path, interp string) {
+	delete(s.unreadable, path)
 	s.interps[path] = interp
 	if interp == "" {
 		return
@@ -119,6 +130,29 @@ func (s *Session) addInterpreter(pid uint32, path string) {
 		s.files[interp] = f
 	}
 	f.access |= bpf.AccRead | bpf.AccMmapExec
+}
+
+// ReadInterpreters retries the executables whose ELF interpreter could not be read
+// while the target ran, through read, which reaches the target's file system another
+// way (a container's, through Docker, after its processes exited). Call it after the
+// run's events were handled and before Recording. Executables that still cannot be
+// read keep the recording incomplete; the error joins why.
+func (s *Session) ReadInterpreters(read func(path string) (string, error)) error {
+	s.mu.Lock()
+	paths := slices.Sorted(maps.Keys(s.unreadable))
+	s.mu.Unlock()
+	var errs []error
+	for _, path := range paths {
+		interp, err := read(path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.mu.Lock()
+		s.setInterpreter(path, interp)
+		s.mu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // Progress is a snapshot for the live progress line.
@@ -236,9 +270,9 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 		r.Complete = false
 		r.Incomplete = append(r.Incomplete, fmt.Sprintf("%d observations lost (see loss)", r.Loss.Total()))
 	}
-	if s.interpErrs > 0 {
+	if len(s.unreadable) > 0 {
 		r.Complete = false
-		r.Incomplete = append(r.Incomplete, fmt.Sprintf("the ELF interpreter of %d executables could not be read (the process exited first)", s.interpErrs))
+		r.Incomplete = append(r.Incomplete, fmt.Sprintf("the ELF interpreter of %d executables could not be read (the process exited first)", len(s.unreadable)))
 	}
 	for _, m := range r.Missing {
 		r.Complete = false

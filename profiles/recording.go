@@ -83,6 +83,11 @@ type Container struct {
 	// Attached is true when tailor attached to an already running container instead of
 	// relaunching it, so the container's start-up was not seen.
 	Attached bool `json:"attached,omitempty"`
+	// MntNS is the inode number of the mount namespace the learned processes ran in
+	// (the relaunched copy's, or the attached container's), read from its init while it
+	// ran; 0 when it had already exited. It is provenance only: the kernel reuses these
+	// numbers as soon as a namespace is gone, so tailor never keys anything on it.
+	MntNS uint64 `json:"mntns,omitempty"`
 	// Config is the original container configuration as Docker reported it.
 	Config map[string]any `json:"config,omitempty"`
 }

@@ -68,6 +68,8 @@ type Copy struct {
 	original string
 	run      string
 	warnings []string
+	// tty is true when the copy has a terminal: its output is then not multiplexed.
+	tty bool
 }
 
 // ID is the copy's full 64-hex container ID, known from creation on, so the tracer can
@@ -164,7 +166,7 @@ func (c *Client) PrepareCopy(ctx context.Context, nameOrID string, opts CopyOpti
 	if err != nil {
 		return nil, c.apiError(fmt.Sprintf("creating a copy of container %q", nameOrID), err)
 	}
-	return &Copy{c: c, id: created.ID, name: name, original: info.ID, run: run, warnings: created.Warnings}, nil
+	return &Copy{c: c, id: created.ID, name: name, original: info.ID, run: run, warnings: created.Warnings, tty: cfg.Tty}, nil
 }
 
 // learningSecurityOpt keeps every security option but seccomp ones (Docker accepts
