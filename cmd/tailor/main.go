@@ -30,8 +30,10 @@ func main() {
 			generate.Command(),
 			generate.MergeCommand(),
 			generate.DiffCommand(),
-			// No tracer is wired yet: enforce reports that anomalies are not watched.
+			// No tracer is wired yet: enforce reports that anomalies are not watched,
+			// and watch refuses.
 			enforce.Command(nil),
+			enforce.WatchCommand(nil),
 		},
 		// Errors are printed once, below, as one line; never by cli itself.
 		ExitErrHandler: func(*cli.Context, error) {},
