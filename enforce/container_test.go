@@ -114,7 +114,9 @@ type syncBuffer struct {
 	seen chan struct{}
 }
 
-func newSyncBuffer(mark string) *syncBuffer { return &syncBuffer{mark: mark, seen: make(chan struct{})} }
+func newSyncBuffer(mark string) *syncBuffer {
+	return &syncBuffer{mark: mark, seen: make(chan struct{})}
+}
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
@@ -289,4 +291,3 @@ func TestContainerCopyConfinement(t *testing.T) {
 	}
 	noCopiesLeft(t, env, name)
 }
-
