@@ -17,6 +17,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	libseccomp "github.com/seccomp/libseccomp-golang"
 
 	"github.com/tailor-sec/tailor/generate"
 	"github.com/tailor-sec/tailor/internal/dockertest"
@@ -290,4 +291,212 @@ func TestContainerCopyConfinement(t *testing.T) {
 		t.Errorf("cancelled run: %v (exit %d), want 130", r.err, fail.Code(r.err))
 	}
 	noCopiesLeft(t, env, name)
+}
+
+// TestContainerWorkloadEndsCopy: a workload that succeeds stops the copy and tailor
+// exits 0; a failing workload is exit 8; the copy is removed either way.
+func TestContainerWorkloadEndsCopy(t *testing.T) {
+	env, img := dockerEnv(t)
+	dir := learnedBundle(t, env, img)
+	name := busyboxContainer(t, env, img, longScript)
+	r := runCopy(context.Background(), name, ContainerOptions{Profile: dir, Workload: "echo workload-ran"})
+	if r.err != nil || r.status != 0 || !strings.Contains(r.out.String(), "workload-ran") {
+		t.Errorf("workload passed: status %d, %v, output %q; want 0", r.status, r.err, r.out)
+	}
+	if !strings.Contains(r.log.String(), "copy stopped by tailor") {
+		t.Errorf("report does not say tailor stopped the copy:\n%s", r.log)
+	}
+	noCopiesLeft(t, env, name)
+
+	r = runCopy(context.Background(), name, ContainerOptions{Profile: dir, Workload: "exit 3"})
+	if fail.Code(r.err) != 8 {
+		t.Errorf("failing workload: %v (exit %d), want 8", r.err, fail.Code(r.err))
+	}
+	noCopiesLeft(t, env, name)
+}
+
+// fakeWatcher stands in for the tracer: it records what it is told and checks the
+// container's state at each call through the daemon.
+type fakeWatcher struct {
+	env       *dockertest.Env
+	stats     WatchStats
+	anomalies int
+
+	mu         sync.Mutex
+	target     WatchTarget
+	stateAtWat string
+	stateAtEnd string
+	watching   chan struct{}
+	stopped    bool
+}
+
+func newFakeWatcher(env *dockertest.Env, anomalies int) *fakeWatcher {
+	return &fakeWatcher{env: env, anomalies: anomalies, watching: make(chan struct{}),
+		stats: WatchStats{Anomalies: map[string]uint64{"syscall": 3, "exec": 1}, Lost: 2, Targets: 1}}
+}
+
+func (w *fakeWatcher) state(id string) string {
+	info, err := w.env.Client.ContainerInspect(context.Background(), id)
+	if err != nil {
+		return err.Error()
+	}
+	return string(info.State.Status)
+}
+
+func (w *fakeWatcher) Watch(_ context.Context, t WatchTarget, p *Policy) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.target = t
+	w.stateAtWat = w.state(t.ContainerID)
+	close(w.watching)
+	return nil
+}
+
+func (w *fakeWatcher) Stats() WatchStats { return w.stats }
+
+func (w *fakeWatcher) Stop() (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.stateAtEnd = w.state(w.target.ContainerID)
+	return w.anomalies, nil
+}
+
+// TestContainerWatcher: the watcher is told the copy's full ID before the copy starts
+// and stopped after it exited; its anomalies fail the run with --fail-on-anomaly.
+func TestContainerWatcher(t *testing.T) {
+	env, img := dockerEnv(t)
+	dir := learnedBundle(t, env, img)
+	name := busyboxContainer(t, env, img, learnedScript)
+	w := newFakeWatcher(env, 2)
+	r := runCopy(context.Background(), name, ContainerOptions{Profile: dir, Watcher: w, FailOnAnomaly: true})
+	if fail.Code(r.err) != 7 {
+		t.Errorf("anomalies with --fail-on-anomaly: %v (exit %d), want 7", r.err, fail.Code(r.err))
+	}
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(w.target.ContainerID) || w.target.Running || w.target.Pid != 0 {
+		t.Errorf("watch target %+v, want the copy's full ID, not running", w.target)
+	}
+	if w.stateAtWat != "created" || !w.stopped || w.stateAtEnd != "exited" {
+		t.Errorf("copy state at Watch %q, at Stop %q (stopped %v): want created, then exited", w.stateAtWat, w.stateAtEnd, w.stopped)
+	}
+	if !strings.Contains(r.log.String(), "anomalies:    watched") {
+		t.Errorf("report does not say anomalies are watched:\n%s", r.log)
+	}
+	noCopiesLeft(t, env, name)
+}
+
+// TestContainerRefusals: a bundle whose seccomp.json passes tailor's checks but
+// which Docker rejects is a refusal (exit 9) naming the file; the copy is removed.
+// A missing profile is refused before Docker is asked anything.
+func TestContainerRefusals(t *testing.T) {
+	env, img := dockerEnv(t)
+	learned := learnedBundle(t, env, img)
+	name := busyboxContainer(t, env, img, learnedScript)
+	dir := t.TempDir()
+	for _, n := range []string{profiles.BundleManifestFile, profiles.BundleSeccompFile, profiles.BundleAppArmorFile, profiles.BundleCapabilitiesFile} {
+		data, err := os.ReadFile(filepath.Join(learned, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == profiles.BundleSeccompFile {
+			// libseccomp builds this filter; runc refuses a notify default action.
+			data = bytes.Replace(data, []byte(`"defaultAction": "SCMP_ACT_ERRNO"`), []byte(`"defaultAction": "SCMP_ACT_NOTIFY"`), 1)
+		}
+		if err := os.WriteFile(filepath.Join(dir, n), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runCopy(context.Background(), name, ContainerOptions{Profile: dir})
+	if fail.Code(r.err) != 9 || !strings.Contains(r.err.Error(), "docker rejected "+filepath.Join(dir, profiles.BundleSeccompFile)) {
+		t.Errorf("seccomp.json docker rejects: %v (exit %d), want a refusal naming it", r.err, fail.Code(r.err))
+	}
+	noCopiesLeft(t, env, name)
+
+	r = runCopy(context.Background(), name, ContainerOptions{Profile: filepath.Join(dir, "missing")})
+	if fail.Code(r.err) != 9 {
+		t.Errorf("missing profile: %v (exit %d), want 9", r.err, fail.Code(r.err))
+	}
+}
+
+// TestContainerPlan checks the decisions for hosts unlike this one: with AppArmor the
+// copy gets apparmor=<bundle name>; without it the report warns that file and exec
+// rules are not enforced. Complain mode's profile builds the very filter local
+// complain mode builds.
+func TestContainerPlan(t *testing.T) {
+	h, err := ProbeHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := bundle(t, nil)
+	p, err := Load(dir, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.AppArmor = true
+	pl, err := makeContainerPlan(p, h, ModeEnforce, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pl.apparmor || !slices.Contains(pl.securityOpt, "apparmor=workload") || !slices.Equal(pl.capDrop, []string{"ALL"}) {
+		t.Errorf("AppArmor host: load %v, security options %.300q, cap drop %v", pl.apparmor, pl.securityOpt, pl.capDrop)
+	}
+	h.AppArmor = false
+	pl, err = makeContainerPlan(p, h, ModeEnforce, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := strings.Join(pl.report, "\n")
+	if pl.apparmor || slices.ContainsFunc(pl.securityOpt, func(o string) bool { return strings.HasPrefix(o, "apparmor") }) ||
+		!strings.Contains(report, "WARNING: AppArmor is not enabled in this kernel: the profile's file and exec rules") ||
+		!strings.Contains(report, "anomalies:    not watched") {
+		t.Errorf("host without AppArmor: load %v, report:\n%s", pl.apparmor, report)
+	}
+
+	pl, err = makeContainerPlan(p, h, ModeComplain, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.capDrop != nil {
+		t.Errorf("complain mode drops capabilities %v", pl.capDrop)
+	}
+	docker, err := profiles.DecodeSeccomp([]byte(strings.TrimPrefix(pl.securityOpt[0], "seccomp=")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if docker.DefaultAction != "SCMP_ACT_LOG" || docker.DefaultErrnoRet != nil {
+		t.Errorf("complain profile default %s errno %v", docker.DefaultAction, docker.DefaultErrnoRet)
+	}
+	if got, want := exportBPF(t, docker, false), exportBPF(t, p.Seccomp, true); !bytes.Equal(got, want) {
+		t.Errorf("complain profile for docker builds another filter (%d bytes) than local complain mode (%d bytes)", len(got), len(want))
+	}
+}
+
+// exportBPF compiles p and returns the filter's BPF program.
+func exportBPF(t *testing.T, p *profiles.Seccomp, complain bool) []byte {
+	t.Helper()
+	f, err := profiles.CompileSeccomp(p, profiles.CompileOptions{Complain: complain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Release()
+	if !complain {
+		// Local complain mode also logs calls of unlisted architectures; Docker's runc
+		// decides that action itself, so compare the rest.
+		if err := f.SetBadArchAction(libseccomp.ActLog); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := os.CreateTemp(t.TempDir(), "bpf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if err := f.ExportBPF(out); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
