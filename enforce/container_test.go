@@ -322,12 +322,12 @@ type fakeWatcher struct {
 	stats     WatchStats
 	anomalies int
 
-	mu         sync.Mutex
-	target     WatchTarget
-	stateAtWat string
-	stateAtEnd string
-	watching   chan struct{}
-	stopped    bool
+	mu           sync.Mutex
+	target       WatchTarget
+	stateAtWatch string
+	stateAtEnd   string
+	watching     chan struct{}
+	stopped      bool
 }
 
 func newFakeWatcher(env *dockertest.Env, anomalies int) *fakeWatcher {
@@ -347,7 +347,7 @@ func (w *fakeWatcher) Watch(_ context.Context, t WatchTarget, p *Policy) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.target = t
-	w.stateAtWat = w.state(t.ContainerID)
+	w.stateAtWatch = w.state(t.ContainerID)
 	close(w.watching)
 	return nil
 }
@@ -376,8 +376,8 @@ func TestContainerWatcher(t *testing.T) {
 	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(w.target.ContainerID) || w.target.Running || w.target.Pid != 0 {
 		t.Errorf("watch target %+v, want the copy's full ID, not running", w.target)
 	}
-	if w.stateAtWat != "created" || !w.stopped || w.stateAtEnd != "exited" {
-		t.Errorf("copy state at Watch %q, at Stop %q (stopped %v): want created, then exited", w.stateAtWat, w.stateAtEnd, w.stopped)
+	if w.stateAtWatch != "created" || !w.stopped || w.stateAtEnd != "exited" {
+		t.Errorf("copy state at Watch %q, at Stop %q (stopped %v): want created, then exited", w.stateAtWatch, w.stateAtEnd, w.stopped)
 	}
 	if !strings.Contains(r.log.String(), "anomalies:    watched") {
 		t.Errorf("report does not say anomalies are watched:\n%s", r.log)
