@@ -1,6 +1,7 @@
 package enforce
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,20 +16,36 @@ import (
 // this build has none.
 type WatcherFactory func(anomaliesPath string) (Watcher, error)
 
-// Command returns `tailor enforce` (local mode): run COMMAND confined by a bundle.
+// Command returns `tailor enforce`: run COMMAND (local mode) or a copy of a Docker
+// container (--container) confined by a bundle. The same factory serves both.
 func Command(newWatcher WatcherFactory) *cli.Command {
 	return &cli.Command{
 		Name:      "enforce",
-		Usage:     "run a command confined by a profile bundle (seccomp, capabilities, no_new_privs, Landlock)",
-		ArgsUsage: "-- COMMAND [ARGS...]",
+		Usage:     "run a command, or a copy of a container, confined by a profile bundle (seccomp, capabilities, no_new_privs, Landlock or AppArmor)",
+		ArgsUsage: "-- COMMAND [ARGS...] | --container NAME",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "profile", Usage: "bundle directory written by tailor generate", Required: true},
 			&cli.StringFlag{Name: "mode", Value: ModeEnforce, Usage: "enforce: block what the profile does not allow; complain: only log seccomp denials"},
 			&cli.StringFlag{Name: "anomalies", Usage: "write anomalies (out-of-profile behaviour) to `FILE` (needs the tracer)"},
 			&cli.BoolFlag{Name: "fail-on-anomaly", Usage: "exit 7 when an anomaly was seen (needs the tracer)"},
-			&cli.BoolFlag{Name: "allow-partial", Usage: "run even where file rules cannot be enforced (no Landlock on this host)"},
+			&cli.BoolFlag{Name: "allow-partial", Usage: "local mode: run even where file rules cannot be enforced (no Landlock on this host)"},
+			&cli.StringFlag{Name: "container", Usage: "relaunch a copy of the Docker container `NAME|ID` confined by the bundle, instead of a command"},
+			&cli.StringFlag{Name: "workload", Usage: "container mode: host shell `CMD` run in the copy's network namespace; its end stops the copy"},
+			&cli.DurationFlag{Name: "duration", Usage: "container mode: stop the copy after `D`"},
+			&cli.DurationFlag{Name: "stop-timeout", Value: DefaultStopTimeout, Usage: "container mode: grace between SIGTERM and SIGKILL when stopping the copy"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.IsSet("anomalies") && newWatcher == nil {
+				return refuse("--anomalies needs anomaly reporting, which this build has no tracer for")
+			}
+			if c.IsSet("container") {
+				return containerAction(c, newWatcher)
+			}
+			for _, f := range []string{"workload", "duration", "stop-timeout"} {
+				if c.IsSet(f) {
+					return fmt.Errorf("%w: --%s is for container mode (--container NAME)", fail.ErrBadInput, f)
+				}
+			}
 			o := Options{
 				Profile:       c.String("profile"),
 				Mode:          c.String("mode"),
@@ -39,9 +56,6 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 				Stdout:        os.Stdout,
 				Stderr:        os.Stderr,
 			}
-			if c.IsSet("anomalies") && newWatcher == nil {
-				return refuse("--anomalies needs anomaly reporting, which this build has no tracer for")
-			}
 			if newWatcher != nil {
 				w, err := newWatcher(c.String("anomalies"))
 				if err != nil {
@@ -51,14 +65,51 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			status, err := Run(ctx, o)
-			if err != nil {
-				return err
-			}
-			if status != 0 {
-				return &fail.ExitStatus{Code: status, Quiet: true}
-			}
-			return nil
+			return exitStatus(Run(ctx, o))
 		},
 	}
+}
+
+// containerAction is `tailor enforce --container`.
+func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
+	if c.Args().Len() > 0 {
+		return fmt.Errorf("%w: --container runs the container's own command: give no COMMAND (got %q)", fail.ErrBadInput, c.Args().Slice())
+	}
+	if c.IsSet("allow-partial") {
+		return fmt.Errorf("%w: --allow-partial is for local mode: container mode warns instead when AppArmor is absent", fail.ErrBadInput)
+	}
+	o := ContainerOptions{
+		Profile:       c.String("profile"),
+		Mode:          c.String("mode"),
+		Container:     c.String("container"),
+		Workload:      c.String("workload"),
+		Duration:      c.Duration("duration"),
+		StopTimeout:   c.Duration("stop-timeout"),
+		FailOnAnomaly: c.Bool("fail-on-anomaly"),
+		Stdout:        os.Stdout,
+		Stderr:        os.Stderr,
+	}
+	if newWatcher != nil {
+		w, err := newWatcher(c.String("anomalies"))
+		if err != nil {
+			return err
+		}
+		o.Watcher = w
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return exitStatus(RunContainer(ctx, o))
+}
+
+// exitStatus turns a target's status into tailor's exit: the error when tailor
+// failed, else the target's own non-zero status, printed by nobody (the target spoke
+// for itself).
+func exitStatus(status int, err error) error {
+	if err != nil {
+		return err
+	}
+	if status != 0 {
+		return &fail.ExitStatus{Code: status, Quiet: true}
+	}
+	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tailor-sec/tailor/internal/dockertest"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/launch"
 )
@@ -29,9 +30,8 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	workDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	// dockertest.Main stops the private Docker daemon the container tests start.
+	dockertest.Main(m, func() { os.RemoveAll(dir) })
 }
 
 // need skips (or, with CI=true, fails) a test that needs what this host lacks.

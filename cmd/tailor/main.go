@@ -32,6 +32,7 @@ func main() {
 			generate.MergeCommand(),
 			generate.DiffCommand(),
 			enforce.Command(watch.ForCLI),
+			enforce.WatchCommand(watch.ForCLI),
 		},
 		// Errors are printed once, below, as one line; never by cli itself.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -176,3 +176,30 @@ func (c *Client) Running(ctx context.Context, nameOrID string) (id string, pid i
 	}
 	return info.ID, info.State.Pid, nil
 }
+
+// State is what Inspect tells of a container's state.
+type State struct {
+	// ID is the container's full ID.
+	ID string
+	// Running is true while its init runs; Pid is then that init's host pid.
+	Running bool
+	Pid     int
+	// Status is Docker's word for the state (created, running, exited...).
+	Status string
+}
+
+// State inspects the container nameOrID: unlike Running, a container that is not
+// running is not an error, so each caller says what to do about it.
+func (c *Client) State(ctx context.Context, nameOrID string) (State, error) {
+	info, err := c.inspect(ctx, nameOrID)
+	if err != nil {
+		return State{}, err
+	}
+	s := State{ID: info.ID, Status: "unknown"}
+	if info.State != nil {
+		s.Running = info.State.Running && info.State.Pid > 0
+		s.Pid = info.State.Pid
+		s.Status = string(info.State.Status)
+	}
+	return s, nil
+}

@@ -5,9 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +17,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/pkg/stdcopy"
 	"github.com/docker/go-connections/nat"
 
 	"github.com/tailor-sec/tailor/internal/fail"
@@ -58,9 +61,19 @@ type CopyOptions struct {
 	Name string
 	// Labels are added to the copy's labels (after the original's, before tailor's).
 	Labels map[string]string
+	// SecurityOpt, when non-nil, is used instead of LearningProfile (tailor enforce
+	// runs the copy under the generated profile): every option given replaces the
+	// original's options of the same kind (seccomp, apparmor, no-new-privileges...),
+	// and the original's other options are kept. It must hold a seccomp option.
+	SecurityOpt []string
+	// CapDrop, when non-nil, replaces the original's dropped and added capabilities
+	// with CapDrop and CapAdd (Docker spelling: "ALL", "CHOWN"); nil keeps the
+	// original's.
+	CapDrop, CapAdd []string
 }
 
-// Copy is a created copy of a container, run under LearningProfile.
+// Copy is a created copy of a container, run under LearningProfile unless
+// CopyOptions.SecurityOpt says otherwise.
 type Copy struct {
 	c        *Client
 	id       string
@@ -96,7 +109,8 @@ func (cp *Copy) Warnings() []string { return cp.warnings }
 // the copy see each other's writes), network mode, exposed ports and port bindings,
 // resource limits and capabilities. It differs in:
 //   - seccomp: LearningProfile replaces any seccomp option, including unconfined;
-//     other security options (no-new-privileges, apparmor, label) are kept;
+//     other security options (no-new-privileges, apparmor, label) are kept; with
+//     CopyOptions.SecurityOpt and CapDrop the caller chooses these instead;
 //   - restart policy "no" and no auto-remove: tailor ends and removes the copy itself;
 //   - port bindings of a running original get an ephemeral host port, since the
 //     original holds the fixed one; the workload reaches the copy through its own
@@ -149,6 +163,16 @@ func (c *Client) PrepareCopy(ctx context.Context, nameOrID string, opts CopyOpti
 
 	hc := *info.HostConfig
 	hc.SecurityOpt = learningSecurityOpt(info.HostConfig.SecurityOpt)
+	if opts.SecurityOpt != nil {
+		if !slices.ContainsFunc(opts.SecurityOpt, func(o string) bool { return securityOptKind(o) == "seccomp" }) {
+			return nil, fmt.Errorf("copy of container %q: security options %v hold no seccomp profile", nameOrID, opts.SecurityOpt)
+		}
+		hc.SecurityOpt = replaceSecurityOpt(info.HostConfig.SecurityOpt, opts.SecurityOpt)
+	}
+	if opts.CapDrop != nil {
+		hc.CapDrop = slices.Clone(opts.CapDrop)
+		hc.CapAdd = slices.Clone(opts.CapAdd)
+	}
 	hc.AutoRemove = false
 	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
 	hc.ContainerIDFile = ""
@@ -180,6 +204,27 @@ func learningSecurityOpt(orig []string) []string {
 		out = append(out, o)
 	}
 	return append(out, "seccomp="+LearningProfile())
+}
+
+// securityOptKind is the key of a security option: "seccomp" for "seccomp=..." and
+// the old "seccomp:...", "no-new-privileges" for "no-new-privileges:true".
+func securityOptKind(o string) string {
+	if i := strings.IndexAny(o, "=:"); i >= 0 {
+		return o[:i]
+	}
+	return o
+}
+
+// replaceSecurityOpt keeps the original options of kinds that with does not give, then
+// appends with.
+func replaceSecurityOpt(orig, with []string) []string {
+	var out []string
+	for _, o := range orig {
+		if !slices.ContainsFunc(with, func(w string) bool { return securityOptKind(w) == securityOptKind(o) }) {
+			out = append(out, o)
+		}
+	}
+	return append(out, with...)
 }
 
 func copyPortBindings(orig nat.PortMap, ephemeral bool) nat.PortMap {
@@ -262,6 +307,30 @@ func (cp *Copy) Pid(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("%w: copy %s is not running (state %s, exit code %d)", fail.ErrWorkload, cp.name, status, exit)
 	}
 	return info.State.Pid, nil
+}
+
+// Logs copies the copy's output since it started to stdout and stderr, following it
+// until the copy stops or ctx ends. Docker multiplexes both streams on one
+// connection unless the container has a TTY, in which case everything goes to stdout.
+func (cp *Copy) Logs(ctx context.Context, stdout, stderr io.Writer) error {
+	info, err := cp.c.inspect(ctx, cp.id)
+	if err != nil {
+		return err
+	}
+	rc, err := cp.c.api.ContainerLogs(ctx, cp.id, container.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	if err != nil {
+		return cp.c.apiError(fmt.Sprintf("reading the output of copy %s", cp.name), err)
+	}
+	defer rc.Close()
+	if info.Config.Tty {
+		_, err = io.Copy(stdout, rc)
+	} else {
+		_, err = stdcopy.StdCopy(stdout, stderr, rc)
+	}
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w: reading the output of copy %s: %v", fail.ErrDocker, cp.name, err)
+	}
+	return nil
 }
 
 // Wait blocks until the started copy stops, or ctx ends, and returns its exit code.

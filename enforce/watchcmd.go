@@ -1,0 +1,255 @@
+package enforce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
+
+	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/learn/docker"
+)
+
+// WatchOptions configure one Watch.
+type WatchOptions struct {
+	// Profile is the bundle directory the container is compared with.
+	Profile string
+	// Container names the running container (name or ID).
+	Container string
+	// Watcher reports anomalies; Watch refuses to run without one.
+	Watcher Watcher
+	// Metrics, when set, is the host:port where Prometheus metrics are served at
+	// /metrics. Any address is accepted: one that is not loopback exposes the
+	// counts to the network.
+	Metrics string
+	// Duration, when positive, ends the watch after that long.
+	Duration time.Duration
+	// FailOnAnomaly makes Watch return fail.ErrAnomaly when the watcher saw any.
+	FailOnAnomaly bool
+	// Log receives the start-up report; nil means os.Stderr.
+	Log io.Writer
+	// Host describes this machine; nil means ProbeHost.
+	Host *Host
+}
+
+// errNoTracer is the refusal of a watch without a tracer to watch with.
+var errNoTracer = refuse("tailor watch needs the tracer, which this build does not have")
+
+// Watch follows a running container with the watcher until the container's init
+// exits, Duration passes or ctx ends (Ctrl-C: the normal end of a watch), then stops
+// the watcher. The container is never stopped or changed.
+func Watch(ctx context.Context, o WatchOptions) error {
+	if o.Watcher == nil {
+		return errNoTracer
+	}
+	if o.Container == "" {
+		return fmt.Errorf("%w: no container given: tailor watch --profile DIR --container NAME", fail.ErrBadInput)
+	}
+	if o.Log == nil {
+		o.Log = os.Stderr
+	}
+	if o.Host == nil {
+		h, err := ProbeHost()
+		if err != nil {
+			return err
+		}
+		o.Host = &h
+	}
+	policy, err := Load(o.Profile, *o.Host)
+	if err != nil {
+		return err
+	}
+	dc, err := docker.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	st, err := dc.State(ctx, o.Container)
+	if err != nil {
+		return err
+	}
+	if !st.Running {
+		return fmt.Errorf("%w: container %q is not running (state %s): tailor watch attaches to a running container; start it first", fail.ErrDocker, o.Container, st.Status)
+	}
+	// The pidfd is taken before the watch starts, so an init that exits in between
+	// is still seen exiting.
+	initGone, err := watchExit(st.Pid)
+	if err != nil {
+		return err
+	}
+	defer initGone.close()
+
+	var srv *http.Server
+	if o.Metrics != "" {
+		ln, err := net.Listen("tcp", o.Metrics)
+		if err != nil {
+			return fmt.Errorf("%w: --metrics %s: %v", fail.ErrBadInput, o.Metrics, err)
+		}
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(statsCollector{o.Watcher})
+		srv = &http.Server{Handler: metricsMux(reg), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		fmt.Fprintf(o.Log, "tailor: metrics: http://%s/metrics\n", ln.Addr())
+	}
+	fmt.Fprintf(o.Log, "tailor: watching container %s (%s) against profile %s (%s); the container is not changed\n", o.Container, st.ID[:12], policy.Dir, policy.Bundle.Name)
+
+	if err := o.Watcher.Watch(ctx, WatchTarget{ContainerID: st.ID, Running: true}, policy); err != nil {
+		return fmt.Errorf("starting anomaly watcher: %w", err)
+	}
+	var timeout <-chan time.Time
+	if o.Duration > 0 {
+		t := time.NewTimer(o.Duration)
+		defer t.Stop()
+		timeout = t.C
+	}
+	why := ""
+	select {
+	case <-initGone.done:
+		why = "the container's init exited"
+	case <-timeout:
+		why = "--duration passed"
+	case <-ctx.Done():
+		why = "interrupted"
+	}
+	n, err := o.Watcher.Stop()
+	if err != nil {
+		return fmt.Errorf("anomaly watcher: %w", err)
+	}
+	fmt.Fprintf(o.Log, "tailor: watch ended (%s): %d anomalies\n", why, n)
+	if n > 0 && o.FailOnAnomaly {
+		return fmt.Errorf("%w: %d anomalies in container %s against %s", fail.ErrAnomaly, n, o.Container, policy.Dir)
+	}
+	return nil
+}
+
+func metricsMux(reg *prometheus.Registry) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// statsCollector turns the watcher's running totals into metrics at scrape time, so
+// the metrics never disagree with what Stop later reports.
+type statsCollector struct{ w Watcher }
+
+var (
+	anomaliesDesc = prometheus.NewDesc("tailor_anomalies_total", "Anomalies (behaviour outside the profile) seen, by kind, repeats included.", []string{"kind"}, nil)
+	lostDesc      = prometheus.NewDesc("tailor_events_lost_total", "Observations the tracer could not keep.", nil, nil)
+	targetsDesc   = prometheus.NewDesc("tailor_targets_watched", "Targets being watched.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- anomaliesDesc
+	ch <- lostDesc
+	ch <- targetsDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.w.Stats()
+	kinds := make([]string, 0, len(s.Anomalies))
+	for k := range s.Anomalies {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	for _, k := range kinds {
+		ch <- prometheus.MustNewConstMetric(anomaliesDesc, prometheus.CounterValue, float64(s.Anomalies[k]), k)
+	}
+	ch <- prometheus.MustNewConstMetric(lostDesc, prometheus.CounterValue, float64(s.Lost))
+	ch <- prometheus.MustNewConstMetric(targetsDesc, prometheus.GaugeValue, float64(s.Targets))
+}
+
+// exitWatch tells when a process that is not tailor's child (a container's init)
+// exits: its pidfd becomes readable.
+type exitWatch struct {
+	done   chan struct{}
+	pidfd  int
+	cancel [2]int
+}
+
+func watchExit(pid int) (*exitWatch, error) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: watching the container's init (pid %d): %v", fail.ErrDocker, pid, err)
+	}
+	w := &exitWatch{done: make(chan struct{}), pidfd: fd}
+	if err := unix.Pipe2(w.cancel[:], unix.O_CLOEXEC); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("watching the container's init: %w", err)
+	}
+	go w.wait()
+	return w, nil
+}
+
+// wait closes done when the process exits; close ends it early without closing done.
+func (w *exitWatch) wait() {
+	defer unix.Close(w.pidfd)
+	defer unix.Close(w.cancel[0])
+	fds := []unix.PollFd{{Fd: int32(w.pidfd), Events: unix.POLLIN}, {Fd: int32(w.cancel[0]), Events: unix.POLLIN}}
+	for {
+		_, err := unix.Poll(fds, -1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err == nil && fds[0].Revents != 0 && fds[1].Revents == 0 {
+			close(w.done)
+		}
+		return
+	}
+}
+
+func (w *exitWatch) close() { unix.Close(w.cancel[1]) }
+
+// WatchCommand returns `tailor watch`: follow a running container and report what it
+// does outside its profile, without relaunching or changing it. A nil factory (no
+// tracer in this build) makes it refuse.
+func WatchCommand(newWatcher WatcherFactory) *cli.Command {
+	return &cli.Command{
+		Name:  "watch",
+		Usage: "report what a running container does outside its profile bundle, without changing it (needs the tracer)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "profile", Usage: "bundle directory written by tailor generate", Required: true},
+			&cli.StringFlag{Name: "container", Usage: "the running Docker container `NAME|ID`", Required: true},
+			&cli.StringFlag{Name: "anomalies", Usage: "write anomalies to `FILE`"},
+			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://`HOST:PORT`/metrics (use 127.0.0.1: any other address exposes them to the network)"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop watching after `D`"},
+			&cli.BoolFlag{Name: "fail-on-anomaly", Usage: "exit 7 when an anomaly was seen"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 0 {
+				return fmt.Errorf("%w: tailor watch takes no arguments (got %q)", fail.ErrBadInput, c.Args().Slice())
+			}
+			if newWatcher == nil {
+				return errNoTracer
+			}
+			w, err := newWatcher(c.String("anomalies"))
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return Watch(ctx, WatchOptions{
+				Profile:       c.String("profile"),
+				Container:     c.String("container"),
+				Watcher:       w,
+				Metrics:       c.String("metrics"),
+				Duration:      c.Duration("duration"),
+				FailOnAnomaly: c.Bool("fail-on-anomaly"),
+			})
+		},
+	}
+}
