@@ -27,6 +27,7 @@ const (
 
 	feDir       = 1
 	feTruncated = 2
+	feRuntime   = 4
 )
 
 // FileEvent is a path a target opened, resolved from the opened file.
@@ -36,7 +37,10 @@ type FileEvent struct {
 	Access    uint32
 	Dir       bool
 	Truncated bool
-	Path      string
+	// Runtime is true when the container runtime opened it before executing the
+	// entrypoint: its own access, not the target's.
+	Runtime bool
+	Path    string
 }
 
 // ExecEvent is a program a target executed.
@@ -118,7 +122,7 @@ func DecodeEvent(raw []byte) (Event, error) {
 		}
 		return &FileEvent{
 			Target: h.Target, Pid: h.Pid, Access: h.Access,
-			Dir: h.Flags&feDir != 0, Truncated: h.Flags&feTruncated != 0,
+			Dir: h.Flags&feDir != 0, Truncated: h.Flags&feTruncated != 0, Runtime: h.Flags&feRuntime != 0,
 			Path: string(path[:h.Len]),
 		}, nil
 	case evExec:

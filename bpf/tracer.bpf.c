@@ -347,9 +347,12 @@ static __noinline __u32 resolve_path(struct dentry *dentry, struct vfsmount *vfs
 	return c.off;
 }
 
-/* Emits a file observation for f unless the same (file, access) was already seen. */
-static __noinline int emit_file(struct file *f, __u32 target, __u32 access)
+/* Emits a file observation for f unless the same (file, access) was already seen.
+ * target_flags is the target in its low half and the task flags in its high half. */
+static __noinline int emit_file(struct file *f, __u64 target_flags, __u32 access)
 {
+	__u32 target = (__u32)target_flags;
+	__u32 runtime = (target_flags >> 32) & TASK_RUNTIME;
 	if (!f)
 		return 0;
 	struct dentry *dentry = BPF_CORE_READ(f, f_path.dentry);
@@ -363,7 +366,8 @@ static __noinline int emit_file(struct file *f, __u32 target, __u32 access)
 		.mnt = (__u64)vfsmnt,
 		.ino = BPF_CORE_READ(inode, i_ino),
 		.target = target,
-		.access = access,
+		/* The runtime's access must not hide the target's own later one. */
+		.access = access | (runtime ? FE_RUNTIME << 8 : 0),
 	};
 	if (bpf_map_lookup_elem(&files_seen, &k))
 		return 0;
@@ -380,6 +384,8 @@ static __noinline int emit_file(struct file *f, __u32 target, __u32 access)
 	s->fe.access = access;
 	if (is_dir)
 		s->fe.flags |= FE_DIR;
+	if (runtime)
+		s->fe.flags |= FE_RUNTIME;
 	s->fe.len = len;
 	__u64 size = offsetof(struct file_event, path) + len;
 	if (size > sizeof(struct file_event))
@@ -512,8 +518,9 @@ static __always_inline long exit_nr(struct pt_regs *r)
 /* The work for a tracked task: mark the syscall, then look at the few syscalls whose
  * arguments tailor learns from. Only targets get here. */
 static __noinline int on_target_syscall(struct pt_regs *regs, long nr, struct task_struct *task,
-					__u32 target, __u64 arch_flags)
+					__u64 target_flags, __u64 arch_flags)
 {
+	__u32 target = (__u32)target_flags;
 	__u32 arch = syscall_arch(arch_flags, &nr);
 	if (nr < 0 || nr >= SC_MAX) {
 		count(CNT_BAD_NR);
@@ -535,7 +542,7 @@ static __noinline int on_target_syscall(struct pt_regs *regs, long nr, struct ta
 		__u64 prot = arg(regs, compat, 2), flags = arg(regs, compat, 3);
 		long fd = (int)arg(regs, compat, 4);
 		if ((prot & PROT_EXEC) && !(flags & MAP_ANONYMOUS) && fd >= 0)
-			emit_file(fd_file(task, fd), target, ACC_MMAP_EXEC);
+			emit_file(fd_file(task, fd), target_flags, ACC_MMAP_EXEC);
 	} else if (nr == nr_socket[compat & 1]) {
 		record_net(target, NET_SOCKET, arg(regs, compat, 0), arg(regs, compat, 1) & 0xff,
 			   arg(regs, compat, 2), 0);
@@ -570,7 +577,7 @@ int BPF_PROG(sys_enter_btf, struct pt_regs *regs, long id)
 	struct task_info *t = tracked();
 	if (!t)
 		return 0;
-	return on_target_syscall(regs, id, task, t->target, ARCH_FLAGS(task));
+	return on_target_syscall(regs, id, task, t->target | ((__u64)t->flags << 32), ARCH_FLAGS(task));
 }
 
 SEC("raw_tp/sys_enter")
@@ -582,8 +589,8 @@ int sys_enter_raw(struct bpf_raw_tracepoint_args *ctx)
 	struct task_info *t = tracked();
 	if (!t)
 		return 0;
-	return on_target_syscall((struct pt_regs *)ctx->args[0], ctx->args[1], task, t->target,
-				 ARCH_FLAGS_CORE(task));
+	return on_target_syscall((struct pt_regs *)ctx->args[0], ctx->args[1], task,
+				 t->target | ((__u64)t->flags << 32), ARCH_FLAGS_CORE(task));
 }
 
 /* An empty sys_enter program: the benchmark's yardstick for what attaching anything to
@@ -828,7 +835,7 @@ static __always_inline int on_open_exit(long ret)
 	}
 	if (fmode & FMODE_CREATED)
 		access |= ACC_CREATE;
-	return emit_file(f, t->target, access);
+	return emit_file(f, t->target | ((__u64)t->flags << 32), access);
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat")
@@ -893,8 +900,10 @@ static __always_inline int on_exec(struct task_struct *p, struct linux_binprm *b
 		bpf_probe_read_kernel_str(e->interp, sizeof(e->interp), interp);
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0))
 		count(CNT_RINGBUF_DROP);
+	/* From its execve on, the runtime's process is the target's entrypoint. */
+	t->flags &= ~TASK_RUNTIME;
 	/* The file the kernel actually runs (the interpreter, for a script). */
-	emit_file(BPF_CORE_READ(bprm, file), t->target, ACC_EXEC);
+	emit_file(BPF_CORE_READ(bprm, file), t->target | ((__u64)t->flags << 32), ACC_EXEC);
 	return 0;
 }
 
@@ -980,7 +989,8 @@ static long stack_step(__u32 i, void *arg)
 	return 0;
 }
 
-static __always_inline int on_capable(void *ctx, int cap, int ret, int probed_by_opts)
+static __always_inline int on_capable(void *ctx, const struct cred *cred, int cap, int ret,
+				      int probed_by_opts)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	if (!under_filter(task))
@@ -999,6 +1009,11 @@ static __always_inline int on_capable(void *ctx, int cap, int ret, int probed_by
 		.cap = cap,
 		.granted = ret == 0,
 		.probed = sc.probed || probed_by_opts,
+		.runtime = (t->flags & TASK_RUNTIME) != 0,
+		/* A kernel path that borrows other credentials (overlayfs checks its lower
+		 * layers with the mounter's) asks with those, not the task's real ones: the
+		 * answer does not depend on the task's capabilities. */
+		.overridden = cred != BPF_CORE_READ(task, real_cred),
 		.caller = sc.caller,
 	};
 	__u64 *v = bpf_map_lookup_elem(&caps, &k);
@@ -1013,7 +1028,7 @@ static __always_inline int on_capable(void *ctx, int cap, int ret, int probed_by
 	 * probe (no-audit check) is never a need, so never an anomaly either. */
 	__u32 target = t->target;
 	struct watch_policy *w = bpf_map_lookup_elem(&watch, &target);
-	if (w && w->enabled && !k.probed && (cap < 0 || cap >= 64 || !(w->caps & (1ULL << cap)))) {
+	if (w && w->enabled && !k.probed && !k.runtime && !k.overridden && (cap < 0 || cap >= 64 || !(w->caps & (1ULL << cap)))) {
 		s->ae.len = 0;
 		s->ae.nr = -1;
 		return emit_anomaly(target, AN_CAP << 16, cap, ret, t->flags);
@@ -1026,7 +1041,7 @@ SEC("tp_btf/cap_capable")
 int BPF_PROG(capable_btf, const struct cred *cred, struct user_namespace *target_ns,
 	     const struct user_namespace *capable_ns, int cap, int ret)
 {
-	return on_capable(ctx, cap, ret, 0);
+	return on_capable(ctx, cred, cap, ret, 0);
 }
 
 /* Older kernels: cap_capable(cred, ns, cap, opts) as a kprobe/kretprobe pair would be
@@ -1042,7 +1057,7 @@ int BPF_KPROBE(capable_kprobe, const struct cred *cred, struct user_namespace *n
 	__u32 eff[2] = {};
 	bpf_probe_read_kernel(eff, sizeof(eff), &cred->cap_effective);
 	int ret = (word < 2 && (eff[word & 1] & bit)) ? 0 : -1;
-	return on_capable(ctx, cap, ret, (opts & CAP_OPT_NOAUDIT) != 0);
+	return on_capable(ctx, cred, cap, ret, (opts & CAP_OPT_NOAUDIT) != 0);
 }
 
 /* ---- containers: a process becomes a target when it installs a seccomp filter inside
@@ -1098,7 +1113,7 @@ static __always_inline int on_filter_installed(long ret)
 	}
 	if (!found)
 		return 0;
-	struct task_info n = {.target = target};
+	struct task_info n = {.target = target, .flags = TASK_RUNTIME};
 	/* The container's init is the first of its processes to install a filter; any
 	 * later one came through docker exec (the init's own tree inherits entries
 	 * through fork instead and never gets here). */

@@ -25,6 +25,11 @@
 
 /* Task flags. */
 #define TASK_DOCKER_EXEC 1
+/* The container runtime, between installing the container's filter and executing the
+ * entrypoint: its syscalls run under the filter, so they count, but its capability
+ * checks and file accesses are its own (the AppArmor profile applies from the execve
+ * on, and the runtime holds its capabilities until then), never the target's needs. */
+#define TASK_RUNTIME 2
 
 /* Event types in the ring buffer. */
 #define EV_FILE 1
@@ -34,6 +39,7 @@
 /* File event flags. */
 #define FE_DIR 1
 #define FE_TRUNCATED 2
+#define FE_RUNTIME 4 /* opened by the container runtime (TASK_RUNTIME) */
 
 /* Indexes of the loss counters. */
 enum counter_idx {
@@ -97,7 +103,8 @@ struct cap_key {
 	__s32 cap;
 	__u8 granted;
 	__u8 probed;
-	__u16 _pad;
+	__u8 runtime;    /* asked by the container runtime (TASK_RUNTIME) */
+	__u8 overridden; /* checked against credentials that are not the task's own */
 	__u32 _pad2;
 	__u64 caller;
 };

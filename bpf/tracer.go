@@ -410,6 +410,15 @@ func (t *Tracer) AddContainer(target uint32, id string) error {
 	return nil
 }
 
+// ContainerRunning tells the tracer that target's container already runs (an attach):
+// every process of it that installs a filter from now on came through docker exec.
+func (t *Tracer) ContainerRunning(target uint32) error {
+	if err := t.coll.Maps["container_joins"].Put(target, uint32(1)); err != nil {
+		return fmt.Errorf("tracer: marking target %d running: %w", target, err)
+	}
+	return nil
+}
+
 // RemoveContainer stops matching new processes of the container.
 func (t *Tracer) RemoveContainer(id string) {
 	var k tracerContainerKey
@@ -460,6 +469,12 @@ type CapCheck struct {
 	Granted bool
 	// Probed is true for checks made without auditing (never a need).
 	Probed bool
+	// Runtime is true for checks the container runtime made for itself before it
+	// executed the entrypoint (never a need of the target).
+	Runtime bool
+	// Overridden is true for checks against credentials that are not the task's own
+	// (overlayfs checks lower layers with the mounter's): never a need of the target.
+	Overridden bool
 	// Caller is the kernel function that asked, "" when unknown.
 	Caller string
 	Count  uint64
@@ -477,7 +492,7 @@ func (t *Tracer) Capabilities(target uint32) []CapCheck {
 		if k.Target != target {
 			continue
 		}
-		out = append(out, CapCheck{Cap: int(k.Cap), Granted: k.Granted != 0, Probed: k.Probed != 0, Caller: t.syms.Name(k.Caller), Count: n})
+		out = append(out, CapCheck{Cap: int(k.Cap), Granted: k.Granted != 0, Probed: k.Probed != 0, Runtime: k.Runtime != 0, Overridden: k.Overridden != 0, Caller: t.syms.Name(k.Caller), Count: n})
 	}
 	return out
 }

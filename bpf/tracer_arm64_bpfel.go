@@ -57,14 +57,15 @@ type tracerAnomalyState struct {
 }
 
 type tracerCapKey struct {
-	_       structs.HostLayout
-	Target  uint32
-	Cap     int32
-	Granted uint8
-	Probed  uint8
-	Pad     uint16
-	Pad2    uint32
-	Caller  uint64
+	_          structs.HostLayout
+	Target     uint32
+	Cap        int32
+	Granted    uint8
+	Probed     uint8
+	Runtime    uint8
+	Overridden uint8
+	Pad2       uint32
+	Caller     uint64
 }
 
 type tracerContainerKey struct {

@@ -160,6 +160,9 @@ func attach(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sessio
 		return nil, err
 	}
 	defer tr.RemoveContainer(id)
+	if err := tr.ContainerRunning(sess.Target()); err != nil {
+		return nil, err
+	}
 	pids, err := docker.CgroupProcesses(id)
 	if err != nil {
 		return nil, err

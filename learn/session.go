@@ -60,6 +60,11 @@ func (s *Session) Handle(ev bpf.Event) {
 		if e.Target != s.target {
 			return
 		}
+		// The runtime's own files before the entrypoint runs are outside the
+		// target's AppArmor profile, which applies from the execve on.
+		if e.Runtime {
+			return
+		}
 		if e.Truncated {
 			s.truncated++
 		}
@@ -170,7 +175,7 @@ func (s *Session) Progress() Progress {
 		}
 	}
 	for _, c := range s.tr.Capabilities(s.target) {
-		if c.Granted && !c.Probed {
+		if c.Granted && !c.Probed && !c.Runtime && !c.Overridden {
 			p.Capabilities++
 		}
 	}
@@ -238,6 +243,10 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 		name := profiles.CapabilityName(c.Cap)
 		e := profiles.Capability{Name: name}
 		switch {
+		case c.Runtime:
+			e.Runtime = c.Count
+		case c.Overridden:
+			e.Overridden = c.Count
 		case c.Probed:
 			e.Probed = c.Count
 		case c.Granted:
@@ -245,7 +254,7 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 		default:
 			e.Denied = c.Count
 		}
-		if !c.Probed && c.Caller != "" {
+		if !c.Probed && !c.Runtime && !c.Overridden && c.Caller != "" {
 			e.Callers = []string{c.Caller}
 		}
 		r.Capabilities = append(r.Capabilities, e)

@@ -204,6 +204,8 @@ func (r *Recording) Normalize() {
 		e.Granted += c.Granted
 		e.Denied += c.Denied
 		e.Probed += c.Probed
+		e.Runtime += c.Runtime
+		e.Overridden += c.Overridden
 		e.Callers = append(e.Callers, c.Callers...)
 	}
 	r.Capabilities = make([]Capability, 0, len(caps))

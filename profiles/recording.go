@@ -170,6 +170,15 @@ type Capability struct {
 	// Probed counts checks the kernel made without auditing (CAP_OPT_NOAUDIT, such as
 	// the CAP_SYS_ADMIN probe on every mmap). They never make a capability needed.
 	Probed uint64 `json:"probed"`
+	// Runtime counts checks the container runtime made for itself after installing
+	// the container's filter and before executing the entrypoint (setuid, capset...):
+	// the runtime holds its own capabilities until then, so they are never a need.
+	Runtime uint64 `json:"runtime,omitempty"`
+	// Overridden counts checks made against credentials that are not the task's own:
+	// overlayfs, for one, checks a container's lower layers with the credentials of
+	// whoever mounted it. The answer does not depend on the target's capabilities,
+	// so they are never a need either.
+	Overridden uint64 `json:"overridden,omitempty"`
 	// Callers are the kernel functions that made the audited checks, sorted.
 	Callers []string `json:"callers,omitempty"`
 }

@@ -155,6 +155,9 @@ func (w *Watcher) Watch(ctx context.Context, t enforce.WatchTarget, p *enforce.P
 			return err
 		}
 		if t.Running {
+			if err := w.tr.ContainerRunning(tg.id); err != nil {
+				return err
+			}
 			pids, err := docker.CgroupProcesses(t.ContainerID)
 			if err != nil {
 				return err
@@ -334,7 +337,7 @@ func (w *Watcher) handle(ev bpf.Event) {
 	switch e := ev.(type) {
 	case *bpf.FileEvent:
 		tg := w.target(e.Target)
-		if tg == nil {
+		if tg == nil || e.Runtime {
 			return
 		}
 		path := e.Path
