@@ -86,7 +86,11 @@ serve_enforced() {
 
 local_loop() {
 	targets
-	PREFIX=$OUT/prefix
+	# Its own directory, readable by the www-data workers wherever OUT is (a test's
+	# temporary directory is private to root).
+	PREFIX=$(mktemp -d /tmp/tailor-nginx-prefix-XXXXXX)
+	chmod 755 "$PREFIX"
+	trap 'rm -rf "$PREFIX"' EXIT
 	export PREFIX
 	prefix "$PREFIX"
 	"$TAILOR" learn -o "$OUT/nginx.rec.json" --workload "$self workload-learn" -- nginx -p "$PREFIX/" -c nginx.conf -e logs/error.log
