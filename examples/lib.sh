@@ -21,7 +21,8 @@ wait_until() {
 
 # targets [--images]: build (or find cached) the targets and set TARGETS, NGINX_IMAGE, REDIS_IMAGE.
 targets() {
-	eval "$("$repo/testdata/targets/build.sh" "$@")"
+	vars=$("$repo/testdata/targets/build.sh" "$@") || die "building the targets failed"
+	eval "$vars"
 }
 
 # docker_flags BUNDLE: the `docker run` flags of BUNDLE/docker-run.txt, without the AppArmor

@@ -113,7 +113,7 @@ container_loop() {
 	PORT=8080
 	CONTAINER_LABEL=tailor.example=nginx-$$
 	export PORT CONTAINER_LABEL
-	name=tailor-example-nginx-$$
+	name=example-nginx-$$
 	trap 'docker rm -f $(docker ps -aq --filter "label=$CONTAINER_LABEL") >/dev/null 2>&1 || true' EXIT
 	docker create --name "$name" --label "$CONTAINER_LABEL" --network none "$NGINX_IMAGE" >/dev/null
 	"$TAILOR" learn --container "$name" -o "$OUT/nginx.rec.json" --workload "$self workload-learn"

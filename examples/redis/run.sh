@@ -88,7 +88,7 @@ container_loop() {
 	PORT=6379
 	label=tailor.example=redis-$$
 	export PORT
-	name=tailor-example-redis-$$
+	name=example-redis-$$
 	trap 'docker rm -f $(docker ps -aq --filter "label=$label") >/dev/null 2>&1 || true' EXIT
 	docker create --name "$name" --label "$label" --network none "$REDIS_IMAGE" >/dev/null
 	"$TAILOR" learn --container "$name" -o "$OUT/redis.rec.json" --workload "$self workload-learn"

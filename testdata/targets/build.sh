@@ -49,9 +49,9 @@ base() {
 	printf '127.0.0.1 localhost\n' >"$root/etc/hosts"
 }
 
-# pack ROOT TAR: a reproducible tarball (sorted, fixed owner and time).
+# pack ROOT TAR: a reproducible tarball (sorted, fixed time; owners kept: redis owns /data).
 pack() {
-	tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$1" -cf "$2" .
+	tar --sort=name --mtime=@0 --numeric-owner -C "$1" -cf "$2" .
 }
 
 if [ ! -f "$out/done" ]; then
@@ -94,7 +94,6 @@ if $images; then
 	if ! docker image inspect "$nginx_image" >/dev/null 2>&1; then
 		docker import \
 			--change 'CMD ["/usr/sbin/nginx", "-p", "/srv/nginx/", "-c", "nginx.conf", "-e", "logs/error.log"]' \
-			--change 'STOPSIGNAL SIGQUIT' \
 			"$out/nginx.tar" "$nginx_image" >/dev/null
 	fi
 	if ! docker image inspect "$redis_image" >/dev/null 2>&1; then
