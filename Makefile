@@ -38,7 +38,7 @@ test: build ## run every test; privileged ones need root (with CI=true a missing
 test-unit: ## run only the tests that need no privilege
 	TAILOR_UNPRIVILEGED=1 $(GO) test -count=1 ./...
 
-bench: ## measure the tracer's cost side by side (root): getpid untraced / empty program / target / non-target / strace
+bench: build ## measure the cost (root): getpid per config, nginx/redis untraced vs learned, open flood, tailor RSS/CPU, profile sizes; chart in docs/
 	$(GO) run ./bench
 
 generate: ## regenerate the BPF objects and bindings from bpf/*.bpf.c and the committed vmlinux.h
