@@ -9,7 +9,8 @@ LDFLAGS   := -X github.com/tailor-sec/tailor/internal/version.Version=$(VERSION)
 BIN       := bin/tailor
 # Debian packages the build, the tests and the examples need.
 DEB_PKGS  := clang-14 llvm-14 libbpf-dev bpftool libseccomp-dev pkg-config gcc gcc-multilib \
-             make git strace apparmor docker.io containerd runc busybox-static iproute2 util-linux
+             make git strace apparmor docker.io containerd runc busybox-static iproute2 util-linux \
+             nginx redis-server redis-tools wrk curl
 
 export CGO_ENABLED=1
 
@@ -21,7 +22,10 @@ help: ## list the targets
 setup: ## install Debian packages and Go modules (run as root on a fresh Debian machine)
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && \
-	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PKGS)
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEB_PKGS) && \
+	for pidfile in /run/nginx.pid /run/redis/redis-server.pid; do \
+		if [ -f $$pidfile ]; then $$SUDO kill $$(cat $$pidfile); fi; \
+	done # the examples and the bench start their own nginx and redis on loopback ports
 	$(GO) mod download
 	$(GO) build ./...
 
@@ -34,7 +38,7 @@ test: build ## run every test; privileged ones need root (with CI=true a missing
 test-unit: ## run only the tests that need no privilege
 	TAILOR_UNPRIVILEGED=1 $(GO) test -count=1 ./...
 
-bench: ## measure the tracer's cost side by side (root): getpid untraced / empty program / target / non-target / strace
+bench: build ## measure the cost (root): getpid per config, nginx/redis untraced vs learned, open flood, tailor RSS/CPU, profile sizes; chart in docs/
 	$(GO) run ./bench
 
 generate: ## regenerate the BPF objects and bindings from bpf/*.bpf.c and the committed vmlinux.h

@@ -16,6 +16,13 @@
 // and the median of the rounds is reported. Ratios compare added costs: the target's
 // against the learning-filter baseline, the non-target's against the untraced one, both
 // divided by the empty program's added cost.
+//
+// Then real targets (servers.go), built by testdata/targets/build.sh: requests/s of nginx
+// under wrk and ops/s of redis under redis-benchmark, untraced and while `tailor learn`
+// traces them (interleaved, median of -server-rounds); a file-open flood learned for
+// -flood (paths opened vs recorded vs lost); tailor's peak RSS and CPU while learning;
+// the generated profiles against Docker's defaults; and the time from the end of the
+// workload to a written bundle. A bar chart of the overheads is written to -svg.
 package main
 
 import (
@@ -29,6 +36,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/internal/launch"
@@ -38,8 +46,15 @@ func main() {
 	launch.Main()
 	rounds := flag.Int("rounds", 7, "rounds of every configuration")
 	n := flag.Int("n", 2000000, "getpid calls per measurement")
+	var o serverOpts
+	flag.StringVar(&o.tailor, "tailor", "bin/tailor", "the tailor binary (make build)")
+	flag.IntVar(&o.rounds, "server-rounds", 3, "rounds of every server configuration")
+	flag.DurationVar(&o.load, "load", 3*time.Second, "wrk load per nginx measurement")
+	flag.IntVar(&o.ops, "ops", 100000, "redis-benchmark requests per command per measurement")
+	flag.DurationVar(&o.flood, "flood", 3*time.Second, "length of the file-open flood")
+	svg := flag.String("svg", "docs/bench-overhead.svg", "write the overhead chart to `FILE`")
 	flag.Parse()
-	if err := run(*rounds, *n); err != nil {
+	if err := run(*rounds, *n, o, *svg); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -50,7 +65,7 @@ type config struct {
 	run  func() (float64, error)
 }
 
-func run(rounds, n int) error {
+func run(rounds, n int, o serverOpts, svg string) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("needs root (BPF): run 'sudo make bench'")
 	}
@@ -154,6 +169,20 @@ func run(rounds, n int) error {
 	fmt.Fprintf(&out, "- tailor non-target:  %.2fx (goal <= 1.2x)\n", ratio(nonTargetAdded, emptyAdded))
 	fmt.Fprintf(&out, "- strace -f vs untraced: %.0fx slower per call\n", med[6]/med[0])
 	io.Copy(os.Stdout, &out)
+
+	var bars []bar
+	for i := 1; i < len(configs); i++ {
+		bars = append(bars, bar{"getpid: " + configs[i].name, (med[i] - med[0]) / med[0] * 100})
+	}
+	more, err := servers(o, dir)
+	if err != nil {
+		return err
+	}
+	bars = append(bars, more...)
+	if err := os.WriteFile(svg, chart(bars), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nchart: %s\n", svg)
 	return nil
 }
 

@@ -1,0 +1,482 @@
+package main
+
+// Real targets: nginx under wrk and redis under redis-benchmark, untraced and while
+// `tailor learn` traces them, a file-open flood, tailor's own cost while learning, the
+// generated profiles' sizes against Docker's defaults and the time from the end of the
+// workload to a written bundle. Targets come from testdata/targets/build.sh.
+
+import (
+	"bytes"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+const (
+	nginxPort = 18180
+	redisPort = 16480
+)
+
+// serverOpts are the knobs of the server measurements.
+type serverOpts struct {
+	tailor string
+	rounds int
+	load   time.Duration
+	ops    int
+	flood  time.Duration
+}
+
+// target is one server measured untraced and under tailor learn.
+type target struct {
+	name string
+	// argv starts the server in the foreground.
+	argv func(dir string) []string
+	// workload is the shell command that loads it; it writes the load tool's output to
+	// $OUT_FILE and the end time (ns since the epoch) to $END_FILE.
+	workload string
+	// rate parses the load tool's output into the figure reported.
+	rate func(out []byte) (float64, error)
+	unit string
+	// stop ends an untraced server once the workload is done.
+	stop syscall.Signal
+}
+
+// learnStats is what one traced run measured besides throughput.
+type learnStats struct {
+	rssKiB     int64
+	cpu        time.Duration
+	toBundle   time.Duration
+	bundleDir  string
+	recording  string
+	lost       uint64
+	fileEvents int
+}
+
+// runLearn runs argv under `tailor learn` with workload, polling tailor's peak RSS and
+// CPU time from /proc while it runs, then generates the bundle. toBundle is the time
+// from the workload's end (its END_FILE) to the bundle written.
+func runLearn(o serverOpts, dir string, argv []string, workload string, env []string) (learnStats, error) {
+	st := learnStats{recording: filepath.Join(dir, "rec.json"), bundleDir: filepath.Join(dir, "bundle")}
+	os.RemoveAll(st.bundleDir)
+	args := []string{"learn", "--allow-loss", "-o", st.recording}
+	if workload != "" {
+		args = append(args, "--workload", workload)
+	}
+	args = append(append(args, "--"), argv...)
+	cmd := exec.Command(o.tailor, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return st, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	// A sample every 20 ms; VmHWM is a high-water mark, so only the CPU sample can
+	// miss the last few ms of work (the recording's write).
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+poll:
+	for {
+		if rss, cpu, ok := procStats(cmd.Process.Pid); ok {
+			st.rssKiB, st.cpu = rss, cpu
+		}
+		select {
+		case err = <-done:
+			break poll
+		case <-tick.C:
+		}
+	}
+	if err != nil {
+		return st, fmt.Errorf("tailor learn: %v: %s", err, stderr.String())
+	}
+	if out, err := exec.Command(o.tailor, "generate", "-o", st.bundleDir, st.recording).CombinedOutput(); err != nil {
+		return st, fmt.Errorf("tailor generate: %v: %s", err, out)
+	}
+	written := time.Now()
+	if end, err := readEnd(dir); err == nil {
+		st.toBundle = written.Sub(end)
+	} else {
+		return st, err
+	}
+	rec, err := profiles.LoadRecording(st.recording)
+	if err != nil {
+		return st, err
+	}
+	st.lost = rec.Loss.Total()
+	st.fileEvents = len(rec.Files)
+	return st, nil
+}
+
+// procStats reads a process's peak RSS (VmHWM, KiB) and its own user+system CPU time.
+func procStats(pid int) (int64, time.Duration, bool) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, false
+	}
+	m := regexp.MustCompile(`(?m)^VmHWM:\s+(\d+) kB`).FindSubmatch(status)
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if m == nil || err != nil {
+		return 0, 0, false
+	}
+	// Fields after the parenthesised comm: utime and stime are the 12th and 13th.
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	rss, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	stt, _ := strconv.ParseInt(f[12], 10, 64)
+	// USER_HZ is 100 on every Linux architecture tailor supports.
+	return rss, time.Duration(ut+stt) * 10 * time.Millisecond, true
+}
+
+func readEnd(dir string) (time.Time, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "end"))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("the workload wrote no end time: %w", err)
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return time.Unix(0, ns), err
+}
+
+// runUntraced starts argv, runs workload, then stops the server with t.stop.
+func runUntraced(argv []string, workload string, env []string, stop syscall.Signal) error {
+	srv := exec.Command(argv[0], argv[1:]...)
+	if err := srv.Start(); err != nil {
+		return err
+	}
+	wl := exec.Command("sh", "-c", workload)
+	wl.Env = append(os.Environ(), env...)
+	out, werr := wl.CombinedOutput()
+	_ = srv.Process.Signal(stop)
+	_ = srv.Wait()
+	if werr != nil {
+		return fmt.Errorf("workload: %v: %s", werr, out)
+	}
+	return nil
+}
+
+// readiness is a shell loop that waits (bounded) until cmd succeeds.
+func readiness(cmd string) string {
+	return fmt.Sprintf(`i=0; until %s >/dev/null 2>&1; do i=$((i+1)); [ $i -ge 100 ] && exit 1; sleep 0.1; done; `, cmd)
+}
+
+func targetsFor(o serverOpts, targets string) []target {
+	nginx := target{
+		name: "nginx", unit: "requests/s", stop: syscall.SIGQUIT,
+		argv: func(dir string) []string {
+			return []string{"nginx", "-p", dir + "/", "-c", "nginx.conf", "-e", "logs/error.log"}
+		},
+		workload: readiness(fmt.Sprintf("curl -sf -o /dev/null http://127.0.0.1:%d/", nginxPort)) +
+			fmt.Sprintf(`wrk -t2 -c8 -d%ds http://127.0.0.1:%d/ > "$OUT_FILE"; date +%%s%%N > "$END_FILE"`, int(o.load.Seconds()), nginxPort),
+		rate: func(out []byte) (float64, error) {
+			if bytes.Contains(out, []byte("Socket errors")) || bytes.Contains(out, []byte("Non-2xx")) {
+				return 0, fmt.Errorf("wrk saw errors: %s", out)
+			}
+			m := regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`).FindSubmatch(out)
+			if m == nil {
+				return 0, fmt.Errorf("no Requests/sec in wrk's output: %s", out)
+			}
+			return strconv.ParseFloat(string(m[1]), 64)
+		},
+	}
+	redis := target{
+		name: "redis", unit: "ops/s (SET+GET)", stop: syscall.SIGTERM,
+		argv: func(dir string) []string {
+			return []string{"redis-server", filepath.Join(targets, "redis.conf"), "--port", strconv.Itoa(redisPort), "--dir", dir}
+		},
+		workload: readiness(fmt.Sprintf("redis-cli -p %d ping | grep -q PONG", redisPort)) +
+			fmt.Sprintf(`redis-benchmark --csv -p %d -c 10 -n %d -t set,get > "$OUT_FILE"; date +%%s%%N > "$END_FILE"`, redisPort, o.ops),
+		rate: func(out []byte) (float64, error) {
+			rows, err := csv.NewReader(bytes.NewReader(out)).ReadAll()
+			if err != nil || len(rows) < 3 {
+				return 0, fmt.Errorf("unexpected redis-benchmark output: %s", out)
+			}
+			// Both commands ran the same number of requests: total over total time.
+			var inv float64
+			for _, r := range rows[1:] {
+				v, err := strconv.ParseFloat(r[1], 64)
+				if err != nil || v == 0 {
+					return 0, fmt.Errorf("unexpected redis-benchmark row %v", r)
+				}
+				inv += 1 / v
+			}
+			return float64(len(rows)-1) / inv, nil
+		},
+	}
+	return []target{nginx, redis}
+}
+
+// prepareDir makes a fresh working directory for one run of t: nginx gets its prefix.
+func prepareDir(base, name, targets string) (string, error) {
+	dir := filepath.Join(base, name)
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	for _, d := range []string{"logs", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	if name == "nginx" {
+		if out, err := exec.Command("cp", "-r", filepath.Join(targets, "www"), filepath.Join(dir, "www")).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("copying the document root: %v: %s", err, out)
+		}
+		conf, err := os.ReadFile(filepath.Join(targets, "nginx.conf.in"))
+		if err != nil {
+			return "", err
+		}
+		conf = bytes.ReplaceAll(conf, []byte("@PORT@"), []byte(strconv.Itoa(nginxPort)))
+		if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), conf, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
+
+// serverResult is the figures of one target.
+type serverResult struct {
+	t                  target
+	untraced, learning []float64
+	last               learnStats
+	rss                []int64
+	cpu                []time.Duration
+	toBundle           []time.Duration
+	profile            profileSize
+}
+
+// enforcedWithWatcher is the hook for the third configuration, the target under
+// `tailor enforce --anomalies` with the tracer watching: package enforce/watch does
+// not exist yet, so it measures nothing and the table says so.
+func enforcedWithWatcher(target) (float64, bool) { return 0, false }
+
+// measureServers runs every target untraced and under learn, rounds times, the
+// configurations and targets interleaved and rotated round by round.
+func measureServers(o serverOpts, base, targets string) ([]*serverResult, error) {
+	var results []*serverResult
+	for _, t := range targetsFor(o, targets) {
+		results = append(results, &serverResult{t: t})
+	}
+	type step struct {
+		r       *serverResult
+		learned bool
+	}
+	var steps []step
+	for _, r := range results {
+		steps = append(steps, step{r, false}, step{r, true})
+	}
+	for round := 0; round < o.rounds; round++ {
+		for i := range steps {
+			s := steps[(i+round)%len(steps)]
+			dir, err := prepareDir(base, s.r.t.name, targets)
+			if err != nil {
+				return nil, err
+			}
+			outFile := filepath.Join(dir, "load.out")
+			env := []string{"OUT_FILE=" + outFile, "END_FILE=" + filepath.Join(dir, "end")}
+			argv := s.r.t.argv(dir)
+			if s.learned {
+				st, err := runLearn(o, dir, argv, s.r.t.workload, env)
+				if err != nil {
+					return nil, fmt.Errorf("%s under learn: %w", s.r.t.name, err)
+				}
+				s.r.last = st
+				s.r.rss = append(s.r.rss, st.rssKiB)
+				s.r.cpu = append(s.r.cpu, st.cpu)
+				s.r.toBundle = append(s.r.toBundle, st.toBundle)
+				if s.r.profile, err = readProfile(st.bundleDir); err != nil {
+					return nil, err
+				}
+			} else if err := runUntraced(argv, s.r.t.workload, env, s.r.t.stop); err != nil {
+				return nil, fmt.Errorf("%s untraced: %w", s.r.t.name, err)
+			}
+			out, err := os.ReadFile(outFile)
+			if err != nil {
+				return nil, err
+			}
+			v, err := s.r.t.rate(out)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", s.r.t.name, err)
+			}
+			if s.learned {
+				s.r.learning = append(s.r.learning, v)
+			} else {
+				s.r.untraced = append(s.r.untraced, v)
+			}
+		}
+	}
+	return results, nil
+}
+
+// profileSize is what a generated bundle allows, next to Docker's defaults as
+// SUMMARY.txt states them (generate computes Docker's figures from moby's default
+// profile and capability set).
+type profileSize struct {
+	syscalls, dockerSyscalls int
+	caps, dockerCaps         int
+	apparmorRules            int
+}
+
+func readProfile(dir string) (profileSize, error) {
+	var p profileSize
+	summary, err := os.ReadFile(filepath.Join(dir, "SUMMARY.txt"))
+	if err != nil {
+		return p, err
+	}
+	sc := regexp.MustCompile(`seccomp SCMP_ARCH_X86_64: (\d+) syscalls allowed, Docker default allows (\d+)`).FindSubmatch(summary)
+	cp := regexp.MustCompile(`capabilities: (\d+) added after dropping all, Docker default keeps (\d+)`).FindSubmatch(summary)
+	if sc == nil || cp == nil {
+		return p, fmt.Errorf("%s/SUMMARY.txt: no syscall or capability line", dir)
+	}
+	p.syscalls, _ = strconv.Atoi(string(sc[1]))
+	p.dockerSyscalls, _ = strconv.Atoi(string(sc[2]))
+	p.caps, _ = strconv.Atoi(string(cp[1]))
+	p.dockerCaps, _ = strconv.Atoi(string(cp[2]))
+	aa, err := os.ReadFile(filepath.Join(dir, "apparmor.profile"))
+	if err != nil {
+		return p, err
+	}
+	// A rule is a line ending in a comma (file, capability, network, exec rules...).
+	for _, line := range strings.Split(string(aa), "\n") {
+		if l := strings.TrimSpace(line); strings.HasSuffix(l, ",") && !strings.HasPrefix(l, "#") {
+			p.apparmorRules++
+		}
+	}
+	return p, nil
+}
+
+// floodResult is the file-open flood under learn.
+type floodResult struct {
+	opened   int
+	recorded int
+	lost     uint64
+	rssKiB   int64
+	cpu      time.Duration
+}
+
+// measureFlood learns the open flood for o.flood and compares the paths it opened with
+// those the recording has and the observations it lost.
+func measureFlood(o serverOpts, base string) (floodResult, error) {
+	var r floodResult
+	bin := filepath.Join(base, "openflood")
+	if out, err := exec.Command("gcc", "-O2", "-o", bin, "testdata/targets/openflood.c").CombinedOutput(); err != nil {
+		return r, fmt.Errorf("building openflood: %v: %s", err, out)
+	}
+	// On tmpfs when there is one: a disk file system's create+unlink cost (and its
+	// noise on a shared machine) would bound the flood instead of the tracer.
+	dir, err := os.MkdirTemp("/dev/shm", "tailor-flood-")
+	if err != nil {
+		dir = filepath.Join(base, "flood")
+	}
+	defer os.RemoveAll(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "files"), 0o755); err != nil {
+		return r, err
+	}
+	// The flood is the target itself: its stdout (the count) goes through a shell.
+	countFile := filepath.Join(dir, "count")
+	argv := []string{"sh", "-c", fmt.Sprintf(`%s %s %d > %s; date +%%s%%N > %s`, bin, filepath.Join(dir, "files"), int(o.flood.Seconds()), countFile, filepath.Join(dir, "end"))}
+	st, err := runLearn(o, dir, argv, "", nil)
+	if err != nil {
+		return r, fmt.Errorf("flood under learn: %w", err)
+	}
+	b, err := os.ReadFile(countFile)
+	if err != nil {
+		return r, err
+	}
+	r.opened, err = strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return r, err
+	}
+	rec, err := profiles.LoadRecording(st.recording)
+	if err != nil {
+		return r, err
+	}
+	prefix := filepath.Join(dir, "files") + "/"
+	for _, f := range rec.Files {
+		if strings.HasPrefix(f.Path, prefix) {
+			r.recorded++
+		}
+	}
+	r.lost, r.rssKiB, r.cpu = st.lost, st.rssKiB, st.cpu
+	return r, nil
+}
+
+// servers measures the real targets and prints their tables; it returns their chart bars.
+func servers(o serverOpts, base string) ([]bar, error) {
+	out, err := exec.Command("testdata/targets/build.sh").Output()
+	if err != nil {
+		return nil, fmt.Errorf("testdata/targets/build.sh: %w", err)
+	}
+	m := regexp.MustCompile(`(?m)^TARGETS=(.+)$`).FindSubmatch(out)
+	if m == nil {
+		return nil, fmt.Errorf("testdata/targets/build.sh printed no TARGETS: %s", out)
+	}
+	targets := string(m[1])
+	// nginx's www-data workers must reach the prefix; the bench directory is private.
+	if err := os.Chmod(base, 0o755); err != nil {
+		return nil, err
+	}
+	results, err := measureServers(o, base, targets)
+	if err != nil {
+		return nil, err
+	}
+	flood, err := measureFlood(o, base)
+	if err != nil {
+		return nil, err
+	}
+
+	var bars []bar
+	fmt.Printf("\nservers: %d interleaved rounds, median (wrk -t2 -c8 for %v; redis-benchmark -c 10 -n %d -t set,get)\n\n", o.rounds, o.load, o.ops)
+	fmt.Printf("| target | untraced | tailor learn | overhead | enforced + watcher |\n|---|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		u, l := median(r.untraced), median(r.learning)
+		watched := "not measured yet"
+		if v, ok := enforcedWithWatcher(r.t); ok {
+			watched = fmt.Sprintf("%.0f", v)
+		}
+		fmt.Printf("| %s %s | %.0f | %.0f | %.1f%% | %s |\n", r.t.name, r.t.unit, u, l, (u-l)/u*100, watched)
+		bars = append(bars, bar{r.t.name + ": tailor learn (throughput lost)", (u - l) / u * 100})
+	}
+	fmt.Printf("\ntailor while learning (median over the rounds; CPU is tailor's own, not the target's)\n\n")
+	fmt.Printf("| target | peak RSS (VmHWM) | CPU (utime+stime) | end of workload -> bundle written |\n|---|---:|---:|---:|\n")
+	for _, r := range results {
+		fmt.Printf("| %s | %.1f MiB | %v | %v |\n", r.t.name, float64(medianInt(r.rss))/1024, medianDur(r.cpu), medianDur(r.toBundle).Round(time.Millisecond))
+	}
+	fmt.Printf("| open flood (%v) | %.1f MiB | %v | - |\n", o.flood, float64(flood.rssKiB)/1024, flood.cpu)
+	fmt.Printf("\nfile-open flood: %d distinct paths opened in %v under learn, %d recorded, %d observations lost (recording's loss section)\n",
+		flood.opened, o.flood, flood.recorded, flood.lost)
+	fmt.Printf("\nprofiles (last learning round) against Docker's defaults\n\n")
+	fmt.Printf("| target | syscalls (x86_64) | Docker default | capabilities | Docker default | AppArmor rules |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, r := range results {
+		p := r.profile
+		fmt.Printf("| %s | %d | %d | %d | %d | %d |\n", r.t.name, p.syscalls, p.dockerSyscalls, p.caps, p.dockerCaps, p.apparmorRules)
+	}
+	return bars, nil
+}
+
+func medianInt(v []int64) int64 {
+	f := make([]float64, len(v))
+	for i, x := range v {
+		f[i] = float64(x)
+	}
+	return int64(median(f))
+}
+
+func medianDur(v []time.Duration) time.Duration {
+	f := make([]float64, len(v))
+	for i, x := range v {
+		f[i] = float64(x)
+	}
+	return time.Duration(median(f))
+}

@@ -1,0 +1,131 @@
+#!/bin/sh
+# redis through tailor's whole loop: learn it under a workload, generate its profiles,
+# run it confined by them and replay the workload, then try the held-out workload.
+#
+#   examples/redis/run.sh local       redis-server as a local command (tailor learn / enforce)
+#   examples/redis/run.sh container   redis as a Docker container (learn --container,
+#                                     docker run with the generated flags; needs DOCKER_HOST)
+#
+# Environment: OUT (output directory, default a new temporary one), PORT (local, 16379),
+# REQUESTS (redis-benchmark requests per command, 2000), REPLAYS (3), TAILOR (bin/tailor).
+# Results: OUT/redis.rec.json, OUT/redis.profile/, OUT/replay-N.txt (one per replay:
+# "enforce-exit N" and the workload's output), OUT/heldout.txt.
+set -eu
+. "$(dirname "$0")/../lib.sh"
+self=$(cd "$(dirname "$0")" && pwd)/run.sh
+PORT=${PORT:-16379}
+REQUESTS=${REQUESTS:-2000}
+export PORT REQUESTS
+
+# The commands redis-benchmark drives while learning.
+COMMANDS=ping_inline,ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange_100,lrange_600,mset
+
+cli() { redis-cli -p "$PORT" "$@"; }
+
+# The learning workload: redis-benchmark over its command set, BGSAVE (waiting for the
+# child to finish), SHUTDOWN. It fails when redis does not answer or a step fails.
+workload_learn() {
+	wait_until 100 sh -c "redis-cli -p $PORT ping | grep -q PONG" || die "redis does not answer on port $PORT"
+	[ "$(cli ping)" = PONG ] || die "PING is not PONG"
+	redis-benchmark -q -p "$PORT" -c 10 -n "$REQUESTS" -t "$COMMANDS" | tr '\r' '\n' | grep 'requests per second' || die "redis-benchmark failed"
+	cli bgsave | grep -q 'Background saving started' || die "BGSAVE failed"
+	wait_until 100 sh -c "redis-cli -p $PORT info persistence | grep -q 'rdb_bgsave_in_progress:0'" || die "BGSAVE did not end"
+	cli info persistence | grep -q 'rdb_last_bgsave_status:ok' || die "BGSAVE did not succeed"
+	cli shutdown || true # the connection closes as redis exits
+	echo "workload: ok"
+}
+
+# The held-out workload: commands the learning workload never sent. Each line says what
+# redis answered; nothing here fails the script except redis not answering at all.
+workload_heldout() {
+	wait_until 100 sh -c "redis-cli -p $PORT ping | grep -q PONG" || die "redis does not answer on port $PORT"
+	echo "HSET        $(cli hset h f1 v1 f2 v2 2>&1)"
+	echo "ZADD        $(cli zadd z 1 a 2 b 2>&1)"
+	echo "EVAL        $(cli eval 'return redis.call("incrby", KEYS[1], 5)' 1 counter 2>&1)"
+	echo "CONFIG GET  $(cli config get maxmemory 2>&1 | tr '\n' ' ')"
+	echo "SAVE        $(cli save 2>&1)"
+	cli shutdown nosave || true
+}
+
+# serve_enforced N WORKLOAD: run redis-server under tailor enforce and WORKLOAD against it.
+serve_enforced() {
+	# Every run starts from an empty data directory, as the learning run did: a dump.rdb
+	# left by the previous run would be loaded at start-up, which learning never saw.
+	rm -rf "$DATA"
+	mkdir -p "$DATA"
+	"$TAILOR" enforce --profile "$OUT/redis.profile" -- redis-server "$TARGETS/redis.conf" --port "$PORT" --dir "$DATA" >"$OUT/enforce-$1.log" 2>&1 &
+	pid=$!
+	wl=0
+	"$self" "$2" || wl=$?
+	# The workload ends with SHUTDOWN; kill only if redis did not stop.
+	wait_until 100 sh -c "! kill -0 $pid" || kill "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	echo "enforce-exit $rc workload-exit $wl"
+}
+
+local_loop() {
+	targets
+	DATA=$OUT/data
+	mkdir -p "$DATA"
+	"$TAILOR" learn -o "$OUT/redis.rec.json" --workload "$self workload-learn" -- redis-server "$TARGETS/redis.conf" --port "$PORT" --dir "$DATA"
+	"$TAILOR" generate -o "$OUT/redis.profile" "$OUT/redis.rec.json"
+	failed=0
+	for n in $(seq "$REPLAYS"); do
+		serve_enforced "$n" workload-learn >"$OUT/replay-$n.txt" 2>&1
+		r=$(tail -n 1 "$OUT/replay-$n.txt")
+		echo "replay $n under tailor enforce: $r"
+		[ "$r" = "enforce-exit 0 workload-exit 0" ] || failed=1
+	done
+	serve_enforced heldout workload-heldout >"$OUT/heldout.txt" 2>&1
+	echo "held-out workload under tailor enforce:"
+	cat "$OUT/heldout.txt"
+	[ "$failed" = 0 ] || die "a replay failed: see $OUT/replay-*.txt and $OUT/enforce-*.log"
+}
+
+container_loop() {
+	targets --images
+	PORT=6379
+	label=tailor.example=redis-$$
+	export PORT
+	name=example-redis-$$
+	trap 'docker rm -f $(docker ps -aq --filter "label=$label") >/dev/null 2>&1 || true' EXIT
+	docker create --name "$name" --label "$label" --network none "$REDIS_IMAGE" >/dev/null
+	"$TAILOR" learn --container "$name" -o "$OUT/redis.rec.json" --workload "$self workload-learn"
+	"$TAILOR" generate -o "$OUT/redis.profile" "$OUT/redis.rec.json"
+	flags=$(docker_flags "$OUT/redis.profile")
+	failed=0
+	for n in $(seq "$REPLAYS") heldout; do
+		wl=workload-learn
+		[ "$n" = heldout ] && wl=workload-heldout
+		# shellcheck disable=SC2086 # the flags are words
+		id=$(docker run -d --label "$label" --network none $flags "$REDIS_IMAGE")
+		pid=$(docker inspect -f '{{.State.Pid}}' "$id")
+		rc=0
+		nsenter -t "$pid" -n "$self" "$wl" >"$OUT/replay-$n.txt" 2>&1 || rc=$?
+		exit_code=$(docker wait "$id")
+		docker rm "$id" >/dev/null
+		echo "enforce-exit $exit_code workload-exit $rc" >>"$OUT/replay-$n.txt"
+		[ "$n" = heldout ] && continue
+		echo "replay $n under docker run with the generated profile: $(tail -n 1 "$OUT/replay-$n.txt")"
+		[ "$exit_code $rc" = "0 0" ] || failed=1
+	done
+	mv "$OUT/replay-heldout.txt" "$OUT/heldout.txt"
+	echo "held-out workload under docker run with the generated profile:"
+	cat "$OUT/heldout.txt"
+	[ "$failed" = 0 ] || die "a replay failed: see $OUT/replay-*.txt"
+}
+
+case ${1:-local} in
+workload-learn) workload_learn ;;
+workload-heldout) workload_heldout ;;
+local | container)
+	[ "$(id -u)" = 0 ] || die "needs root (tailor learn and enforce)"
+	OUT=${OUT:-$(mktemp -d /tmp/tailor-redis-XXXXXX)}
+	mkdir -p "$OUT"
+	export OUT TARGETS
+	if [ "$1" = container ]; then container_loop; else local_loop; fi
+	echo "results in $OUT"
+	;;
+*) die "usage: $0 [local|container]" ;;
+esac
