@@ -95,7 +95,8 @@ func checkReplays(t *testing.T, out string, check func(replay string) error) {
 		}
 		s := string(b)
 		if last := lastLines(s, 1); last != "enforce-exit 0 workload-exit 0" {
-			t.Errorf("replay %d: %q, want enforce-exit 0 workload-exit 0:\n%s", n, last, lastLines(s, 15))
+			logs, _ := os.ReadFile(filepath.Join(out, fmt.Sprintf("container-%d.log", n)))
+			t.Errorf("replay %d: %q, want enforce-exit 0 workload-exit 0:\n%s\ncontainer output:\n%s", n, last, lastLines(s, 15), lastLines(string(logs), 40))
 		}
 		if !strings.Contains(s, "workload: ok") {
 			t.Errorf("replay %d: the workload did not finish", n)

@@ -17,7 +17,7 @@ func TestContainerCLIErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"watch", "--profile", "/nonexistent", "--container", "web"}, 9, "tailor: refused: tailor watch needs the tracer"},
+		{[]string{"watch", "--profile", "/nonexistent", "--container", "web"}, 9, "tailor: refused: profile directory"},
 		{[]string{"enforce", "--profile", "/nonexistent", "--container", "web", "--", "true"}, 2, "give no COMMAND"},
 		{[]string{"enforce", "--profile", "/nonexistent", "--container", "web", "--allow-partial"}, 2, "--allow-partial is for local mode"},
 		{[]string{"enforce", "--profile", "/nonexistent", "--workload", "true", "--", "true"}, 2, "--workload is for container mode"},

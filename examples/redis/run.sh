@@ -104,11 +104,17 @@ container_loop() {
 		rc=0
 		nsenter -t "$pid" -n "$self" "$wl" >"$OUT/replay-$n.txt" 2>&1 || rc=$?
 		exit_code=$(docker wait "$id")
+		# The server's own output tells why a confined run failed.
+		docker logs "$id" >"$OUT/container-$n.log" 2>&1 || true
 		docker rm "$id" >/dev/null
 		echo "enforce-exit $exit_code workload-exit $rc" >>"$OUT/replay-$n.txt"
 		[ "$n" = heldout ] && continue
 		echo "replay $n under docker run with the generated profile: $(tail -n 1 "$OUT/replay-$n.txt")"
-		[ "$exit_code $rc" = "0 0" ] || failed=1
+		if [ "$exit_code $rc" != "0 0" ]; then
+			failed=1
+			echo "container output of replay $n:"
+			tail -n 40 "$OUT/container-$n.log"
+		fi
 	done
 	mv "$OUT/replay-heldout.txt" "$OUT/heldout.txt"
 	echo "held-out workload under docker run with the generated profile:"
