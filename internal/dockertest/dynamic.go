@@ -3,7 +3,6 @@ package dockertest
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	cerrdefs "github.com/containerd/errdefs"
 )
 
 // DynamicImage is the tag of the image whose entrypoint, DynamicProgram, is
@@ -29,21 +27,7 @@ const DynamicProgram = "/bin/true"
 // testdata/images/dynamic/Dockerfile and host files, with no registry.
 func (e *Env) Dynamic(t testing.TB) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if _, err := e.Client.ImageInspect(ctx, DynamicImage); err == nil {
-		return DynamicImage
-	} else if !cerrdefs.IsNotFound(err) {
-		t.Fatalf("inspecting %s: %v", DynamicImage, err)
-	}
-	buildCtx, err := dynamicContext()
-	if err != nil {
-		Unavailable(t, err.Error())
-	}
-	if err := e.buildImage(ctx, buildCtx, DynamicImage); err != nil {
-		t.Fatalf("building %s: %v", DynamicImage, err)
-	}
-	return DynamicImage
+	return e.ensureImage(t, DynamicImage, dynamicContext)
 }
 
 // dynamicContext is the build context: the Dockerfile plus rootfs/ with

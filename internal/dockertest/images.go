@@ -34,21 +34,29 @@ const busyboxPath = "/bin/busybox"
 // testdata/images/busybox/Dockerfile and the host's static busybox, with no registry.
 func (e *Env) Busybox(t testing.TB) string {
 	t.Helper()
+	return e.ensureImage(t, BusyboxImage, busyboxContext)
+}
+
+// ensureImage returns tag, building it from the context buildContext makes when the
+// daemon does not have it yet. A host that cannot provide the context's files makes
+// the test unavailable (a failure with CI=true).
+func (e *Env) ensureImage(t testing.TB, tag string, buildContext func() (*bytes.Buffer, error)) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := e.Client.ImageInspect(ctx, BusyboxImage); err == nil {
-		return BusyboxImage
+	if _, err := e.Client.ImageInspect(ctx, tag); err == nil {
+		return tag
 	} else if !cerrdefs.IsNotFound(err) {
-		t.Fatalf("inspecting %s: %v", BusyboxImage, err)
+		t.Fatalf("inspecting %s: %v", tag, err)
 	}
-	buildCtx, err := busyboxContext()
+	buildCtx, err := buildContext()
 	if err != nil {
 		Unavailable(t, err.Error())
 	}
-	if err := e.buildImage(ctx, buildCtx, BusyboxImage); err != nil {
-		t.Fatalf("building %s: %v", BusyboxImage, err)
+	if err := e.buildImage(ctx, buildCtx, tag); err != nil {
+		t.Fatalf("building %s: %v", tag, err)
 	}
-	return BusyboxImage
+	return tag
 }
 
 // busyboxContext is the build context: the Dockerfile plus rootfs/ with busybox, a
