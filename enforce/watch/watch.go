@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
@@ -214,6 +215,24 @@ func compile(p *enforce.Policy) (*target, bpf.WatchPolicy, error) {
 			tg.allowed[string(as.Arch)+"/"+name] = true
 			if nr, ok := bpf.SyscallNumber(tbl, name); ok {
 				wp.Syscalls[tbl] = append(wp.Syscalls[tbl], nr)
+			}
+		}
+	}
+	// Syscalls the profile answers with ENOSYS are its design, not the target's
+	// misstep: libc tries them (clone3, faccessat2...) and falls back.
+	for _, rule := range p.Seccomp.Syscalls {
+		if rule.Action != specs.ActErrno || rule.ErrnoRet == nil || *rule.ErrnoRet != uint(unix.ENOSYS) || len(rule.Args) > 0 {
+			continue
+		}
+		for _, as := range p.Bundle.Syscalls {
+			tbl, ok := bpf.TableOf(as.Arch)
+			if !ok {
+				continue
+			}
+			for _, name := range rule.Names {
+				if nr, ok := bpf.SyscallNumber(tbl, name); ok {
+					wp.Syscalls[tbl] = append(wp.Syscalls[tbl], nr)
+				}
 			}
 		}
 	}

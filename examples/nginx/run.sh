@@ -73,7 +73,7 @@ prefix() {
 
 # serve_enforced N WORKLOAD: run nginx under tailor enforce and WORKLOAD against it.
 serve_enforced() {
-	"$TAILOR" enforce --profile "$OUT/nginx.profile" -- nginx -p "$PREFIX/" -c nginx.conf -e logs/error.log >"$OUT/enforce-$1.log" 2>&1 &
+	"$TAILOR" enforce --profile "$OUT/nginx.profile" --anomalies "$OUT/anomalies-$1.jsonl" -- nginx -p "$PREFIX/" -c nginx.conf -e logs/error.log >"$OUT/enforce-$1.log" 2>&1 &
 	pid=$!
 	wl=0
 	"$self" "$2" || wl=$?
@@ -81,6 +81,9 @@ serve_enforced() {
 	wait_until 100 sh -c "! kill -0 $pid" || kill "$pid"
 	rc=0
 	wait "$pid" || rc=$?
+	# What the tracer saw outside the profile, one JSON line each.
+	echo "anomalies: $(cat "$OUT/anomalies-$1.jsonl" 2>/dev/null | wc -l)"
+	cat "$OUT/anomalies-$1.jsonl" 2>/dev/null || true
 	echo "enforce-exit $rc workload-exit $wl"
 }
 
@@ -99,7 +102,7 @@ local_loop() {
 	for n in $(seq "$REPLAYS"); do
 		serve_enforced "$n" workload-learn >"$OUT/replay-$n.txt" 2>&1
 		r=$(tail -n 1 "$OUT/replay-$n.txt")
-		echo "replay $n under tailor enforce: $r"
+		echo "replay $n under tailor enforce: $r, $(grep '^anomalies:' "$OUT/replay-$n.txt")"
 		[ "$r" = "enforce-exit 0 workload-exit 0" ] || failed=1
 	done
 	serve_enforced heldout workload-heldout >"$OUT/heldout.txt" 2>&1

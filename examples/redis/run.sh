@@ -53,7 +53,7 @@ serve_enforced() {
 	# left by the previous run would be loaded at start-up, which learning never saw.
 	rm -rf "$DATA"
 	mkdir -p "$DATA"
-	"$TAILOR" enforce --profile "$OUT/redis.profile" -- redis-server "$TARGETS/redis.conf" --port "$PORT" --dir "$DATA" >"$OUT/enforce-$1.log" 2>&1 &
+	"$TAILOR" enforce --profile "$OUT/redis.profile" --anomalies "$OUT/anomalies-$1.jsonl" -- redis-server "$TARGETS/redis.conf" --port "$PORT" --dir "$DATA" >"$OUT/enforce-$1.log" 2>&1 &
 	pid=$!
 	wl=0
 	"$self" "$2" || wl=$?
@@ -61,6 +61,9 @@ serve_enforced() {
 	wait_until 100 sh -c "! kill -0 $pid" || kill "$pid"
 	rc=0
 	wait "$pid" || rc=$?
+	# What the tracer saw outside the profile, one JSON line each.
+	echo "anomalies: $(cat "$OUT/anomalies-$1.jsonl" 2>/dev/null | wc -l)"
+	cat "$OUT/anomalies-$1.jsonl" 2>/dev/null || true
 	echo "enforce-exit $rc workload-exit $wl"
 }
 
@@ -74,7 +77,7 @@ local_loop() {
 	for n in $(seq "$REPLAYS"); do
 		serve_enforced "$n" workload-learn >"$OUT/replay-$n.txt" 2>&1
 		r=$(tail -n 1 "$OUT/replay-$n.txt")
-		echo "replay $n under tailor enforce: $r"
+		echo "replay $n under tailor enforce: $r, $(grep '^anomalies:' "$OUT/replay-$n.txt")"
 		[ "$r" = "enforce-exit 0 workload-exit 0" ] || failed=1
 	done
 	serve_enforced heldout workload-heldout >"$OUT/heldout.txt" 2>&1

@@ -1,0 +1,41 @@
+package watch
+
+import (
+	"slices"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/tailor-sec/tailor/bpf"
+	"github.com/tailor-sec/tailor/enforce"
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+// The syscalls the profile answers with ENOSYS (so libc falls back) are expected, not
+// anomalies; those it denies with EPERM are.
+func TestCompileTreatsENOSYSAsExpected(t *testing.T) {
+	enosys, eperm := uint(unix.ENOSYS), uint(unix.EPERM)
+	p := &enforce.Policy{
+		Bundle: profiles.Bundle{Name: "t", Syscalls: []profiles.ArchSyscalls{{Arch: profiles.ArchX86_64, Names: []string{"read"}}}},
+		Seccomp: &profiles.Seccomp{Syscalls: []*profiles.SeccompSyscall{
+			{LinuxSyscall: specs.LinuxSyscall{Names: []string{"clone3"}, Action: specs.ActErrno, ErrnoRet: &enosys}},
+			{LinuxSyscall: specs.LinuxSyscall{Names: []string{"ptrace"}, Action: specs.ActErrno, ErrnoRet: &eperm}},
+		}},
+	}
+	_, wp, err := compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nr := func(name string) int {
+		n, ok := bpf.SyscallNumber(bpf.TableNative, name)
+		if !ok {
+			t.Fatalf("no %s", name)
+		}
+		return n
+	}
+	got := wp.Syscalls[bpf.TableNative]
+	if !slices.Contains(got, nr("read")) || !slices.Contains(got, nr("clone3")) || slices.Contains(got, nr("ptrace")) {
+		t.Errorf("watched allowed set %v: want read and clone3, not ptrace", got)
+	}
+}
