@@ -549,6 +549,7 @@ func servers(o serverOpts, base string) ([]bar, error) {
 	for _, r := range results {
 		u, l := median(r.untraced), median(r.learning)
 		lo := (u - l) / u * 100
+		bars = append(bars, bar{r.t.name + ": tailor learn (throughput lost)", lo})
 		watched, wo, wgoal := "failed", "-", "not measured"
 		if len(r.enforced) > 0 {
 			e := median(r.enforced)
@@ -560,7 +561,6 @@ func servers(o serverOpts, base string) ([]bar, error) {
 			watched += fmt.Sprintf(" (%d of %d runs failed)", n, n+len(r.enforced))
 		}
 		fmt.Printf("| %s %s | %.0f | %.0f | %.1f%% | %s | %s | %s | %s | %s |\n", r.t.name, r.t.unit, u, l, lo, met(lo, learnGoal), watched, wo, wgoal, joinInts(r.anomalyLines))
-		bars = append(bars, bar{r.t.name + ": tailor learn (throughput lost)", lo})
 	}
 	for _, r := range results {
 		keys := make([]string, 0, len(r.anomalies))
