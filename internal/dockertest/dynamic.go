@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // DynamicImage is the tag of the image whose entrypoint, DynamicProgram, is
