@@ -452,6 +452,11 @@ func (w *Watcher) describe(tg *target, e *bpf.AnomalyEvent, a *Anomaly) (string,
 			missing = kinds
 		}
 		if len(missing) == 0 {
+			// Remembered as judged, so the final reconcile does not take it for a
+			// refusal whose event was lost.
+			w.mu.Lock()
+			tg.paths[e.Value] = ""
+			w.mu.Unlock()
 			return "", false
 		}
 		a.Detail = strings.Join(missing, ", ") + " of " + path + " " + result
@@ -494,6 +499,9 @@ func (w *Watcher) reconcile() {
 				w.mu.Lock()
 				k, ok := tg.paths[c.Value]
 				w.mu.Unlock()
+				if ok && k == "" {
+					continue // refused by something else than the profile
+				}
 				if !ok {
 					// Its event was lost (counted as such): say so rather than drop it.
 					a.Kind, a.Action = "file", "blocked"
