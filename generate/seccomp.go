@@ -29,6 +29,18 @@ var enosysFallbacks = []string{
 	"pidfd_send_signal", "rseq", "statx",
 }
 
+// signalReturn are the syscalls that end a signal handler or resume a task after a
+// stop. The signal trampoline (libc's or Go's restorer) and the kernel issue them, not
+// the program's own code, so a recording holds them only if a signal happened to arrive
+// while it was traced, and whether one does is timing. Denying them turns every handled
+// signal into SIGSEGV: runc's Go init runs under the container's filter from loading it
+// until the entrypoint's execve, and a signal it handles there (Go's runtime signals
+// them at random) kills the container before its first instruction; a target's own
+// SIGTERM handler (docker stop) crashes instead of returning. Docker's default profile
+// allows all three. Names that are no real syscall on any of the profile's
+// architectures (sigreturn on x86_64 alone) are left out.
+var signalReturn = []string{"restart_syscall", "rt_sigreturn", "sigreturn"}
+
 // namespaceFlags are the clone flags that create namespaces. Docker's default profile
 // refuses them (mask 0x7E020000) to containers without CAP_SYS_ADMIN.
 const namespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWUSER |
@@ -140,6 +152,14 @@ func buildSeccomp(rec *profiles.Recording, opt Options) (*seccompPlan, []string,
 		LinuxSyscall: specs.LinuxSyscall{Names: allow, Action: specs.ActAllow},
 		Comment:      "recorded syscalls",
 	}}
+	if sig := signalReturnNames(union, archs); len(sig) > 0 {
+		head = append(head, &profiles.SeccompSyscall{
+			LinuxSyscall: specs.LinuxSyscall{Names: sig, Action: specs.ActAllow},
+			Comment:      "signal return and restart, made by the signal trampoline and the kernel rather than the program: needed whenever a signal is handled, recorded or not",
+		})
+		allow = append(allow, sig...)
+		slices.Sort(allow)
+	}
 	rules = append(head, rules...)
 	if len(enosys) > 0 {
 		errno := errnoENOSYS
@@ -208,6 +228,28 @@ func socketRules(rec *profiles.Recording) ([]*profiles.SeccompSyscall, []string)
 		})
 	}
 	return rules, nil
+}
+
+// signalReturnNames returns the signalReturn syscalls not already recorded that are
+// real syscalls on at least one of archs.
+func signalReturnNames(recorded map[string]bool, archs []specs.Arch) []string {
+	var names []string
+	for _, n := range signalReturn {
+		if recorded[n] || !knownToLibseccomp(n, archs) {
+			continue
+		}
+		for _, a := range archs {
+			sa, err := profiles.ScmpArch(string(a))
+			if err != nil {
+				continue
+			}
+			if real, err := profiles.SyscallOnArch(n, sa); err == nil && real {
+				names = append(names, n)
+				break
+			}
+		}
+	}
+	return names
 }
 
 func knownToLibseccomp(name string, archs []specs.Arch) bool {
