@@ -89,40 +89,8 @@ local_loop() {
 container_loop() {
 	targets --images
 	PORT=6379
-	label=tailor.example=redis-$$
 	export PORT
-	name=example-redis-$$
-	trap 'docker rm -f $(docker ps -aq --filter "label=$label") >/dev/null 2>&1 || true' EXIT
-	docker create --name "$name" --label "$label" --network none "$REDIS_IMAGE" >/dev/null
-	"$TAILOR" learn --container "$name" -o "$OUT/redis.rec.json" --workload "$self workload-learn"
-	"$TAILOR" generate -o "$OUT/redis.profile" "$OUT/redis.rec.json"
-	flags=$(docker_flags "$OUT/redis.profile")
-	failed=0
-	for n in $(seq "$REPLAYS") heldout; do
-		wl=workload-learn
-		[ "$n" = heldout ] && wl=workload-heldout
-		# shellcheck disable=SC2086 # the flags are words
-		id=$(docker run -d --label "$label" --network none $flags "$REDIS_IMAGE")
-		pid=$(docker inspect -f '{{.State.Pid}}' "$id")
-		rc=0
-		nsenter -t "$pid" -n "$self" "$wl" >"$OUT/replay-$n.txt" 2>&1 || rc=$?
-		exit_code=$(docker wait "$id")
-		# The server's own output tells why a confined run failed.
-		docker logs "$id" >"$OUT/container-$n.log" 2>&1 || true
-		docker rm "$id" >/dev/null
-		echo "enforce-exit $exit_code workload-exit $rc" >>"$OUT/replay-$n.txt"
-		[ "$n" = heldout ] && continue
-		echo "replay $n under docker run with the generated profile: $(tail -n 1 "$OUT/replay-$n.txt")"
-		if [ "$exit_code $rc" != "0 0" ]; then
-			failed=1
-			echo "container output of replay $n:"
-			tail -n 40 "$OUT/container-$n.log"
-		fi
-	done
-	mv "$OUT/replay-heldout.txt" "$OUT/heldout.txt"
-	echo "held-out workload under docker run with the generated profile:"
-	cat "$OUT/heldout.txt"
-	[ "$failed" = 0 ] || die "a replay failed: see $OUT/replay-*.txt"
+	container_replays redis "$REDIS_IMAGE" "tailor.example=redis-$$"
 }
 
 case ${1:-local} in
