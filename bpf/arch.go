@@ -111,3 +111,9 @@ func SyscallNumber(t Table, name string) (int, bool) {
 	nr := syscallNr(t, name)
 	return int(nr), nr >= 0
 }
+
+// ArchOf returns the seccomp architecture of table t on this build's architecture.
+func ArchOf(t Table) (profiles.Arch, bool) {
+	a, _, ok := tableArch(t)
+	return a, ok
+}

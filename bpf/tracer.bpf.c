@@ -660,6 +660,23 @@ static __noinline int emit_anomaly(__u32 target, __u32 kind_arch, __u64 value, l
 	return 0;
 }
 
+/* Clears the path part of the scratch anomaly event for an anomaly without a path, so
+ * nothing of an earlier refused path is sent with it. Only called once an anomaly is
+ * found: watched syscalls that keep to the profile never touch the scratch space.
+ * Returns 0, or 1 when there is no scratch space. */
+static __always_inline int no_path(long nr)
+{
+	struct scratch *s = scratch();
+	if (!s)
+		return 1;
+	s->ae.len = 0;
+	s->ae.truncated = 0;
+	s->ae.nr = nr;
+	s->ae.dirfd = 0;
+	s->ae.open_flags = 0;
+	return 0;
+}
+
 struct hash_ctx {
 	__u64 h;
 	__u32 len;
@@ -735,17 +752,9 @@ static __noinline int on_watched_exit(struct pt_regs *regs, long nr, long ret, _
 	struct watch_policy *w = bpf_map_lookup_elem(&watch, &target);
 	if (!w || !w->enabled)
 		return 0;
-	struct scratch *s = scratch();
-	if (!s)
-		return 0;
 	__u32 arch = syscall_arch(arch_flags, &nr);
 	if (nr < 0 || nr >= SC_MAX || arch >= NR_ARCHES)
 		return 0;
-	s->ae.len = 0;
-	s->ae.truncated = 0;
-	s->ae.nr = nr;
-	s->ae.dirfd = 0;
-	s->ae.open_flags = 0;
 	__u64 bit = 1ULL << (nr & 63);
 	__u32 word = (nr >> 6) & (SC_WORDS - 1);
 	/* A socket is judged by its family, whether socket itself is allowed or not: the
@@ -754,7 +763,7 @@ static __noinline int on_watched_exit(struct pt_regs *regs, long nr, long ret, _
 		__u64 family = arg(regs, arch, 0);
 		if (!(w->allowed[arch][word] & bit) || family >= 64 ||
 		    !(w->families & (1ULL << family)))
-			return emit_anomaly(target, (AN_SOCKET << 16) | arch, family, ret,
+			return no_path(nr) ?: emit_anomaly(target, (AN_SOCKET << 16) | arch, family, ret,
 					    target_flags >> 32);
 		return 0;
 	}
@@ -767,7 +776,8 @@ static __noinline int on_watched_exit(struct pt_regs *regs, long nr, long ret, _
 		    ((nr == nr_seccomp && arg(regs, 0, 0) == SECCOMP_SET_MODE_FILTER) ||
 		     (nr == nr_prctl && arg(regs, 0, 0) == PR_SET_SECCOMP)))
 			return 0;
-		return emit_anomaly(target, (AN_SYSCALL << 16) | arch, nr, ret, target_flags >> 32);
+		return no_path(nr) ?: emit_anomaly(target, (AN_SYSCALL << 16) | arch, nr, ret,
+						   target_flags >> 32);
 	}
 	if (arch == 0 && (ret == -EACCES || ret == -EPERM))
 		return denied_path(regs, nr, ret, target_flags);
@@ -1029,9 +1039,7 @@ static __always_inline int on_capable(void *ctx, const struct cred *cred, int ca
 	__u32 target = t->target;
 	struct watch_policy *w = bpf_map_lookup_elem(&watch, &target);
 	if (w && w->enabled && !k.probed && !k.runtime && !k.overridden && (cap < 0 || cap >= 64 || !(w->caps & (1ULL << cap)))) {
-		s->ae.len = 0;
-		s->ae.nr = -1;
-		return emit_anomaly(target, AN_CAP << 16, cap, ret, t->flags);
+		return no_path(-1) ?: emit_anomaly(target, AN_CAP << 16, cap, ret, t->flags);
 	}
 	return 0;
 }

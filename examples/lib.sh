@@ -75,3 +75,20 @@ container_replays() {
 	cat "$OUT/heldout.txt"
 	[ "$failed" = 0 ] || die "a replay failed: see $OUT/replay-*.txt"
 }
+
+# local_replays: run the server under tailor enforce (the calling script's
+# serve_enforced) REPLAYS times with the learning workload, then once with the held-out
+# workload, and fail if a replay did not end cleanly. Results go to OUT.
+local_replays() {
+	failed=0
+	for n in $(seq "$REPLAYS"); do
+		serve_enforced "$n" workload-learn >"$OUT/replay-$n.txt" 2>&1
+		r=$(tail -n 1 "$OUT/replay-$n.txt")
+		echo "replay $n under tailor enforce: $r, $(grep '^anomalies:' "$OUT/replay-$n.txt")"
+		[ "$r" = "enforce-exit 0 workload-exit 0" ] || failed=1
+	done
+	serve_enforced heldout workload-heldout >"$OUT/heldout.txt" 2>&1
+	echo "held-out workload under tailor enforce:"
+	cat "$OUT/heldout.txt"
+	[ "$failed" = 0 ] || die "a replay failed: see $OUT/replay-*.txt and $OUT/enforce-*.log"
+}

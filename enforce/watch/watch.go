@@ -420,7 +420,7 @@ func (w *Watcher) describe(tg *target, e *bpf.AnomalyEvent, a *Anomaly) (string,
 		return "syscall|" + string(arch) + "|" + name, true
 	case bpf.AnomalySocket:
 		fam := profiles.FamilyName(int(e.Value))
-		arch, _, _ := bpf.SyscallName(e.Table, 0)
+		arch, _ := bpf.ArchOf(e.Table)
 		a.Kind = "socket"
 		a.Detail = "socket(" + fam + ") " + result
 		if tg.allowed[string(arch)+"/socket"] {

@@ -98,17 +98,7 @@ local_loop() {
 	prefix "$PREFIX"
 	"$TAILOR" learn -o "$OUT/nginx.rec.json" --workload "$self workload-learn" -- nginx -p "$PREFIX/" -c nginx.conf -e logs/error.log
 	"$TAILOR" generate -o "$OUT/nginx.profile" "$OUT/nginx.rec.json"
-	failed=0
-	for n in $(seq "$REPLAYS"); do
-		serve_enforced "$n" workload-learn >"$OUT/replay-$n.txt" 2>&1
-		r=$(tail -n 1 "$OUT/replay-$n.txt")
-		echo "replay $n under tailor enforce: $r, $(grep '^anomalies:' "$OUT/replay-$n.txt")"
-		[ "$r" = "enforce-exit 0 workload-exit 0" ] || failed=1
-	done
-	serve_enforced heldout workload-heldout >"$OUT/heldout.txt" 2>&1
-	echo "held-out workload under tailor enforce:"
-	cat "$OUT/heldout.txt"
-	[ "$failed" = 0 ] || die "a replay failed: see $OUT/replay-*.txt and $OUT/enforce-*.log"
+	local_replays
 }
 
 container_loop() {

@@ -73,17 +73,7 @@ local_loop() {
 	mkdir -p "$DATA"
 	"$TAILOR" learn -o "$OUT/redis.rec.json" --workload "$self workload-learn" -- redis-server "$TARGETS/redis.conf" --port "$PORT" --dir "$DATA"
 	"$TAILOR" generate -o "$OUT/redis.profile" "$OUT/redis.rec.json"
-	failed=0
-	for n in $(seq "$REPLAYS"); do
-		serve_enforced "$n" workload-learn >"$OUT/replay-$n.txt" 2>&1
-		r=$(tail -n 1 "$OUT/replay-$n.txt")
-		echo "replay $n under tailor enforce: $r, $(grep '^anomalies:' "$OUT/replay-$n.txt")"
-		[ "$r" = "enforce-exit 0 workload-exit 0" ] || failed=1
-	done
-	serve_enforced heldout workload-heldout >"$OUT/heldout.txt" 2>&1
-	echo "held-out workload under tailor enforce:"
-	cat "$OUT/heldout.txt"
-	[ "$failed" = 0 ] || die "a replay failed: see $OUT/replay-*.txt and $OUT/enforce-*.log"
+	local_replays
 }
 
 container_loop() {
