@@ -43,7 +43,7 @@ func TestCLIBadInput(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ name, body, want string }{
 		{"not-json", "this is not json", "not JSON"},
-		{"schema", strings.Replace(string(good), `"schemaVersion": 1`, `"schemaVersion": 99`, 1), "schema version 99"},
+		{"schema", strings.Replace(string(good), `"schemaVersion": 2`, `"schemaVersion": 99`, 1), "schema version 99"},
 		{"syscall", strings.Replace(string(good), `"accept4"`, `"accept5"`, 1), "accept5"},
 		{"capability", strings.Replace(string(good), `"CAP_CHOWN"`, `"CAP_CHOWNX"`, 1), "CAP_CHOWNX"},
 		{"arch", strings.Replace(string(good), `"SCMP_ARCH_X86_64"`, `"SCMP_ARCH_PDP11"`, 1), "SCMP_ARCH_PDP11"},

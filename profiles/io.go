@@ -102,6 +102,9 @@ func DecodeRecording(data []byte) (*Recording, error) {
 	if head.Kind != RecordingKind {
 		return nil, fmt.Errorf("%w: not a tailor recording (kind %q, want %q)", ErrBadInput, head.Kind, RecordingKind)
 	}
+	if head.SchemaVersion == 1 {
+		return nil, fmt.Errorf("%w: recording schema version 1 was written by a tailor that did not observe mkdir, delete, rename, link, attribute changes, failed attempts or network peers: a profile built from it would deny them; re-learn with this tailor", ErrBadInput)
+	}
 	if head.SchemaVersion != RecordingSchemaVersion {
 		return nil, fmt.Errorf("%w: recording schema version %d, this tailor reads version %d: re-learn or use a matching tailor", ErrBadInput, head.SchemaVersion, RecordingSchemaVersion)
 	}
@@ -132,6 +135,28 @@ func (r *Recording) Validate() error {
 	for _, c := range r.Capabilities {
 		if !strings.HasPrefix(c.Name, "CAP_") {
 			return fmt.Errorf("%w: capability name %q does not start with CAP_", ErrBadInput, c.Name)
+		}
+	}
+	for _, f := range r.Files {
+		if err := checkAccess(f.Path, f.Access); err != nil {
+			return err
+		}
+	}
+	for _, f := range r.Failed {
+		if err := checkAccess(f.Path, f.Access); err != nil {
+			return err
+		}
+		if f.Errno == "" {
+			return fmt.Errorf("%w: failed access to %q has no errno", ErrBadInput, f.Path)
+		}
+	}
+	return nil
+}
+
+func checkAccess(path string, access []string) error {
+	for _, a := range access {
+		if !slices.Contains(AccessKinds, a) {
+			return fmt.Errorf("%w: %q: unknown access kind %q (known: %s)", ErrBadInput, path, a, strings.Join(AccessKinds, ", "))
 		}
 	}
 	return nil
@@ -193,6 +218,27 @@ func (r *Recording) Normalize() {
 	}
 	sort.Slice(r.Files, func(i, j int) bool { return r.Files[i].Path < r.Files[j].Path })
 
+	// Failed attempts: one entry per (path, errno), access kinds unioned.
+	type failKey struct{ path, errno string }
+	failed := map[failKey]*FailedAccess{}
+	for _, f := range r.Failed {
+		k := failKey{f.Path, f.Errno}
+		e := failed[k]
+		if e == nil {
+			e = &FailedAccess{Path: f.Path, Errno: f.Errno}
+			failed[k] = e
+		}
+		e.Access = append(e.Access, f.Access...)
+	}
+	r.Failed = nil
+	for _, f := range failed {
+		f.Access = sortedUnique(f.Access)
+		r.Failed = append(r.Failed, *f)
+	}
+	slices.SortFunc(r.Failed, func(a, b FailedAccess) int {
+		return cmpAll(strings.Compare(a.Path, b.Path), strings.Compare(a.Errno, b.Errno))
+	})
+
 	// Capabilities: one entry per name, counters added.
 	caps := map[string]*Capability{}
 	for _, c := range r.Capabilities {
@@ -222,6 +268,23 @@ func (r *Recording) Normalize() {
 		return cmpAll(strings.Compare(a.Family, b.Family), strings.Compare(a.Type, b.Type), a.Protocol-b.Protocol)
 	})
 	r.Network.Sockets = slices.Compact(r.Network.Sockets)
+	for _, peers := range []*[]Peer{&r.Network.Connects, &r.Network.Sends, &r.Network.Failed} {
+		slices.SortFunc(*peers, func(a, b Peer) int {
+			return cmpAll(strings.Compare(a.Family, b.Family), strings.Compare(a.Address, b.Address),
+				int(a.Port)-int(b.Port), strings.Compare(a.Errno, b.Errno))
+		})
+		*peers = slices.Compact(*peers)
+		if len(*peers) == 0 {
+			*peers = nil
+		}
+	}
+	slices.SortFunc(r.Network.Accepts, func(a, b Port) int {
+		return cmpAll(strings.Compare(a.Family, b.Family), int(a.Port)-int(b.Port))
+	})
+	r.Network.Accepts = slices.Compact(r.Network.Accepts)
+	if len(r.Network.Accepts) == 0 {
+		r.Network.Accepts = nil
+	}
 	for _, ports := range []*[]Port{&r.Network.Binds, &r.Network.Listens} {
 		slices.SortFunc(*ports, func(a, b Port) int {
 			return cmpAll(strings.Compare(a.Family, b.Family), int(a.Port)-int(b.Port))

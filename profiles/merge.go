@@ -50,6 +50,13 @@ func Merge(recs ...*Recording) *Recording {
 		out.Network.Sockets = append(out.Network.Sockets, r.Network.Sockets...)
 		out.Network.Binds = append(out.Network.Binds, r.Network.Binds...)
 		out.Network.Listens = append(out.Network.Listens, r.Network.Listens...)
+		out.Network.Connects = append(out.Network.Connects, r.Network.Connects...)
+		out.Network.Sends = append(out.Network.Sends, r.Network.Sends...)
+		out.Network.Accepts = append(out.Network.Accepts, r.Network.Accepts...)
+		out.Network.Failed = append(out.Network.Failed, r.Network.Failed...)
+		for _, f := range r.Failed {
+			out.Failed = append(out.Failed, FailedAccess{Path: f.Path, Access: slices.Clone(f.Access), Errno: f.Errno})
+		}
 	}
 	// A merged recording of complete runs that lost something is still incomplete.
 	if out.Loss.Total() > 0 {

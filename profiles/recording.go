@@ -13,7 +13,10 @@ const RecordingKind = "tailor.recording"
 
 // RecordingSchemaVersion is the version of the recording format this build writes and
 // reads. A reader refuses any other version instead of guessing (docs/recording.md).
-const RecordingSchemaVersion = 1
+// Version 2 added the path operations (mkdir, delete, rename, link, symlink, setattr,
+// mknod, unix socket bind/connect), failed attempts and network peers: a version 1
+// recording lacks them, so a profile built from it would deny them without a word.
+const RecordingSchemaVersion = 2
 
 // Arch is a syscall table's name. Names follow the seccomp profile spelling (Docker,
 // OCI), so a recording maps onto a profile's "architectures" list without translation.
@@ -55,6 +58,10 @@ type Recording struct {
 	Syscalls     []ArchSyscalls `json:"syscalls"`
 	Execs        []Exec         `json:"execs"`
 	Files        []FileAccess   `json:"files"`
+	// Failed are file operations that failed while learning (an ENOENT probe of a
+	// config path, an ENXIO open of /dev/tty): facts about the program, not needs. The
+	// same attempt failing the same way under enforcement is no anomaly.
+	Failed       []FailedAccess `json:"failed,omitempty"`
 	Capabilities []Capability   `json:"capabilities"`
 	Network      Network        `json:"network"`
 }
@@ -139,15 +146,41 @@ type Exec struct {
 	DockerExec bool `json:"dockerExec,omitempty"`
 }
 
-// File access kinds, as they appear in FileAccess.Access.
+// File access kinds, as they appear in FileAccess.Access. Path operations name the
+// path they act on: for a rename both the old (rename-from) and the new name
+// (rename-to), for a hard link the existing file (link-from) and the new name
+// (link-to).
 const (
 	AccessRead     = "read"
 	AccessWrite    = "write"
-	AccessCreate   = "create"
+	AccessCreate   = "create" // a regular file created (open O_CREAT, creat, mknod S_IFREG)
 	AccessExec     = "exec"
 	AccessMmapExec = "mmap-exec"
 	AccessList     = "list"
+	AccessMkdir    = "mkdir"  // a directory created
+	AccessRmdir    = "rmdir"  // a directory removed
+	AccessDelete   = "delete" // a non-directory removed (unlink)
+	// AccessRenameFrom and AccessRenameTo are the two names of a rename; rename-to
+	// replaces an existing file of that name, if any.
+	AccessRenameFrom = "rename-from"
+	AccessRenameTo   = "rename-to"
+	AccessLinkFrom   = "link-from" // an existing file given a new hard link
+	AccessLinkTo     = "link-to"   // the new name of a hard link
+	AccessSymlink    = "symlink"   // a symbolic link created at this path
+	// AccessSetattr changes metadata by path: chmod, chown, utimes, truncate.
+	AccessSetattr = "setattr"
+	AccessMknod   = "mknod" // a FIFO, socket or device node created
+	// AccessBind and AccessConnect are a unix socket bound to, or connected to, by path.
+	AccessBind    = "bind"
+	AccessConnect = "connect"
 )
+
+// AccessKinds lists every file access kind, sorted: readers refuse others.
+var AccessKinds = []string{
+	AccessBind, AccessConnect, AccessCreate, AccessDelete, AccessExec, AccessLinkFrom,
+	AccessLinkTo, AccessList, AccessMkdir, AccessMmapExec, AccessMknod, AccessRead,
+	AccessRenameFrom, AccessRenameTo, AccessRmdir, AccessSetattr, AccessSymlink, AccessWrite,
+}
 
 // FileAccess is one path the target opened and the kinds of access it made.
 type FileAccess struct {
@@ -158,6 +191,17 @@ type FileAccess struct {
 	Access []string `json:"access"`
 	// Dir is true when the path is a directory.
 	Dir bool `json:"dir,omitempty"`
+}
+
+// FailedAccess is a file operation that failed while learning: the path, the access
+// kinds attempted, and the error the kernel returned.
+type FailedAccess struct {
+	// Path is the path the process asked for, made absolute against its working
+	// directory (or directory fd) and cleaned; it may not exist.
+	Path   string   `json:"path"`
+	Access []string `json:"access"`
+	// Errno is the error's name, for example "ENOENT".
+	Errno string `json:"errno"`
 }
 
 // Capability is one Linux capability the target was checked for.
@@ -191,6 +235,25 @@ type Network struct {
 	Sockets []Socket `json:"sockets"`
 	Binds   []Port   `json:"binds"`
 	Listens []Port   `json:"listens"`
+	// Connects are the peers the target connected to (a non-blocking connect that
+	// is still in progress counts), Sends the destinations of datagrams it sent with
+	// an explicit address (sendto, sendmsg), Accepts the local ports of connections it
+	// accepted. Failed holds the connects that failed, with their errno.
+	Connects []Peer `json:"connects,omitempty"`
+	Sends    []Peer `json:"sends,omitempty"`
+	Accepts  []Port `json:"accepts,omitempty"`
+	Failed   []Peer `json:"failedConnects,omitempty"`
+}
+
+// Peer is a socket address a target talked to.
+type Peer struct {
+	Family string `json:"family"`
+	// Address is the IP address in its usual text form, or for AF_UNIX the socket's
+	// path (resolved like file paths) or "@name" for an abstract socket.
+	Address string `json:"address"`
+	Port    uint16 `json:"port,omitempty"`
+	// Errno names the error of a failed connect (Network.Failed only).
+	Errno string `json:"errno,omitempty"`
 }
 
 // Socket is one (family, type, protocol) triple passed to socket(2).
