@@ -55,9 +55,9 @@ type Recording struct {
 	// "capabilities" on a kernel with neither the cap_capable tracepoint nor kprobes).
 	Missing []string `json:"missing,omitempty"`
 
-	Syscalls     []ArchSyscalls `json:"syscalls"`
-	Execs        []Exec         `json:"execs"`
-	Files        []FileAccess   `json:"files"`
+	Syscalls []ArchSyscalls `json:"syscalls"`
+	Execs    []Exec         `json:"execs"`
+	Files    []FileAccess   `json:"files"`
 	// Failed are file operations that failed while learning (an ENOENT probe of a
 	// config path, an ENXIO open of /dev/tty): facts about the program, not needs. The
 	// same attempt failing the same way under enforcement is no anomaly.
