@@ -84,7 +84,7 @@ func Load(dir string, host Host) (*Policy, error) {
 	if err := checkCapabilitiesFile(filepath.Join(dir, profiles.BundleCapabilitiesFile), b.Capabilities); err != nil {
 		return nil, err
 	}
-	if _, err := landlockRules(b.Files, b.Execs); err != nil {
+	if _, err := landlockRules(b.Landlock); err != nil {
 		return nil, refuse("%s: %v", filepath.Join(dir, profiles.BundleManifestFile), err)
 	}
 	return p, nil
@@ -104,6 +104,9 @@ func readManifest(path string) (*profiles.Bundle, error) {
 	}
 	if head.Kind != profiles.BundleKind {
 		return nil, refuse("%s: not a tailor bundle manifest (kind %q, want %q)", path, head.Kind, profiles.BundleKind)
+	}
+	if head.SchemaVersion == 1 {
+		return nil, refuse("%s: bundle schema version 1 has no Landlock plan, failed attempts or network peers, and its file rules lack the path operations (mkdir, delete, rename, link...): regenerate the bundle with this tailor (from a recording of schema 2)", path)
 	}
 	if head.SchemaVersion != profiles.BundleSchemaVersion {
 		return nil, refuse("%s: bundle schema version %d, this tailor reads version %d: regenerate the bundle", path, head.SchemaVersion, profiles.BundleSchemaVersion)

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/landlock-lsm/go-landlock/landlock"
+	lls "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"github.com/moby/sys/capability"
 	seccomp "github.com/seccomp/libseccomp-golang"
 	"golang.org/x/sys/unix"
@@ -104,7 +106,7 @@ type modeConfig struct {
 	DropCaps     bool             `json:"dropCaps"`
 	Capabilities []capability.Cap `json:"capabilities"`
 	// Landlock is nil when Landlock is not applied.
-	Landlock []pathRule `json:"landlock,omitempty"`
+	Landlock *landlockConfig `json:"landlock,omitempty"`
 }
 
 // plan is what Run will apply, decided from the policy and the host alone.
@@ -138,7 +140,7 @@ func makePlan(p *Policy, h Host, o *Options) (*plan, error) {
 	}
 	add("  no_new_privs: set")
 
-	rules, err := landlockRules(p.Bundle.Files, p.Bundle.Execs)
+	ll, err := landlockRules(p.Bundle.Landlock)
 	if err != nil {
 		return nil, refuse("%v", err)
 	}
@@ -152,21 +154,40 @@ func makePlan(p *Policy, h Host, o *Options) (*plan, error) {
 		add("  landlock:     not available on this host - file rules NOT enforced (--allow-partial)")
 	default:
 		fileRulesEnforced = true
-		pl.config.Landlock = rules
-		widened, missing := 0, 0
-		for _, r := range rules {
-			if len(r.Widened) > 0 {
-				widened++
-			}
+		pl.config.Landlock = ll
+		plan := p.Bundle.Landlock
+		var missing []string
+		for _, r := range ll.Paths {
 			if _, err := os.Stat(r.Path); err != nil {
-				missing++
+				missing = append(missing, r.Path)
 			}
 		}
-		add("  landlock:     enforced (ABI v%d, best effort), %d path rules, %d widened to a directory (no globs in Landlock), %d for paths missing now (skipped)", h.LandlockABI, len(rules), widened, missing)
-		for _, r := range rules {
-			if len(r.Widened) > 0 {
-				add("                widened: %s for %s", r.Path, strings.Join(r.Widened, ", "))
+		widened := plan.WideningLines()
+		add("  landlock:     enforced (ABI v%d, best effort): %d path rules from bundle.json's plan, %d grants wider than their rule (Landlock has no globs, and a right on a directory covers everything beneath it)", h.LandlockABI, len(ll.Paths), len(widened))
+		for _, w := range widened {
+			add("                widened: %s", w)
+		}
+		if len(missing) > 0 {
+			add("                skipped, missing now: %s (no rule; the target cannot open them)", strings.Join(missing, ", "))
+		}
+		if h.LandlockABI < 2 {
+			// go-landlock would drop the whole ruleset for a refer right it cannot
+			// handle: renames across directories stay refused instead.
+			for i := range ll.Paths {
+				ll.Paths[i].Access &^= landlock.AccessFSSet(lls.AccessFSRefer)
 			}
+			add("                not enforced as learned: renames and links across directories are refused (refer needs Landlock ABI 2)")
+		}
+		for _, n := range plan.NotEnforced {
+			add("                not enforced: %s", n)
+		}
+		for _, d := range plan.Denied {
+			add("                WARNING: %s", d)
+		}
+		if h.LandlockABI >= 4 {
+			add("  landlock net: enforced: TCP %s", plan.TCP)
+		} else {
+			add("  landlock net: not enforced: Landlock ABI v%d has no TCP port rules (ABI 4+): TCP bind and connect are not restricted by port", h.LandlockABI)
 		}
 	}
 	switch {

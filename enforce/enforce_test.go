@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/tailor-sec/tailor/internal/dockertest"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/launch"
+	"github.com/tailor-sec/tailor/profiles"
 )
 
 // workDir holds the static workload and its files; it is the bundle's @TESTDIR@.
@@ -144,7 +146,8 @@ func TestAllowedWorkloadRuns(t *testing.T) {
 		"capabilities: dropped to CAP_NET_BIND_SERVICE",
 		"no_new_privs: set",
 		"landlock:     enforced (ABI v" + strconv.Itoa(h.LandlockABI),
-		"widened: " + filepath.Join(workDir, "out") + " for " + filepath.Join(workDir, "out", "out.txt"),
+		"widened: " + filepath.Join(workDir, "out") + " gets write_file, truncate beneath it for " + filepath.Join(workDir, "out", "out.txt") + " (created then written",
+		"not enforced: chmod, chown and utimes are not restricted by Landlock",
 		"anomalies:    not watched",
 	} {
 		if !strings.Contains(r.log, want) {
@@ -321,9 +324,15 @@ func TestRefusals(t *testing.T) {
 		{"capabilities.json disagrees", func(t *testing.T) string {
 			return bundle(t, replace("capabilities.json", `"CAP_NET_BIND_SERVICE"`, `"CAP_SYS_ADMIN"`))
 		}, "disagrees with bundle.json"},
-		{"relative file rule", func(t *testing.T) string {
-			return bundle(t, replace("bundle.json", `"pattern": "`+workDir+`/in.txt"`, `"pattern": "in.txt"`))
+		{"relative landlock rule", func(t *testing.T) string {
+			return bundle(t, replace("bundle.json", `"path": "`+workDir+`/in.txt"`, `"path": "in.txt"`))
 		}, "not an absolute path"},
+		{"unknown landlock right", func(t *testing.T) string {
+			return bundle(t, replace("bundle.json", `"access": ["read_file"]`, `"access": ["read_everything"]`))
+		}, `unknown Landlock right "read_everything"`},
+		{"bundle schema 1", func(t *testing.T) string {
+			return bundle(t, replace("bundle.json", `"schemaVersion": 2`, `"schemaVersion": 1`))
+		}, "bundle schema version 1 has no Landlock plan"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if h.Machine != "x86_64" {
@@ -382,7 +391,10 @@ func TestNoLandlockRefusesUnlessAllowPartial(t *testing.T) {
 }
 
 func TestModeConfigRoundTrips(t *testing.T) {
-	rules, err := landlockRules(nil, []string{"/bin/true"})
+	rules, err := landlockRules(profiles.LandlockPlan{
+		Paths: []profiles.LandlockPath{{Path: "/bin/true", Access: []string{"execute", "read_file"}}},
+		TCP:   profiles.LandlockTCP{Bind: []uint16{80}, Connect: []uint16{}},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +407,7 @@ func TestModeConfigRoundTrips(t *testing.T) {
 	if err := json.Unmarshal(data, &out); err != nil {
 		t.Fatal(err)
 	}
-	if len(out.Landlock) != 1 || out.Landlock[0].Access != in.Landlock[0].Access || string(out.Seccomp) != string(in.Seccomp) {
+	if !reflect.DeepEqual(out.Landlock, in.Landlock) || string(out.Seccomp) != string(in.Seccomp) {
 		t.Fatalf("round trip changed the config: %+v -> %+v", in, out)
 	}
 }

@@ -1,64 +1,71 @@
 package enforce
 
 import (
-	"slices"
+	"bytes"
+	"encoding/json"
+	"os"
+	"reflect"
+	"strings"
 	"testing"
 
-	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 
+	"github.com/tailor-sec/tailor/generate"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
-func TestAnchor(t *testing.T) {
+func TestLandlockRules(t *testing.T) {
+	c, err := landlockRules(profiles.LandlockPlan{
+		Paths: []profiles.LandlockPath{
+			{Path: "/etc/hosts", Access: []string{"read_file"}},
+			{Path: "/w", Access: []string{"make_reg", "remove_file", "refer"}},
+		},
+		TCP: profiles.LandlockTCP{Bind: []uint16{8080}, Connect: []uint16{5432}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &landlockConfig{
+		Paths: []pathRule{
+			{Path: "/etc/hosts", Access: ll.AccessFSReadFile},
+			{Path: "/w", Access: ll.AccessFSMakeReg | ll.AccessFSRemoveFile | ll.AccessFSRefer},
+		},
+		BindTCP: []uint16{8080}, ConnectTCP: []uint16{5432},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got %+v\nwant %+v", c, want)
+	}
 	for _, tc := range []struct {
-		pattern, path string
-		widened       bool
+		rule profiles.LandlockPath
+		want string
 	}{
-		{"/etc/passwd", "/etc/passwd", false},
-		{"/etc/ssl/", "/etc/ssl", false},
-		{"/usr/lib/**", "/usr/lib", false},
-		{"/usr/lib/x86_64-linux-gnu/lib*.so*", "/usr/lib/x86_64-linux-gnu", true},
-		{"/usr/lib/python3*/**", "/usr/lib", true},
-		{"/etc/{passwd,group}", "/etc", true},
-		{"@{PROC}/@{pid}/status", "/proc", true},
-		{"@{sys}/devices/**", "/sys/devices", false},
-		{"/**", "/", false},
+		{profiles.LandlockPath{Path: "w", Access: []string{"read_file"}}, "not an absolute path"},
+		{profiles.LandlockPath{Path: "/w", Access: []string{"read_everything"}}, `unknown Landlock right "read_everything"`},
+		// A right this tailor does not restrict cannot be granted either.
+		{profiles.LandlockPath{Path: "/w", Access: []string{"resolve_unix"}}, "does not restrict"},
 	} {
-		p, w := anchor(tc.pattern)
-		if p != tc.path || w != tc.widened {
-			t.Errorf("anchor(%q) = %q, %v; want %q, %v", tc.pattern, p, w, tc.path, tc.widened)
+		if _, err := landlockRules(profiles.LandlockPlan{Paths: []profiles.LandlockPath{tc.rule}}); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: err %v, want %q", tc.rule, err, tc.want)
 		}
 	}
 }
 
-func TestLandlockRules(t *testing.T) {
-	rules, err := landlockRules([]profiles.FileRule{
-		{Pattern: "/work/out/log.txt", Access: []string{profiles.AccessCreate, profiles.AccessWrite}},
-		{Pattern: "/work/out/*.tmp", Access: []string{profiles.AccessRead}},
-		{Pattern: "/etc/hosts", Access: []string{profiles.AccessRead}},
-		{Pattern: "/dev/tty", Access: []string{profiles.AccessRead, profiles.AccessWrite}},
-	}, []string{"/usr/bin/env"})
+// The hand-written test bundle's Landlock plan is the one generate computes from its
+// file rules and execs.
+func TestTestBundlePlanIsGenerated(t *testing.T) {
+	data, err := os.ReadFile("../testdata/enforce/bundle/bundle.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []pathRule{
-		{Path: "/dev/tty", Access: ll.AccessFSReadFile | ll.AccessFSReadDir | ll.AccessFSWriteFile | ll.AccessFSTruncate | ll.AccessFSIoctlDev},
-		{Path: "/etc/hosts", Access: ll.AccessFSReadFile | ll.AccessFSReadDir},
-		{Path: "/usr/bin/env", Access: ll.AccessFSExecute | ll.AccessFSReadFile},
-		// The created file and the glob both land on their directory, merged.
-		{Path: "/work/out", Access: createRights | ll.AccessFSWriteFile | ll.AccessFSTruncate | ll.AccessFSReadFile | ll.AccessFSReadDir,
-			Widened: []string{"/work/out/*.tmp", "/work/out/log.txt"}},
+	var b profiles.Bundle
+	if err := json.Unmarshal(bytes.ReplaceAll(data, []byte("@TESTDIR@"), []byte("/TESTDIR")), &b); err != nil {
+		t.Fatal(err)
 	}
-	if !slices.EqualFunc(rules, want, func(a, b pathRule) bool {
-		return a.Path == b.Path && a.Access == b.Access && slices.Equal(a.Widened, b.Widened)
-	}) {
-		t.Fatalf("rules:\n%+v\nwant:\n%+v", rules, want)
+	plan, err := generate.PlanLandlock(b.Files, b.Execs, nil, b.Network)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if rules[0].Access&^landlock.AccessFSSet(handledFS) != 0 {
-		t.Errorf("rule grants rights outside the handled set")
-	}
-	if _, err := landlockRules([]profiles.FileRule{{Pattern: "/x", Access: []string{"delete"}}}, nil); err == nil {
-		t.Error("unknown access kind accepted")
+	if !reflect.DeepEqual(plan, b.Landlock) {
+		t.Errorf("testdata/enforce/bundle/bundle.json's plan:\n%+v\ngenerate computes:\n%+v", b.Landlock, plan)
 	}
 }

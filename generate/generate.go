@@ -114,6 +114,12 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		fams[s.Family] = true
 	}
 
+	network := bundleNetwork(rec.Network)
+	plan, err := PlanLandlock(files, execs, rec.Network.Sockets, network)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", fail.ErrBadInput, err)
+	}
+
 	out.Manifest = profiles.Bundle{
 		Kind:           profiles.BundleKind,
 		SchemaVersion:  profiles.BundleSchemaVersion,
@@ -125,6 +131,9 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		Files:          files,
 		Capabilities:   nonNil(caps),
 		SocketFamilies: sortedKeys(fams),
+		Failed:         failedRules(rec.Failed),
+		Network:        network,
+		Landlock:       plan,
 	}
 	for i, r := range recs {
 		out.Manifest.Sources = append(out.Manifest.Sources, profiles.BundleSource{File: sourceName(opt, i), Target: r.Target, Complete: r.Complete})
@@ -143,7 +152,7 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 	if err := add(profiles.BundleSeccompFile, seccompJSON, err); err != nil {
 		return nil, err
 	}
-	out.Files[profiles.BundleAppArmorFile] = []byte(renderAppArmor(name, rec, files, caps, opt.Version))
+	out.Files[profiles.BundleAppArmorFile] = []byte(renderAppArmor(name, rec, files, network, caps, opt.Version))
 	capsJSON, err := encodeJSON(capabilitiesFile{Drop: []string{"ALL"}, Add: nonNil(caps)})
 	if err := add(profiles.BundleCapabilitiesFile, capsJSON, err); err != nil {
 		return nil, err
@@ -182,6 +191,14 @@ func checkRecording(r *profiles.Recording) error {
 			return fmt.Errorf("%w: file path %q is not absolute", fail.ErrBadInput, f.Path)
 		}
 	}
+	for _, f := range r.Failed {
+		if !knownAccess(f.Access) {
+			return fmt.Errorf("%w: failed attempt on %q has an unknown access kind in %v", fail.ErrBadInput, f.Path, f.Access)
+		}
+		if !strings.HasPrefix(f.Path, "/") {
+			return fmt.Errorf("%w: failed attempt path %q is not absolute", fail.ErrBadInput, f.Path)
+		}
+	}
 	for _, e := range r.Execs {
 		if !strings.HasPrefix(e.Path, "/") {
 			return fmt.Errorf("%w: exec path %q is not absolute", fail.ErrBadInput, e.Path)
@@ -195,6 +212,85 @@ func sourceName(opt Options, i int) string {
 		return opt.Sources[i]
 	}
 	return fmt.Sprintf("recording %d", i+1)
+}
+
+// failedRules generalises the failed attempts like file paths, merging the access
+// kinds of attempts that end up with the same pattern and errno.
+func failedRules(failed []profiles.FailedAccess) []profiles.FailedRule {
+	type key struct{ pattern, errno string }
+	access := map[key]map[string]bool{}
+	for _, f := range failed {
+		k := key{GeneralizePath(f.Path), f.Errno}
+		if access[k] == nil {
+			access[k] = map[string]bool{}
+		}
+		for _, a := range f.Access {
+			access[k][a] = true
+		}
+	}
+	out := make([]profiles.FailedRule, 0, len(access))
+	for k, a := range access {
+		out = append(out, profiles.FailedRule{Pattern: k.pattern, Access: sortedKeys(a), Errno: k.errno})
+	}
+	slices.SortFunc(out, func(a, b profiles.FailedRule) int {
+		if c := strings.Compare(a.Pattern, b.Pattern); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Errno, b.Errno)
+	})
+	return out
+}
+
+// bundleNetwork copies the learned peers and ports into sorted, unique lists, an
+// AF_UNIX path generalised like a file path.
+func bundleNetwork(n profiles.Network) profiles.BundleNetwork {
+	return profiles.BundleNetwork{
+		Connects:       peers(n.Connects),
+		Sends:          peers(n.Sends),
+		Binds:          ports(n.Binds),
+		Listens:        ports(n.Listens),
+		Accepts:        ports(n.Accepts),
+		FailedConnects: peers(n.Failed),
+	}
+}
+
+func peers(in []profiles.Peer) []profiles.Peer {
+	out := make([]profiles.Peer, 0, len(in))
+	for _, p := range in {
+		if p.Family == "AF_UNIX" && strings.HasPrefix(p.Address, "/") {
+			p.Address = GeneralizePath(p.Address)
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, comparePeers)
+	return slices.Compact(out)
+}
+
+func comparePeers(a, b profiles.Peer) int {
+	if c := strings.Compare(a.Family, b.Family); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.Address, b.Address); c != 0 {
+		return c
+	}
+	if a.Port != b.Port {
+		return int(a.Port) - int(b.Port)
+	}
+	return strings.Compare(a.Errno, b.Errno)
+}
+
+func ports(in []profiles.Port) []profiles.Port {
+	out := slices.Clone(in)
+	if out == nil {
+		out = []profiles.Port{}
+	}
+	slices.SortFunc(out, func(a, b profiles.Port) int {
+		if c := strings.Compare(a.Family, b.Family); c != 0 {
+			return c
+		}
+		return int(a.Port) - int(b.Port)
+	})
+	return slices.Compact(out)
 }
 
 // withExecs adds the executed programs (and script interpreters) to the recorded

@@ -150,17 +150,30 @@ func rules2set(m map[string]map[string]bool) map[string]bool {
 	return s
 }
 
-// apparmorPerms renders access kinds as AppArmor file permissions. create needs w
-// (AppArmor has no separate create permission for files), list of a directory is r on
-// "dir/", exec becomes ix (run under this same profile), mmap-exec becomes m.
+// apparmorPerms renders access kinds as AppArmor file permissions. AppArmor 3 has no
+// finer split than w for changing a name or its attributes, so create, delete, mkdir,
+// rmdir, rename-to, symlink, setattr (chmod, chown, utimes, truncate), mknod and a
+// unix socket's bind (which makes the socket file) and connect (AppArmor mediates a
+// connect to a socket by path as a write to its file) all become w. rename-from is
+// rw: the kernel asks read, write and delete on a rename's source. link-to, the new
+// name of a hard link, is l (the file it links to needs no permission of its own
+// for that: AppArmor checks that the link grants no more than the target). list of a
+// directory is r on "dir/", exec becomes ix (run under this same profile), mmap-exec
+// becomes m.
 func apparmorPerms(access []string) string {
-	var r, w, m, x bool
+	var r, w, l, m, x bool
 	for _, a := range access {
 		switch a {
 		case profiles.AccessRead, profiles.AccessList:
 			r = true
-		case profiles.AccessWrite, profiles.AccessCreate:
+		case profiles.AccessRenameFrom:
+			r, w = true, true
+		case profiles.AccessWrite, profiles.AccessCreate, profiles.AccessDelete, profiles.AccessMkdir,
+			profiles.AccessRmdir, profiles.AccessRenameTo, profiles.AccessSymlink, profiles.AccessSetattr,
+			profiles.AccessMknod, profiles.AccessBind, profiles.AccessConnect:
 			w = true
+		case profiles.AccessLinkTo:
+			l = true
 		case profiles.AccessMmapExec:
 			m = true
 		case profiles.AccessExec:
@@ -171,7 +184,7 @@ func apparmorPerms(access []string) string {
 	for _, p := range []struct {
 		on bool
 		s  string
-	}{{r, "r"}, {w, "w"}, {m, "m"}, {x, "ix"}} {
+	}{{r, "r"}, {w, "w"}, {l, "l"}, {m, "m"}, {x, "ix"}} {
 		if p.on {
 			b.WriteString(p.s)
 		}
@@ -188,12 +201,10 @@ func quote(p string) string {
 	return p
 }
 
-// knownAccess reports whether every access kind is one generate understands.
+// knownAccess reports whether every access kind is one of profiles.AccessKinds.
 func knownAccess(access []string) bool {
-	kinds := []string{profiles.AccessRead, profiles.AccessWrite, profiles.AccessCreate,
-		profiles.AccessExec, profiles.AccessMmapExec, profiles.AccessList}
 	for _, a := range access {
-		if !slices.Contains(kinds, a) {
+		if !slices.Contains(profiles.AccessKinds, a) {
 			return false
 		}
 	}

@@ -91,9 +91,39 @@ func TestApparmorPerms(t *testing.T) {
 		{[]string{profiles.AccessMmapExec, profiles.AccessRead}, "rm"},
 		{[]string{profiles.AccessExec, profiles.AccessRead, profiles.AccessWrite}, "rwix"},
 		{[]string{profiles.AccessList}, "r"},
+		{[]string{profiles.AccessMkdir, profiles.AccessRmdir}, "w"},
+		{[]string{profiles.AccessDelete}, "w"},
+		{[]string{profiles.AccessRenameFrom}, "rw"}, // the kernel asks read on a rename's source
+		{[]string{profiles.AccessRenameTo}, "w"},
+		{[]string{profiles.AccessLinkTo}, "l"},
+		{[]string{profiles.AccessLinkFrom}, ""},
+		{[]string{profiles.AccessLinkTo, profiles.AccessDelete, profiles.AccessRead}, "rwl"},
+		{[]string{profiles.AccessSymlink}, "w"},
+		{[]string{profiles.AccessSetattr}, "w"},
+		{[]string{profiles.AccessMknod}, "w"},
+		{[]string{profiles.AccessBind}, "w"},
+		{[]string{profiles.AccessConnect}, "w"},
 	} {
 		if got := apparmorPerms(tc.access); got != tc.want {
 			t.Errorf("apparmorPerms(%v) = %q, want %q", tc.access, got, tc.want)
+		}
+	}
+}
+
+func TestKnownAccessIsAccessKinds(t *testing.T) {
+	if !knownAccess(profiles.AccessKinds) {
+		t.Error("knownAccess refuses a kind of profiles.AccessKinds")
+	}
+	for _, k := range []string{"chmod", "unlink", ""} {
+		if knownAccess([]string{k}) {
+			t.Errorf("knownAccess accepts %q", k)
+		}
+	}
+	// Every kind renders to a permission except link-from (AppArmor checks the link
+	// against it but grants it nothing of its own).
+	for _, k := range profiles.AccessKinds {
+		if apparmorPerms([]string{k}) == "" && k != profiles.AccessLinkFrom {
+			t.Errorf("%s renders to no AppArmor permission", k)
 		}
 	}
 }

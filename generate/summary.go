@@ -28,6 +28,22 @@ type Summary struct {
 	DockerCapabilities int      `json:"dockerCapabilities"`
 	SocketFamilies     []string `json:"socketFamilies"`
 	Complete           bool     `json:"complete"`
+	// Failed counts the learned failed attempts (facts, not needs).
+	Failed int `json:"failed"`
+	// Connects, Sends and Accepts count learned peers; Ports are the bound and
+	// listening ports ("AF_INET 8080").
+	Connects int      `json:"connects"`
+	Sends    int      `json:"sends"`
+	Accepts  int      `json:"accepts"`
+	Ports    []string `json:"ports"`
+	// LandlockRules counts the Landlock path rules; Widened names each grant beyond
+	// a bundle rule, one line each; TCP says the port rules; NotEnforced what
+	// Landlock cannot express.
+	LandlockRules int      `json:"landlockRules"`
+	Widened       []string `json:"widened"`
+	TCP           string   `json:"tcp"`
+	NotEnforced   []string `json:"notEnforced"`
+	Denied        []string `json:"denied"`
 }
 
 // ArchSummary compares one architecture's allowed syscalls with Docker's default.
@@ -52,6 +68,19 @@ func summarize(rec *profiles.Recording, sc *seccompPlan, m *profiles.Bundle) Sum
 		DockerCapabilities: len(caps.DefaultCapabilities()),
 		SocketFamilies:     m.SocketFamilies,
 		Complete:           rec.Complete,
+		Failed:             len(m.Failed),
+		Connects:           len(m.Network.Connects),
+		Sends:              len(m.Network.Sends),
+		Accepts:            len(m.Network.Accepts),
+		Ports:              []string{},
+		LandlockRules:      len(m.Landlock.Paths),
+		Widened:            m.Landlock.WideningLines(),
+		TCP:                m.Landlock.TCP.String(),
+		NotEnforced:        m.Landlock.NotEnforced,
+		Denied:             m.Landlock.Denied,
+	}
+	for _, p := range ports(append(slices.Clone(m.Network.Binds), m.Network.Listens...)) {
+		s.Ports = append(s.Ports, fmt.Sprintf("%s %d", p.Family, p.Port))
 	}
 	for _, a := range m.Syscalls {
 		s.Archs = append(s.Archs, ArchSummary{Arch: a.Arch, Allowed: len(a.Names), DockerDefault: dockerDefaultCount(rec.Host.Machine, a.Arch)})
@@ -112,6 +141,19 @@ func (s Summary) Text() string {
 		len(s.Capabilities), s.DockerCapabilities, reduction(len(s.Capabilities), s.DockerCapabilities), listOrNone(s.Capabilities))
 	fmt.Fprintf(&b, "apparmor: %d file rules, %d executables\n", s.FileRules, s.Execs)
 	fmt.Fprintf(&b, "socket families: %s\n", listOrNone(s.SocketFamilies))
+	fmt.Fprintf(&b, "network: %d peers connected to, %d sent to, %d accepted on; bound or listening: %s\n", s.Connects, s.Sends, s.Accepts, listOrNone(s.Ports))
+	fmt.Fprintf(&b, "failed attempts learned (not needs, a repeat is no anomaly): %d\n", s.Failed)
+	fmt.Fprintf(&b, "landlock (local enforcement): %d path rules, %d grants wider than their rule\n", s.LandlockRules, len(s.Widened))
+	for _, w := range s.Widened {
+		fmt.Fprintf(&b, "  widened: %s\n", w)
+	}
+	fmt.Fprintf(&b, "landlock TCP: %s\n", s.TCP)
+	for _, n := range s.NotEnforced {
+		fmt.Fprintf(&b, "  not enforced: %s\n", n)
+	}
+	for _, n := range s.Denied {
+		fmt.Fprintf(&b, "  WARNING: %s\n", n)
+	}
 	return b.String()
 }
 

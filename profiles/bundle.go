@@ -26,7 +26,9 @@ const (
 const BundleKind = "tailor.bundle"
 
 // BundleSchemaVersion is the version of bundle.json this build writes and reads.
-const BundleSchemaVersion = 1
+// Version 2 added the failed attempts, the network peers and the Landlock plan, and
+// file rules with the path operation kinds of recording schema 2.
+const BundleSchemaVersion = 2
 
 // Bundle is the manifest of a profile bundle: the policy the profiles in the same
 // directory express, in structured form.
@@ -51,6 +53,15 @@ type Bundle struct {
 	// SocketFamilies are the address families the target may create sockets in
 	// (AF_INET, AF_UNIX...).
 	SocketFamilies []string `json:"socketFamilies"`
+	// Failed are the file operations that failed while learning, generalised like
+	// Files: a repeat of one of them (same pattern, access and errno) under
+	// enforcement is the program's own behaviour, not a denial by the profile.
+	Failed []FailedRule `json:"failed"`
+	// Network are the peers and ports the target used while learning.
+	Network BundleNetwork `json:"network"`
+	// Landlock is exactly what local enforcement grants with Landlock, computed by
+	// generate from Files, Execs and Network; enforce applies it as written.
+	Landlock LandlockPlan `json:"landlock"`
 }
 
 // BundleSource is one recording a bundle was generated from.
@@ -58,6 +69,27 @@ type BundleSource struct {
 	File     string `json:"file"`
 	Target   Target `json:"target"`
 	Complete bool   `json:"complete"`
+}
+
+// FailedRule is a generalised failed file operation: the pattern of the path asked
+// for, the access kinds attempted and the error the kernel returned.
+type FailedRule struct {
+	Pattern string   `json:"pattern"`
+	Access  []string `json:"access"`
+	Errno   string   `json:"errno"`
+}
+
+// BundleNetwork is the target's learned network use, each list sorted and unique.
+// AF_UNIX paths are generalised like file paths; abstract names ("@name") and IP
+// addresses are kept.
+type BundleNetwork struct {
+	Connects []Peer `json:"connects"`
+	Sends    []Peer `json:"sends"`
+	Binds    []Port `json:"binds"`
+	Listens  []Port `json:"listens"`
+	Accepts  []Port `json:"accepts"`
+	// FailedConnects are connects that failed while learning, with their errno.
+	FailedConnects []Peer `json:"failedConnects"`
 }
 
 // FileRule is one generalised file rule: an AppArmor glob and the access kinds it

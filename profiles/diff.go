@@ -97,6 +97,9 @@ func LoadBundle(dir string) (*Bundle, error) {
 	if b.Kind != BundleKind {
 		return nil, fmt.Errorf("%s: %w: not a tailor bundle manifest (kind %q, want %q)", path, ErrBadInput, b.Kind, BundleKind)
 	}
+	if b.SchemaVersion == 1 {
+		return nil, fmt.Errorf("%s: %w: bundle schema version 1 has no Landlock plan, failed attempts or network peers, and its file rules lack the path operations (mkdir, delete, rename, link...): regenerate the bundle with this tailor", path, ErrBadInput)
+	}
 	if b.SchemaVersion != BundleSchemaVersion {
 		return nil, fmt.Errorf("%s: %w: bundle schema version %d, this tailor reads version %d: regenerate the bundle", path, ErrBadInput, b.SchemaVersion, BundleSchemaVersion)
 	}

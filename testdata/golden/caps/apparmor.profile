@@ -22,7 +22,7 @@ profile tailor-netcheck flags=(attach_disconnected,mediate_deleted) {
   signal (send,receive) peer=tailor-netcheck,
   ptrace (trace,read,tracedby,readby) peer=tailor-netcheck,
 
-  # files opened, generalised (docs/generate.md)
+  # files opened and path operations, generalised (docs/generate.md)
   /etc/hosts r,
   /etc/ld.so.cache r,
   /lib/x86_64-linux-gnu/libc.so.6 rm,

@@ -16,7 +16,7 @@ profile tailor-probe32 flags=(attach_disconnected,mediate_deleted) {
   signal (send,receive) peer=tailor-probe32,
   ptrace (trace,read,tracedby,readby) peer=tailor-probe32,
 
-  # files opened, generalised (docs/generate.md)
+  # files opened and path operations, generalised (docs/generate.md)
   /etc/hosts r,
   /etc/resolv.conf r,
   /opt/legacy/bin/probe32 rix,

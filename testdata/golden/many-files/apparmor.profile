@@ -17,7 +17,7 @@ profile tailor-appserver flags=(attach_disconnected,mediate_deleted) {
   signal (send,receive) peer=tailor-appserver,
   ptrace (trace,read,tracedby,readby) peer=tailor-appserver,
 
-  # files opened, generalised (docs/generate.md)
+  # files opened and path operations, generalised (docs/generate.md)
   /dev/pts/* rw,
   /etc/shadow r,
   /etc/ssl/private/key00.pem r,

@@ -13,7 +13,7 @@ profile tailor-run.sh flags=(attach_disconnected,mediate_deleted) {
   signal (send,receive) peer=tailor-run.sh,
   ptrace (trace,read,tracedby,readby) peer=tailor-run.sh,
 
-  # files opened, generalised (docs/generate.md)
+  # files opened and path operations, generalised (docs/generate.md)
   /app/ r,
   /app/data/input.txt r,
   /app/out/ w,

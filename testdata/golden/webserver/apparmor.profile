@@ -24,7 +24,7 @@ profile tailor-web flags=(attach_disconnected,mediate_deleted) {
   signal (send,receive) peer=tailor-web,
   ptrace (trace,read,tracedby,readby) peer=tailor-web,
 
-  # files opened, generalised (docs/generate.md)
+  # files opened and path operations, generalised (docs/generate.md)
   /bin/sh rix,
   /dev/null rw,
   /docker-entrypoint.d/ r,

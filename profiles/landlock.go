@@ -1,0 +1,122 @@
+package profiles
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/landlock-lsm/go-landlock/landlock"
+)
+
+// LandlockPlan is what local enforcement grants with Landlock. generate computes it
+// from the bundle's file rules, execs and network use (a pure function, no host file
+// read); enforce applies it as written, skipping paths that do not exist at start.
+// Landlock has no globs and attaches a right on a directory to everything beneath
+// it, so the plan records, rule by rule, where it grants more than the bundle's
+// rules say.
+type LandlockPlan struct {
+	// Paths are path-beneath rules, sorted by path, one per path.
+	Paths []LandlockPath `json:"paths"`
+	// TCP are the ports the target may bind and connect to (Landlock ABI 4+). TCP
+	// bind and connect are always restricted: a target that used no TCP gets none.
+	TCP LandlockTCP `json:"tcp"`
+	// NotEnforced says what the profile allows or denies that Landlock cannot
+	// express (attribute changes, addresses, unix socket connects), one line each.
+	NotEnforced []string `json:"notEnforced"`
+	// Denied says what the target did while learning that the plan may still refuse,
+	// because granting it would reach sensitive files, one line each.
+	Denied []string `json:"denied"`
+}
+
+// LandlockPath is one Landlock rule: rights on Path and, for a directory, on
+// everything beneath it.
+type LandlockPath struct {
+	Path string `json:"path"`
+	// Access are Landlock's names of the rights (read_file, make_reg...), in the
+	// kernel's bit order.
+	Access []string `json:"access"`
+	// Covers are the bundle file patterns and execs this rule implements, sorted.
+	Covers []string `json:"covers"`
+	// Widened says, for each covered rule the path grants more than, which rights
+	// reach beyond it and why. Empty when the rule grants exactly what it covers.
+	Widened []LandlockWidening `json:"widened,omitempty"`
+}
+
+// LandlockWidening is one bundle rule for which a Landlock rule grants Access on a
+// whole directory (everything beneath it) instead of on the rule's own paths.
+type LandlockWidening struct {
+	Rule   string   `json:"rule"`
+	Access []string `json:"access"`
+	Reason string   `json:"reason"`
+}
+
+// LandlockTCP lists the TCP ports of Landlock's port rules, sorted and unique.
+// Landlock filters by port only: a port is allowed towards every address.
+type LandlockTCP struct {
+	Bind    []uint16 `json:"bind"`
+	Connect []uint16 `json:"connect"`
+}
+
+// LandlockRightNames names the rights in a, in the kernel's bit order, with
+// go-landlock's spelling (the kernel's LANDLOCK_ACCESS_FS_* names in lowercase).
+func LandlockRightNames(a landlock.AccessFSSet) []string {
+	names := []string{}
+	for i := range 64 {
+		if bit := landlock.AccessFSSet(1) << i; a&bit != 0 {
+			names = append(names, rightName(bit))
+		}
+	}
+	return names
+}
+
+// rightName is go-landlock's name for one right ("{read_file}" without braces).
+func rightName(bit landlock.AccessFSSet) string {
+	return strings.Trim(bit.String(), "{}")
+}
+
+// ParseLandlockRights turns right names back into a set, refusing a name this build
+// of go-landlock does not know.
+func ParseLandlockRights(names []string) (landlock.AccessFSSet, error) {
+	var a landlock.AccessFSSet
+	for _, n := range names {
+		found := false
+		for i := range 64 {
+			bit := landlock.AccessFSSet(1) << i
+			if name := rightName(bit); !strings.HasPrefix(name, "1<<") && name == n {
+				a |= bit
+				found = true
+				break
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("unknown Landlock right %q", n)
+		}
+	}
+	return a, nil
+}
+
+// WideningLines renders every widening of the plan, one line each: the path, the
+// rights it gets beneath it, the bundle rule it implements and why.
+func (p LandlockPlan) WideningLines() []string {
+	lines := []string{}
+	for _, r := range p.Paths {
+		for _, w := range r.Widened {
+			lines = append(lines, fmt.Sprintf("%s gets %s beneath it for %s (%s)", r.Path, strings.Join(w.Access, ", "), w.Rule, w.Reason))
+		}
+	}
+	return lines
+}
+
+// String says which TCP ports the plan allows.
+func (t LandlockTCP) String() string {
+	list := func(ports []uint16) string {
+		if len(ports) == 0 {
+			return "none"
+		}
+		s := make([]string, len(ports))
+		for i, p := range ports {
+			s[i] = fmt.Sprint(p)
+		}
+		return strings.Join(s, ", ")
+	}
+	return fmt.Sprintf("bind to ports %s; connect to ports %s (to any address: Landlock filters TCP by port only)", list(t.Bind), list(t.Connect))
+}
