@@ -69,3 +69,36 @@ func TestTestBundlePlanIsGenerated(t *testing.T) {
 		t.Errorf("testdata/enforce/bundle/bundle.json's plan:\n%+v\ngenerate computes:\n%+v", b.Landlock, plan)
 	}
 }
+
+// On kernels with an older Landlock, the report says what the plan cannot get: TCP
+// ports before ABI 4, refer (renames across directories) before ABI 2, which is
+// dropped rather than letting go-landlock drop the whole ruleset.
+func TestPlanOnOlderLandlock(t *testing.T) {
+	p := &Policy{Dir: "/b", Seccomp: &profiles.Seccomp{}, Bundle: profiles.Bundle{Name: "t", Landlock: profiles.LandlockPlan{
+		Paths: []profiles.LandlockPath{{Path: "/w", Access: []string{"make_reg", "refer"}}},
+		TCP:   profiles.LandlockTCP{Bind: []uint16{80}},
+	}}}
+	for _, tc := range []struct {
+		abi       int
+		want      []string
+		wantRefer bool
+	}{
+		{1, []string{"refer needs Landlock ABI 2", "landlock net: not enforced: Landlock ABI v1 has no TCP port rules"}, false},
+		{3, []string{"landlock net: not enforced: Landlock ABI v3"}, true},
+		{4, []string{"landlock net: enforced: TCP bind to ports 80; connect to ports none"}, true},
+	} {
+		pl, err := makePlan(p, Host{LandlockABI: tc.abi}, &Options{Mode: ModeEnforce})
+		if err != nil {
+			t.Fatal(err)
+		}
+		report := strings.Join(pl.report, "\n")
+		for _, w := range tc.want {
+			if !strings.Contains(report, w) {
+				t.Errorf("ABI %d: report lacks %q:\n%s", tc.abi, w, report)
+			}
+		}
+		if got := pl.config.Landlock.Paths[0].Access&ll.AccessFSRefer != 0; got != tc.wantRefer {
+			t.Errorf("ABI %d: refer kept %v, want %v", tc.abi, got, tc.wantRefer)
+		}
+	}
+}

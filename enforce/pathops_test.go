@@ -3,9 +3,12 @@ package enforce
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,8 +17,9 @@ import (
 )
 
 // pathopsBundle builds testdata/enforce/pathops.c and generates a bundle from the
-// hand-written recording of it, so the Landlock plan is generate's.
-func pathopsBundle(t *testing.T) (prog, bundleDir string) {
+// hand-written recording of it, changed by edit when not nil, so the Landlock plan
+// is generate's.
+func pathopsBundle(t *testing.T, edit func(*profiles.Recording)) (prog, bundleDir string) {
 	t.Helper()
 	prog = filepath.Join(workDir, "pathops")
 	if _, err := os.Stat(prog); err != nil {
@@ -29,6 +33,9 @@ func pathopsBundle(t *testing.T) (prog, bundleDir string) {
 	rec, err := profiles.DecodeRecording(bytes.ReplaceAll(data, []byte("@TESTDIR@"), []byte(workDir)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(rec)
 	}
 	b, err := generate.Generate([]*profiles.Recording{rec}, generate.Options{Name: "pathops", Version: "test"})
 	if err != nil {
@@ -47,7 +54,7 @@ func pathopsBundle(t *testing.T) (prog, bundleDir string) {
 // cannot restrict (the start-up report says so).
 func TestPathOperations(t *testing.T) {
 	h := privileged(t)
-	prog, profile := pathopsBundle(t)
+	prog, profile := pathopsBundle(t, nil)
 	ops := filepath.Join(workDir, "ops")
 	for _, sub := range []string{"a", "b"} {
 		if err := os.MkdirAll(filepath.Join(ops, sub), 0o755); err != nil {
@@ -72,18 +79,7 @@ func TestPathOperations(t *testing.T) {
 	if strings.Count(string(unconfined), ": ok\n") != len(script) {
 		t.Fatalf("unconfined run:\n%s", unconfined)
 	}
-	enforce := func(args ...string) (string, string) {
-		t.Helper()
-		var out, log bytes.Buffer
-		status, err := Run(context.Background(), Options{
-			Profile: profile, Argv: append([]string{prog}, args...), Env: []string{"PATH=/usr/bin:/bin"},
-			Stdout: &out, Stderr: &out, Log: &log, Host: &h,
-		})
-		if err != nil || status != 0 {
-			t.Fatalf("status %d, err %v, output:\n%s\nlog:\n%s", status, err, out.String(), log.String())
-		}
-		return out.String(), log.String()
-	}
+	enforce := func(args ...string) (string, string) { return runPathops(t, &h, profile, prog, args...) }
 	for i := range 3 {
 		out, log := enforce(script...)
 		if out != string(unconfined) {
@@ -130,5 +126,80 @@ func TestPathOperations(t *testing.T) {
 	}
 	if data, err := os.ReadFile(of); err != nil || string(data) != "keep\n" {
 		t.Errorf("%s after the refused operations: %q, %v", of, data, err)
+	}
+}
+
+// runPathops runs prog under the bundle profile and returns its output and the
+// start-up report; anything but a clean exit fails the test.
+func runPathops(t *testing.T, h *Host, profile, prog string, args ...string) (string, string) {
+	t.Helper()
+	var out, log bytes.Buffer
+	status, err := Run(context.Background(), Options{
+		Profile: profile, Argv: append([]string{prog}, args...), Env: []string{"PATH=/usr/bin:/bin"},
+		Stdout: &out, Stderr: &out, Log: &log, Host: h,
+	})
+	if err != nil || status != 0 {
+		t.Fatalf("status %d, err %v, output:\n%s\nlog:\n%s", status, err, out.String(), log.String())
+	}
+	return out.String(), log.String()
+}
+
+// freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Landlock's TCP port rules (ABI 4): the learned connect and bind ports work, others
+// are refused with EACCES; a target that made no TCP socket while learning gets no
+// port at all.
+func TestTCPPorts(t *testing.T) {
+	h := privileged(t)
+	need(t, h.LandlockABI >= 4, "Landlock TCP port rules need ABI 4")
+	var ports []int
+	for range 2 {
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	learned, other := ports[0], ports[1]
+	bindOK, bindNo := freePort(t), freePort(t)
+	withTCP := func(sockType string) func(*profiles.Recording) {
+		return func(r *profiles.Recording) {
+			r.Syscalls[0].Names = append(r.Syscalls[0].Names, "bind", "connect", "socket")
+			slices.Sort(r.Syscalls[0].Names)
+			r.Network = profiles.Network{
+				// A datagram socket lets seccomp allow socket(AF_INET) while the
+				// recording has no TCP.
+				Sockets:  []profiles.Socket{{Family: "AF_INET", Type: sockType}},
+				Binds:    []profiles.Port{{Family: "AF_INET", Port: uint16(bindOK)}},
+				Connects: []profiles.Peer{{Family: "AF_INET", Address: "127.0.0.1", Port: uint16(learned)}},
+			}
+		}
+	}
+	args := []string{fmt.Sprintf("tcpconnect:%d", learned), fmt.Sprintf("tcpconnect:%d", other),
+		fmt.Sprintf("tcpbind:%d", bindOK), fmt.Sprintf("tcpbind:%d", bindNo)}
+
+	prog, profile := pathopsBundle(t, withTCP("SOCK_STREAM"))
+	out, log := runPathops(t, &h, profile, prog, args...)
+	if want := "tcpconnect: ok\ntcpconnect: EACCES\ntcpbind: ok\ntcpbind: EACCES\n"; out != want {
+		t.Errorf("learned TCP ports:\n%s\nwant:\n%s", out, want)
+	}
+	if want := fmt.Sprintf("landlock net: enforced: TCP bind to ports %d; connect to ports %d", bindOK, learned); !strings.Contains(log, want) {
+		t.Errorf("start-up report lacks %q:\n%s", want, log)
+	}
+
+	prog, profile = pathopsBundle(t, withTCP("SOCK_DGRAM"))
+	out, _ = runPathops(t, &h, profile, prog, args...)
+	if want := "tcpconnect: EACCES\ntcpconnect: EACCES\ntcpbind: EACCES\ntcpbind: EACCES\n"; out != want {
+		t.Errorf("no TCP learned:\n%s\nwant:\n%s", out, want)
 	}
 }

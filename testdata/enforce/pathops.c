@@ -6,14 +6,33 @@
 // runs each operation in turn and prints "OP: ok" or "OP: ERRNONAME" for it. OPs:
 // mkdir, create (open O_CREAT|O_EXCL|O_WRONLY, close), write (open O_WRONLY|O_APPEND,
 // write a line, close), rename:FROM:TO, link:FROM:TO, symlink:TARGET:PATH, chmod
-// (0600), truncate (to 0 bytes, by path), mkfifo, unlink, rmdir.
+// (0600), truncate (to 0 bytes, by path), mkfifo, unlink, rmdir; and on TCP,
+// tcpbind:PORT (bind a socket to 127.0.0.1:PORT) and tcpconnect:PORT (connect to
+// 127.0.0.1:PORT).
 #define _GNU_SOURCE
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+// tcp binds or connects a TCP socket to 127.0.0.1:port.
+static int tcp(int doConnect, const char *port) {
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(port)), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int rc = doConnect ? connect(fd, (struct sockaddr *)&a, sizeof(a)) : bind(fd, (struct sockaddr *)&a, sizeof(a));
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return rc;
+}
 
 static void report(const char *op, int rc) {
 	if (rc < 0)
@@ -59,6 +78,10 @@ int main(int argc, char **argv) {
 			rc = unlink(a);
 		else if (strcmp(op, "rmdir") == 0)
 			rc = rmdir(a);
+		else if (strcmp(op, "tcpbind") == 0)
+			rc = tcp(0, a);
+		else if (strcmp(op, "tcpconnect") == 0)
+			rc = tcp(1, a);
 		else {
 			fprintf(stderr, "unknown operation %s\n", op);
 			return 2;
