@@ -1,6 +1,6 @@
 // Package enforce runs a command confined by a profile bundle (tailor enforce, local
-// mode): no_new_privs, the learned capability set, Landlock file rules from the
-// bundle's file and exec rules, and seccomp.json loaded last, right before execve.
+// mode): no_new_privs, the learned capability set, the bundle's Landlock plan (file
+// rights and TCP ports), and seccomp.json loaded last, right before execve.
 // Complain mode logs what seccomp would deny (SCMP_ACT_LOG) and confines nothing else.
 // It refuses (exit 9) instead of running a target under a profile it cannot apply as
 // written, and prints at start-up which mechanisms are active.
