@@ -295,9 +295,16 @@ func ports(in []profiles.Port) []profiles.Port {
 
 // withExecs adds the executed programs (and script interpreters) to the recorded
 // files, so each path gets one AppArmor rule with all its permissions. An executed
-// file is read too (by the loader or, for a script, by its interpreter).
+// file is read too (by the loader or, for a script, by its interpreter). A path made
+// or removed by mkdir or rmdir is a directory whatever its Dir flag says, so that its
+// rule ends in "/" (AppArmor) and its rights go to its parent (Landlock).
 func withExecs(rec *profiles.Recording) []profiles.FileAccess {
 	files := slices.Clone(rec.Files)
+	for i, f := range files {
+		if slices.Contains(f.Access, profiles.AccessMkdir) || slices.Contains(f.Access, profiles.AccessRmdir) {
+			files[i].Dir = true
+		}
+	}
 	for _, e := range rec.Execs {
 		files = append(files, profiles.FileAccess{Path: e.Path, Access: []string{profiles.AccessExec, profiles.AccessRead}})
 		if e.Interpreter != "" {

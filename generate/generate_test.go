@@ -332,3 +332,63 @@ func TestWriteModes(t *testing.T) {
 		t.Errorf("written bundle does not load: %v", err)
 	}
 }
+
+// mkdir and rmdir name directories: their rule ends in "/" even when the recording
+// did not flag the path as one, and Landlock gets make_dir and remove_dir on the
+// parent.
+func TestMkdirIsADirectory(t *testing.T) {
+	r := loadRec(t, "shell-tree")
+	r.Files = append(r.Files, profiles.FileAccess{Path: "/app/new", Access: []string{profiles.AccessMkdir, profiles.AccessRmdir}})
+	b, err := Generate([]*profiles.Recording{r}, testOptions("shell-tree"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b.Files[profiles.BundleAppArmorFile]), "  /app/new/ w,\n") {
+		t.Errorf("no directory rule for /app/new:\n%s", b.Files[profiles.BundleAppArmorFile])
+	}
+	i := slices.IndexFunc(b.Manifest.Landlock.Paths, func(p profiles.LandlockPath) bool { return p.Path == "/app" })
+	if i < 0 || !slices.Contains(b.Manifest.Landlock.Paths[i].Access, "make_dir") || !slices.Contains(b.Manifest.Landlock.Paths[i].Access, "remove_dir") {
+		t.Errorf("landlock plan: %+v", b.Manifest.Landlock.Paths)
+	}
+}
+
+// Failed attempts and peers reach bundle.json generalised, merged and sorted.
+func TestFailedAndPeersInBundle(t *testing.T) {
+	got := failedRules([]profiles.FailedAccess{
+		{Path: "/proc/4250/status", Access: []string{profiles.AccessRead}, Errno: "ENOENT"},
+		{Path: "/proc/4242/status", Access: []string{profiles.AccessWrite}, Errno: "ENOENT"},
+		{Path: "/proc/4242/status", Access: []string{profiles.AccessRead}, Errno: "EACCES"},
+		{Path: "/etc/app.conf", Access: []string{profiles.AccessRead}, Errno: "ENOENT"},
+	})
+	want := []profiles.FailedRule{
+		{Pattern: "/etc/app.conf", Access: []string{profiles.AccessRead}, Errno: "ENOENT"},
+		{Pattern: "/proc/@{pid}/status", Access: []string{profiles.AccessRead}, Errno: "EACCES"},
+		{Pattern: "/proc/@{pid}/status", Access: []string{profiles.AccessRead, profiles.AccessWrite}, Errno: "ENOENT"},
+	}
+	if !slices.EqualFunc(got, want, func(a, b profiles.FailedRule) bool {
+		return a.Pattern == b.Pattern && a.Errno == b.Errno && slices.Equal(a.Access, b.Access)
+	}) {
+		t.Errorf("failed rules %+v, want %+v", got, want)
+	}
+	n := bundleNetwork(profiles.Network{Connects: []profiles.Peer{
+		{Family: "AF_UNIX", Address: "/run/user/1000/bus"},
+		{Family: "AF_INET", Address: "127.0.0.1", Port: 80},
+		{Family: "AF_UNIX", Address: "@0123456789abcdef"},
+		{Family: "AF_INET", Address: "127.0.0.1", Port: 80},
+	}})
+	wantPeers := []profiles.Peer{
+		{Family: "AF_INET", Address: "127.0.0.1", Port: 80},
+		{Family: "AF_UNIX", Address: "/run/user/*/bus"},
+		{Family: "AF_UNIX", Address: "@0123456789abcdef"}, // abstract names stay as learned
+	}
+	if !slices.Equal(n.Connects, wantPeers) || n.Sends == nil || n.Binds == nil {
+		t.Errorf("network %+v", n)
+	}
+	rules := unixRules(profiles.BundleNetwork{
+		Connects: []profiles.Peer{{Family: "AF_UNIX", Address: "@bus*"}, {Family: "AF_UNIX", Address: "/run/x.sock"}, {Family: "AF_UNIX", Address: "@bad\x01"}},
+		Sends:    []profiles.Peer{{Family: "AF_UNIX", Address: "@journal"}},
+	})
+	if want := []string{`unix (connect, send, receive) peer=(addr="@bus\*")`, `unix (send) peer=(addr="@journal")`}; !slices.Equal(rules, want) {
+		t.Errorf("unix rules %q, want %q", rules, want)
+	}
+}
