@@ -1,67 +1,98 @@
 package bpf
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
+	"path"
+
+	"github.com/tailor-sec/tailor/profiles"
 	"unsafe"
 )
 
-// Access bits of a FileEvent, mirroring ACC_* in tracer.bpf.h.
+// Access bits of a FileEvent (enum access in tracer.bpf.h).
 const (
-	AccRead     = 1
-	AccWrite    = 2
-	AccCreate   = 4
-	AccExec     = 8
-	AccMmapExec = 16
-	AccList     = 32
+	AccRead     = uint32(tracerAccessACC_READ)
+	AccWrite    = uint32(tracerAccessACC_WRITE)
+	AccCreate   = uint32(tracerAccessACC_CREATE)
+	AccExec     = uint32(tracerAccessACC_EXEC)
+	AccMmapExec = uint32(tracerAccessACC_MMAP_EXEC)
+	AccList     = uint32(tracerAccessACC_LIST)
+	AccMkdir    = uint32(tracerAccessACC_MKDIR)
+	AccRmdir    = uint32(tracerAccessACC_RMDIR)
+	AccDelete   = uint32(tracerAccessACC_DELETE)
+	// AccRename: Path is the old name, Path2 the new one.
+	AccRename = uint32(tracerAccessACC_RENAME)
+	// AccExchange: renameat2(RENAME_EXCHANGE), each name takes the other's place.
+	AccExchange = uint32(tracerAccessACC_EXCHANGE)
+	// AccLink: Path is the existing file, Path2 the new name.
+	AccLink    = uint32(tracerAccessACC_LINK)
+	AccSymlink = uint32(tracerAccessACC_SYMLINK)
+	AccSetattr = uint32(tracerAccessACC_SETATTR)
+	AccMknod   = uint32(tracerAccessACC_MKNOD)
+	// AccBind and AccConnect are unix sockets by path (or abstract name).
+	AccBind    = uint32(tracerAccessACC_BIND)
+	AccConnect = uint32(tracerAccessACC_CONNECT)
 )
 
-// Task flags, mirroring TASK_* in tracer.bpf.h.
-const taskDockerExec = 1
-
-const (
-	evFile    = 1
-	evExec    = 2
-	evAnomaly = 3
-
-	feDir       = 1
-	feTruncated = 2
-	feRuntime   = 4
-)
-
-// FileEvent is a path a target opened, resolved from the opened file.
+// FileEvent is a file a target used: a path it opened, executed or mapped (resolved
+// from the opened file), or a path operation it attempted (from the syscall's
+// arguments, joined to the directory they were relative to).
 type FileEvent struct {
-	Target    uint32
-	Pid       uint32
-	Access    uint32
+	Target uint32
+	Pid    uint32
+	Comm   string
+	Access uint32
+	// Err is 0 for a success, else the -errno the operation failed with.
+	Err int32
+	// Nr and Table are the syscall, for operations read from arguments (Nr -1 else).
+	Nr        int32
+	Table     Table
 	Dir       bool
 	Truncated bool
-	// Runtime is true when the container runtime opened it before executing the
+	// Runtime is true when the container runtime made it before executing the
 	// entrypoint: its own access, not the target's.
 	Runtime bool
-	Path    string
+	// Args is true when the path came from the syscall's arguments: symlinks in it are
+	// not resolved, and "." or ".." may remain.
+	Args bool
+	// Abstract is true for a unix socket's abstract name (Path holds the name).
+	Abstract   bool
+	DockerExec bool
+	// Denied is true in watch mode for an operation refused with EACCES or EPERM;
+	// Count is how often this operation on this path was refused so far.
+	Denied bool
+	Count  uint64
+	// Key is the value of a denial's key in the kernel's anomaly counts.
+	Key  uint64
+	Path string
+	// Path2 is the second name of a rename or link, else empty.
+	Path2 string
 }
 
 // ExecEvent is a program a target executed.
 type ExecEvent struct {
-	Target     uint32
-	Pid        uint32
-	Ppid       uint32
-	By         string // command name before the exec
-	Comm       string // command name after the exec
-	Filename   string // the path given to execve
+	Target uint32
+	Pid    uint32
+	Ppid   uint32
+	By     string // command name before the exec
+	Comm   string // command name after the exec
+	// Filename is the path given to execve, made absolute against the working
+	// directory.
+	Filename   string
 	Interp     string // the interpreter path for a script, else empty
 	DockerExec bool
+	Truncated  bool
 }
 
-// Anomaly kinds the kernel reports in watch mode, mirroring AN_* in tracer.bpf.h.
+// Anomaly kinds the kernel reports in watch mode (enum anomaly_kind).
 const (
-	AnomalySyscall    = 1
-	AnomalySocket     = 2
-	AnomalyCapability = 3
-	AnomalyFileDenied = 4
-	AnomalyExecDenied = 5
+	AnomalySyscall    = int(tracerAnomalyKindAN_SYSCALL)
+	AnomalySocket     = int(tracerAnomalyKindAN_SOCKET)
+	AnomalyCapability = int(tracerAnomalyKindAN_CAP)
+	// AnomalyFileDenied keys count refused path operations; their events are
+	// FileEvents with Denied set.
+	AnomalyFileDenied = int(tracerAnomalyKindAN_FILE_DENIED)
 )
 
 // AnomalyEvent is something a watched target did outside its profile, as the kernel
@@ -74,32 +105,57 @@ type AnomalyEvent struct {
 	Kind   int
 	// Table is the syscall table of the call (syscall and socket anomalies).
 	Table Table
-	// Value is the syscall number, the address family, the capability, or (denied
-	// paths) a hash of Path.
+	// Value is the syscall number, the address family or the capability.
 	Value uint64
 	// Ret is the syscall's return value: -errno when it was refused.
-	Ret   int64
-	Count uint64
-	Comm  string
-	// Nr is the syscall that was refused, for denied paths.
-	Nr int32
-	// Dirfd is what a relative Path was given against (-100: the working directory).
-	Dirfd int32
-	// OpenFlags are the open flags of a refused open.
-	OpenFlags uint64
-	// Path is the path a refused open or execve asked for, as the target gave it.
-	Path          string
-	PathTruncated bool
-	DockerExec    bool
+	Ret        int64
+	Count      uint64
+	Comm       string
+	DockerExec bool
 }
 
-// Event is one of *FileEvent, *ExecEvent, *AnomalyEvent.
+// Net kinds of NetUse and NetEvent (enum net_kind).
+const (
+	NetSocket  = int(tracerNetKindNET_SOCKET)
+	NetBind    = int(tracerNetKindNET_BIND)
+	NetListen  = int(tracerNetKindNET_LISTEN)
+	NetConnect = int(tracerNetKindNET_CONNECT)
+	NetSend    = int(tracerNetKindNET_SEND)
+	NetAccept  = int(tracerNetKindNET_ACCEPT)
+)
+
+// NetUse is one distinct socket, bind, listen, connect, send or accept of a target.
+type NetUse struct {
+	Kind     int
+	Family   int
+	Type     int
+	Protocol int
+	Port     int
+	// Addr is the peer's address (connects and sends), else the zero Addr.
+	Addr netip.Addr
+	// Err is 0, or the -errno a connect failed with.
+	Err int32
+	// Count is how many times it happened.
+	Count uint64
+}
+
+// NetEvent is the first occurrence of a connect, send or accept key.
+type NetEvent struct {
+	Target     uint32
+	Pid        uint32
+	Comm       string
+	DockerExec bool
+	Use        NetUse
+}
+
+// Event is one of *FileEvent, *ExecEvent, *AnomalyEvent, *NetEvent.
 type Event any
 
 var (
-	fileHeaderSize    = int(unsafe.Offsetof(tracerFileEvent{}.Path))
-	execEventSize     = int(unsafe.Sizeof(tracerExecEvent{}))
-	anomalyHeaderSize = int(unsafe.Offsetof(tracerAnomalyEvent{}.Path))
+	fileHeaderSize = int(unsafe.Offsetof(tracerFileEvent{}.Path))
+	execEventSize  = int(unsafe.Sizeof(tracerExecEvent{}))
+	anomalySize    = int(unsafe.Sizeof(tracerAnomalyEvent{}))
+	netEventSize   = int(unsafe.Sizeof(tracerNetEvent{}))
 )
 
 // DecodeEvent decodes one ring-buffer record. It is a pure function of the bytes.
@@ -107,43 +163,115 @@ func DecodeEvent(raw []byte) (Event, error) {
 	if len(raw) < 4 {
 		return nil, fmt.Errorf("event of %d bytes is too short", len(raw))
 	}
-	switch binary.NativeEndian.Uint32(raw) {
-	case evFile:
-		if len(raw) < fileHeaderSize {
-			return nil, fmt.Errorf("file event of %d bytes is too short", len(raw))
-		}
-		var h struct{ Type, Target, Pid, Access, Flags, Len uint32 }
-		if err := binary.Read(bytes.NewReader(raw[:fileHeaderSize]), binary.NativeEndian, &h); err != nil {
-			return nil, fmt.Errorf("decoding file event: %w", err)
-		}
-		path := raw[fileHeaderSize:]
-		if int(h.Len) > len(path) {
-			return nil, fmt.Errorf("file event path length %d exceeds record (%d bytes)", h.Len, len(path))
-		}
-		return &FileEvent{
-			Target: h.Target, Pid: h.Pid, Access: h.Access,
-			Dir: h.Flags&feDir != 0, Truncated: h.Flags&feTruncated != 0, Runtime: h.Flags&feRuntime != 0,
-			Path: string(path[:h.Len]),
-		}, nil
-	case evExec:
-		if len(raw) < execEventSize {
-			return nil, fmt.Errorf("exec event of %d bytes is too short", len(raw))
-		}
+	switch tracerEventType(binary.NativeEndian.Uint32(raw)) {
+	case tracerEventTypeEV_FILE:
+		return decodeFile(raw)
+	case tracerEventTypeEV_EXEC:
 		var e tracerExecEvent
-		if err := binary.Read(bytes.NewReader(raw[:execEventSize]), binary.NativeEndian, &e); err != nil {
-			return nil, fmt.Errorf("decoding exec event: %w", err)
+		if err := decodeFixed(raw, execEventSize, "exec", &e); err != nil {
+			return nil, err
 		}
 		return &ExecEvent{
 			Target: e.Target, Pid: e.Pid, Ppid: e.Ppid,
 			By: cString(e.ByComm[:]), Comm: cString(e.Comm[:]),
-			Filename: cString(e.Filename[:]), Interp: cString(e.Interp[:]),
-			DockerExec: e.Flags&taskDockerExec != 0,
+			Filename: cleanPath(cString(e.Filename[:])), Interp: cString(e.Interp[:]),
+			DockerExec: e.Flags&uint32(tracerTaskFlagTASK_DOCKER_EXEC) != 0, Truncated: e.Truncated != 0,
 		}, nil
-	case evAnomaly:
-		return decodeAnomaly(raw)
+	case tracerEventTypeEV_ANOMALY:
+		var e tracerAnomalyEvent
+		if err := decodeFixed(raw, anomalySize, "anomaly", &e); err != nil {
+			return nil, err
+		}
+		return &AnomalyEvent{
+			Target: e.Target, Pid: e.Pid, Tid: e.Tid, Kind: int(e.Kind), Table: Table(e.Arch),
+			Value: e.Value, Ret: e.Ret, Count: e.Count, Comm: cString(e.Comm[:]),
+			DockerExec: e.Flags&uint32(tracerTaskFlagTASK_DOCKER_EXEC) != 0,
+		}, nil
+	case tracerEventTypeEV_NET:
+		var e tracerNetEvent
+		if err := decodeFixed(raw, netEventSize, "network", &e); err != nil {
+			return nil, err
+		}
+		return &NetEvent{
+			Target: e.Key.Target, Pid: e.Pid, Comm: cString(e.Comm[:]),
+			DockerExec: e.Flags&uint32(tracerTaskFlagTASK_DOCKER_EXEC) != 0,
+			Use:        netUse(e.Key, e.Count),
+		}, nil
 	default:
 		return nil, fmt.Errorf("unknown event type %d", binary.NativeEndian.Uint32(raw))
 	}
+}
+
+// decodeFixed copies a record into the generated struct it was made from: the structs
+// have the kernel's (host) layout, so the bytes are the struct.
+func decodeFixed[T any](raw []byte, size int, what string, dst *T) error {
+	if len(raw) < size {
+		return fmt.Errorf("%s event of %d bytes is too short", what, len(raw))
+	}
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(dst)), size), raw)
+	return nil
+}
+
+func decodeFile(raw []byte) (*FileEvent, error) {
+	if len(raw) < fileHeaderSize {
+		return nil, fmt.Errorf("file event of %d bytes is too short", len(raw))
+	}
+	// The record stops after its paths: only the header is copied into the
+	// generated struct.
+	var h tracerFileEvent
+	if err := decodeFixed(raw, fileHeaderSize, "file", &h); err != nil {
+		return nil, err
+	}
+	paths := raw[fileHeaderSize:]
+	need := int(h.Len)
+	if h.Len2 > 0 {
+		need += 1 + int(h.Len2)
+	}
+	if need > len(paths) {
+		return nil, fmt.Errorf("file event path length %d exceeds record (%d bytes)", need, len(paths))
+	}
+	flag := func(f tracerFileFlag) bool { return h.Flags&uint32(f) != 0 }
+	e := &FileEvent{
+		Target: h.Target, Pid: h.Pid, Comm: cString(h.Comm[:]), Access: h.Access, Err: h.Err,
+		Nr: h.Nr, Table: Table(h.Arch), Count: h.Count, Key: h.Key,
+		Dir: flag(tracerFileFlagFE_DIR), Truncated: flag(tracerFileFlagFE_TRUNCATED),
+		Runtime: flag(tracerFileFlagFE_RUNTIME), Args: flag(tracerFileFlagFE_ARGS),
+		Abstract: flag(tracerFileFlagFE_ABSTRACT), Denied: flag(tracerFileFlagFE_DENIED),
+		DockerExec: flag(tracerFileFlagFE_DOCKER_EXEC),
+		Path:       string(paths[:h.Len]),
+	}
+	if h.Len2 > 0 {
+		e.Path2 = string(paths[h.Len+1 : need])
+	}
+	if e.Args && !e.Abstract {
+		e.Path, e.Path2 = cleanPath(e.Path), cleanPath(e.Path2)
+	}
+	return e, nil
+}
+
+// cleanPath removes the "." and ".." a path given as an argument may hold. It is
+// lexical: a ".." after a symlink is taken as the parent of the link's own directory,
+// which is what the process meant in all but contrived cases.
+func cleanPath(p string) string {
+	if p == "" {
+		return p
+	}
+	return path.Clean(p)
+}
+
+func netUse(k tracerNetKey, count uint64) NetUse {
+	u := NetUse{Kind: int(k.Kind), Family: int(k.Family), Type: int(k.Type), Protocol: int(k.Protocol),
+		Port: int(k.Port), Err: k.Err, Count: count}
+	switch k.Family {
+	case 2: // AF_INET
+		u.Addr = netip.AddrFrom4([4]byte(k.Addr[:4]))
+	case 10: // AF_INET6
+		u.Addr = netip.AddrFrom16(k.Addr)
+	}
+	if u.Kind != NetConnect && u.Kind != NetSend {
+		u.Addr = netip.Addr{}
+	}
+	return u
 }
 
 func cString(b []int8) string {
@@ -157,25 +285,41 @@ func cString(b []int8) string {
 	return string(out)
 }
 
-func decodeAnomaly(raw []byte) (*AnomalyEvent, error) {
-	if len(raw) < anomalyHeaderSize {
-		return nil, fmt.Errorf("anomaly event of %d bytes is too short", len(raw))
+// accessKinds maps each access bit to the recording's kinds for an operation's first
+// name and, for renames and links, its second.
+var accessKinds = []struct {
+	bit           uint32
+	first, second string
+}{
+	{AccRead, profiles.AccessRead, ""}, {AccWrite, profiles.AccessWrite, ""},
+	{AccCreate, profiles.AccessCreate, ""}, {AccExec, profiles.AccessExec, ""},
+	{AccMmapExec, profiles.AccessMmapExec, ""}, {AccList, profiles.AccessList, ""},
+	{AccMkdir, profiles.AccessMkdir, ""}, {AccRmdir, profiles.AccessRmdir, ""},
+	{AccDelete, profiles.AccessDelete, ""},
+	{AccRename, profiles.AccessRenameFrom, profiles.AccessRenameTo},
+	{AccExchange, profiles.AccessRenameFrom, profiles.AccessRenameTo},
+	{AccLink, profiles.AccessLinkFrom, profiles.AccessLinkTo},
+	{AccSymlink, profiles.AccessSymlink, ""}, {AccSetattr, profiles.AccessSetattr, ""},
+	{AccMknod, profiles.AccessMknod, ""}, {AccBind, profiles.AccessBind, ""},
+	{AccConnect, profiles.AccessConnect, ""},
+}
+
+// AccessKinds returns the recording's access kinds (profiles.Access*) of access bits:
+// first for the path an operation names first, second for the second name of a
+// rename or link. An exchange (renameat2 RENAME_EXCHANGE) makes each name both.
+func AccessKinds(access uint32) (first, second []string) {
+	for _, m := range accessKinds {
+		if access&m.bit == 0 {
+			continue
+		}
+		first = append(first, m.first)
+		if m.second != "" {
+			second = append(second, m.second)
+		}
+		if m.bit == AccExchange {
+			first = append(first, m.second)
+			second = append(second, m.first)
+		}
 	}
-	// The record stops after the path: pad it to the generated struct's size.
-	full := make([]byte, unsafe.Sizeof(tracerAnomalyEvent{}))
-	copy(full, raw)
-	var e tracerAnomalyEvent
-	if err := binary.Read(bytes.NewReader(full), binary.NativeEndian, &e); err != nil {
-		return nil, fmt.Errorf("decoding anomaly event: %w", err)
-	}
-	if int(e.Len) > len(raw)-anomalyHeaderSize {
-		return nil, fmt.Errorf("anomaly event path length %d exceeds record (%d bytes)", e.Len, len(raw)-anomalyHeaderSize)
-	}
-	return &AnomalyEvent{
-		Target: e.Target, Pid: e.Pid, Tid: e.Tid, Kind: int(e.Kind), Table: Table(e.Arch),
-		Value: e.Value, Ret: e.Ret, Count: e.Count, Comm: cString(e.Comm[:]),
-		Nr: e.Nr, Dirfd: e.Dirfd, OpenFlags: e.OpenFlags,
-		Path: string(raw[anomalyHeaderSize : anomalyHeaderSize+int(e.Len)]), PathTruncated: e.Truncated != 0,
-		DockerExec: e.Flags&taskDockerExec != 0,
-	}, nil
+	return first, second
 }

@@ -9,10 +9,10 @@ import (
 	"strings"
 )
 
-// Range kinds, mirroring RANGE_* in tracer.bpf.h.
+// Range kinds (enum range_kind).
 const (
-	rangeNoAudit  = 1
-	rangePlumbing = 2
+	rangeNoAudit  = uint32(tracerRangeKindRANGE_NOAUDIT)
+	rangePlumbing = uint32(tracerRangeKindRANGE_PLUMBING)
 )
 
 // capPlumbing are the functions between a capability check's caller and cap_capable,

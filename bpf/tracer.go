@@ -21,18 +21,16 @@ import (
 	"github.com/tailor-sec/tailor/internal/fail"
 )
 
-// MaxTargets is how many targets one tracer can follow at once (MAX_TARGETS).
-const MaxTargets = 64
+// MaxTargets is how many targets one tracer can follow at once.
+const MaxTargets = uint32(tracerLimitsMAX_TARGETS)
 
-// maxRanges is the size of the kernel's ranges map (MAX_RANGES in tracer.bpf.h).
-const maxRanges = 32
-
-// TracefsDir is where the per-syscall tracepoints are found.
-const TracefsDir = "/sys/kernel/tracing"
+// maxRanges is the size of the kernel's ranges map.
+const maxRanges = int(tracerLimitsMAX_RANGES)
 
 // Tracer is the loaded and attached set of kernel programs.
 type Tracer struct {
 	coll    *ebpf.Collection
+	maps    tracerMaps
 	links   []link.Link
 	reader  *ringbuf.Reader
 	events  chan Event
@@ -60,14 +58,12 @@ type Options struct {
 	EventBuffer int
 	// Logger receives start-up notes (probes chosen, tracefs mounted). Nil: slog.Default.
 	Logger *slog.Logger
-	// Watch attaches the sys_exit program that compares watched targets with their
-	// profile (see Tracer.Watch). Learning does not need it and does not pay for it.
+	// Watch lets Tracer.Watch compare targets with a profile (watch mode).
 	Watch bool
 }
 
 // CheckPrivileges returns fail.ErrPrivilege unless the process can load and attach
-// tracing programs: root, or CAP_BPF with CAP_PERFMON (and CAP_SYS_ADMIN for the
-// per-syscall tracepoints).
+// tracing programs: root, or CAP_BPF with CAP_PERFMON.
 func CheckPrivileges() error {
 	var hdr = unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
@@ -78,7 +74,7 @@ func CheckPrivileges() error {
 	if has(unix.CAP_SYS_ADMIN) || (has(unix.CAP_BPF) && has(unix.CAP_PERFMON)) {
 		return nil
 	}
-	return fmt.Errorf("%w: loading the tracer needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN): run with sudo", fail.ErrPrivilege)
+	return fmt.Errorf("%w: loading the tracer needs root (or CAP_BPF and CAP_PERFMON): run with sudo", fail.ErrPrivilege)
 }
 
 // Open checks the host, loads the kernel programs, attaches them and starts reading
@@ -103,9 +99,6 @@ func Open(opt Options) (*Tracer, error) {
 	if err := features.HaveProgramHelper(ebpf.RawTracepoint, asm.FnLoop); err != nil {
 		return nil, fmt.Errorf("%w: the kernel lacks bpf_loop (Linux 5.17 or newer needed): %v", fail.ErrKernel, err)
 	}
-	if err := ensureTracefs(log); err != nil {
-		return nil, err
-	}
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("%w: raising RLIMIT_MEMLOCK: %v", fail.ErrPrivilege, err)
 	}
@@ -121,7 +114,7 @@ func Open(opt Options) (*Tracer, error) {
 
 	t := &Tracer{syms: syms, events: make(chan Event, opt.EventBuffer), readerDone: make(chan struct{}), nextTarget: 1}
 	t.watching = opt.Watch
-	if err := t.load(log, opt.Watch); err != nil {
+	if err := t.load(log); err != nil {
 		t.Close()
 		return nil, err
 	}
@@ -129,59 +122,37 @@ func Open(opt Options) (*Tracer, error) {
 	return t, nil
 }
 
-func ensureTracefs(log *slog.Logger) error {
-	if _, err := os.Stat(TracefsDir + "/events/syscalls"); err == nil {
-		return nil
-	}
-	if err := unix.Mount("nodev", TracefsDir, "tracefs", 0, ""); err != nil {
-		return fmt.Errorf("%w: tracefs is not mounted at %s and mounting it failed (%v): run 'mount -t tracefs nodev %s'", fail.ErrKernel, TracefsDir, err, TracefsDir)
-	}
-	if _, err := os.Stat(TracefsDir + "/events/syscalls"); err != nil {
-		return fmt.Errorf("%w: %s has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS off)", fail.ErrKernel, TracefsDir)
-	}
-	log.Info("mounted tracefs", "path", TracefsDir)
-	return nil
-}
-
 // progSet names the programs of one attach flavour.
 type progSet struct {
-	sysEnter, fork, exit, exec, sysExit string
+	sysEnter, sysExit, fork, exit, exec string
 	attach                              func(p *ebpf.Program, tp string) (link.Link, error)
 	flavour                             string
 }
 
 var (
-	btfSet = progSet{"sys_enter_btf", "fork_btf", "exit_btf", "exec_btf", "sys_exit_btf", func(p *ebpf.Program, _ string) (link.Link, error) {
-		return link.AttachTracing(link.TracingOptions{Program: p})
-	}, "tp_btf"}
-	rawSet = progSet{"sys_enter_raw", "fork_raw", "exit_raw", "exec_raw", "sys_exit_raw", func(p *ebpf.Program, tp string) (link.Link, error) {
-		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp, Program: p})
-	}, "raw_tp"}
+	btfSet = progSet{tracerProgSysEnterBtf, tracerProgSysExitBtf, tracerProgForkBtf, tracerProgExitBtf, tracerProgExecBtf,
+		func(p *ebpf.Program, _ string) (link.Link, error) {
+			return link.AttachTracing(link.TracingOptions{Program: p})
+		}, "tp_btf"}
+	rawSet = progSet{tracerProgSysEnterRaw, tracerProgSysExitRaw, tracerProgForkRaw, tracerProgExitRaw, tracerProgExecRaw,
+		func(p *ebpf.Program, tp string) (link.Link, error) {
+			return link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp, Program: p})
+		}, "raw_tp"}
 )
 
-// openTracepoints are the per-syscall exit tracepoints whose return value is a new fd.
-var openTracepoints = map[string]string{
-	"exit_openat": "sys_exit_openat", "exit_openat2": "sys_exit_openat2",
-	"exit_open": "sys_exit_open", "exit_creat": "sys_exit_creat",
-}
-
-// filterTracepoints tell the tracer a task installed a seccomp filter (containers).
-var filterTracepoints = map[string]string{"exit_seccomp": "sys_exit_seccomp", "exit_prctl": "sys_exit_prctl"}
-
-func (t *Tracer) load(log *slog.Logger, watch bool) error {
+func (t *Tracer) load(log *slog.Logger) error {
 	spec, err := loadTracer()
 	if err != nil {
 		return fmt.Errorf("loading tracer spec: %w", err)
 	}
 	consts := map[string]any{
-		"nr_mmap":   syscallNrs("mmap2", "mmap"),
-		"nr_socket": syscallNrs("socket"),
-		"nr_bind":   syscallNrs("bind"),
-		"nr_listen": syscallNrs("listen"),
-	}
-	consts["nr_socketcall"] = syscallNr(TableCompat, "socketcall")
-	for _, name := range []string{"open", "openat", "openat2", "creat", "execve", "execveat", "seccomp", "prctl"} {
-		consts["nr_"+name] = syscallNr(TableNative, name)
+		tracerVarNrMmap:       syscallNrs("mmap2", "mmap"),
+		tracerVarNrSocket:     syscallNrs("socket"),
+		tracerVarNrBind:       syscallNrs("bind"),
+		tracerVarNrListen:     syscallNrs("listen"),
+		tracerVarNrSeccomp:    syscallNrs("seccomp"),
+		tracerVarNrPrctl:      syscallNrs("prctl"),
+		tracerVarNrSocketcall: syscallNr(TableCompat, "socketcall"),
 	}
 	for name, v := range consts {
 		vs, ok := spec.Variables[name]
@@ -195,19 +166,23 @@ func (t *Tracer) load(log *slog.Logger, watch bool) error {
 
 	capProg, capNote := chooseCapProbe()
 	set := btfSet
-	coll, err := newCollection(spec, set, capProg, watch)
+	coll, err := newCollection(spec, set, capProg)
 	if err != nil {
 		log.Debug("tp_btf programs refused, falling back to raw tracepoints", "error", err)
 		set = rawSet
-		if coll, err = newCollection(spec, set, capProg, watch); err != nil {
+		if coll, err = newCollection(spec, set, capProg); err != nil {
 			return fmt.Errorf("%w: loading the kernel programs: %v", fail.ErrKernel, err)
 		}
 	}
 	t.coll = coll
-	hooks := []struct{ name, tp string }{{set.sysEnter, "sys_enter"}, {set.fork, "sched_process_fork"}, {set.exit, "sched_process_exit"}, {set.exec, "sched_process_exec"}}
-	if watch {
-		hooks = append(hooks, struct{ name, tp string }{set.sysExit, "sys_exit"})
+	if err := coll.Assign(&t.maps); err != nil {
+		return fmt.Errorf("loading tracer: %w", err)
 	}
+	if err := fillSysops(t.maps.Sysops); err != nil {
+		return fmt.Errorf("loading tracer: %w", err)
+	}
+	hooks := []struct{ name, tp string }{{set.sysEnter, "sys_enter"}, {set.sysExit, "sys_exit"},
+		{set.fork, "sched_process_fork"}, {set.exit, "sched_process_exit"}, {set.exec, "sched_process_exec"}}
 	for _, p := range hooks {
 		l, err := set.attach(coll.Programs[p.name], p.tp)
 		if err != nil {
@@ -216,19 +191,9 @@ func (t *Tracer) load(log *slog.Logger, watch bool) error {
 		t.links = append(t.links, l)
 		t.probes = append(t.probes, p.tp+":"+set.flavour)
 	}
-	for _, m := range []map[string]string{openTracepoints, filterTracepoints} {
-		for prog, tp := range m {
-			l, err := link.Tracepoint("syscalls", tp, coll.Programs[prog], nil)
-			if err != nil {
-				return fmt.Errorf("%w: attaching to syscalls/%s: %v", fail.ErrKernel, tp, err)
-			}
-			t.links = append(t.links, l)
-			t.probes = append(t.probes, "syscalls/"+tp+":tracepoint")
-		}
-	}
 	if capProg != "" {
 		var l link.Link
-		if capProg == "capable_btf" {
+		if capProg == tracerProgCapableBtf {
 			l, err = link.AttachTracing(link.TracingOptions{Program: coll.Programs[capProg]})
 		} else {
 			l, err = link.Kprobe("cap_capable", coll.Programs[capProg], nil)
@@ -246,11 +211,11 @@ func (t *Tracer) load(log *slog.Logger, watch bool) error {
 	}
 	ranges := t.syms.capRanges(maxRanges)
 	for i, r := range ranges {
-		if err := coll.Maps["ranges"].Put(uint32(i), r); err != nil {
+		if err := t.maps.Ranges.Put(uint32(i), r); err != nil {
 			return fmt.Errorf("loading tracer: filling ranges: %w", err)
 		}
 	}
-	rd, err := ringbuf.NewReader(coll.Maps["events"])
+	rd, err := ringbuf.NewReader(t.maps.Events)
 	if err != nil {
 		return fmt.Errorf("loading tracer: opening ring buffer: %w", err)
 	}
@@ -265,24 +230,18 @@ func chooseCapProbe() (prog, note string) {
 	if err == nil {
 		var fn *btf.Typedef
 		if kspec.TypeByName("btf_trace_cap_capable", &fn) == nil {
-			return "capable_btf", "cap_capable:tp_btf"
+			return tracerProgCapableBtf, "cap_capable:tp_btf"
 		}
 	}
 	if _, err := os.Stat("/sys/bus/event_source/devices/kprobe"); err == nil {
-		return "capable_kprobe", "cap_capable:kprobe"
+		return tracerProgCapableKprobe, "cap_capable:kprobe"
 	}
 	return "", ""
 }
 
-func newCollection(spec *ebpf.CollectionSpec, set progSet, capProg string, watch bool) (*ebpf.Collection, error) {
+func newCollection(spec *ebpf.CollectionSpec, set progSet, capProg string) (*ebpf.Collection, error) {
 	s := spec.Copy()
-	keep := map[string]bool{set.sysEnter: true, set.fork: true, set.exit: true, set.exec: true, set.sysExit: watch}
-	for p := range openTracepoints {
-		keep[p] = true
-	}
-	for p := range filterTracepoints {
-		keep[p] = true
-	}
+	keep := map[string]bool{set.sysEnter: true, set.sysExit: true, set.fork: true, set.exit: true, set.exec: true}
 	if capProg != "" {
 		keep[capProg] = true
 	}
@@ -388,7 +347,7 @@ func (t *Tracer) AddProcess(target uint32, pid int, comm string) error {
 	for i := 0; i < len(ti.Comm)-1 && i < len(comm); i++ {
 		ti.Comm[i] = int8(comm[i])
 	}
-	if err := t.coll.Maps["tasks"].Put(uint32(pid), ti); err != nil {
+	if err := t.maps.Tasks.Put(uint32(pid), ti); err != nil {
 		return fmt.Errorf("tracer: adding pid %d: %w", pid, err)
 	}
 	return nil
@@ -404,7 +363,7 @@ func (t *Tracer) AddContainer(target uint32, id string) error {
 	for i := range k.Id {
 		k.Id[i] = int8(id[i])
 	}
-	if err := t.coll.Maps["containers"].Put(k, target); err != nil {
+	if err := t.maps.Containers.Put(k, target); err != nil {
 		return fmt.Errorf("tracer: watching container %s: %w", id[:12], err)
 	}
 	return nil
@@ -413,7 +372,7 @@ func (t *Tracer) AddContainer(target uint32, id string) error {
 // ContainerRunning tells the tracer that target's container already runs (an attach):
 // every process of it that installs a filter from now on came through docker exec.
 func (t *Tracer) ContainerRunning(target uint32) error {
-	if err := t.coll.Maps["container_joins"].Put(target, uint32(1)); err != nil {
+	if err := t.maps.ContainerJoins.Put(target, uint32(1)); err != nil {
 		return fmt.Errorf("tracer: marking target %d running: %w", target, err)
 	}
 	return nil
@@ -425,7 +384,7 @@ func (t *Tracer) RemoveContainer(id string) {
 	for i := 0; i < len(k.Id) && i < len(id); i++ {
 		k.Id[i] = int8(id[i])
 	}
-	_ = t.coll.Maps["containers"].Delete(k)
+	_ = t.maps.Containers.Delete(k)
 }
 
 // TargetProcesses returns the thread groups currently part of target.
@@ -435,7 +394,7 @@ func (t *Tracer) TargetProcesses(target uint32) []int {
 		info tracerTaskInfo
 		out  []int
 	)
-	it := t.coll.Maps["tasks"].Iterate()
+	it := t.maps.Tasks.Iterate()
 	for it.Next(&pid, &info) {
 		if info.Target == target {
 			out = append(out, int(pid))
@@ -447,7 +406,7 @@ func (t *Tracer) TargetProcesses(target uint32) []int {
 // Syscalls returns the syscall numbers target made, per table.
 func (t *Tracer) Syscalls(target uint32) (map[Table][]int, error) {
 	var b tracerSyscallBits
-	if err := t.coll.Maps["syscalls"].Lookup(target, &b); err != nil {
+	if err := t.maps.Syscalls.Lookup(target, &b); err != nil {
 		return nil, fmt.Errorf("tracer: reading syscalls: %w", err)
 	}
 	out := map[Table][]int{}
@@ -487,7 +446,7 @@ func (t *Tracer) Capabilities(target uint32) []CapCheck {
 		n   uint64
 		out []CapCheck
 	)
-	it := t.coll.Maps["caps"].Iterate()
+	it := t.maps.Caps.Iterate()
 	for it.Next(&k, &n) {
 		if k.Target != target {
 			continue
@@ -497,35 +456,19 @@ func (t *Tracer) Capabilities(target uint32) []CapCheck {
 	return out
 }
 
-// Net kinds of NetUse.
-const (
-	NetSocket = 1
-	NetBind   = 2
-	NetListen = 3
-)
-
-// NetUse is one socket, bind or listen a target made.
-type NetUse struct {
-	Kind     int
-	Family   int
-	Type     int
-	Protocol int
-	Port     int
-}
-
-// Network returns target's socket use.
+// Network returns target's distinct socket uses with their counts.
 func (t *Tracer) Network(target uint32) []NetUse {
 	var (
 		k   tracerNetKey
 		n   uint64
 		out []NetUse
 	)
-	it := t.coll.Maps["net"].Iterate()
+	it := t.maps.Net.Iterate()
 	for it.Next(&k, &n) {
 		if k.Target != target {
 			continue
 		}
-		out = append(out, NetUse{Kind: int(k.Kind), Family: int(k.Family), Type: int(k.Type), Protocol: int(k.Protocol), Port: int(k.Port)})
+		out = append(out, netUse(k, n))
 	}
 	return out
 }
@@ -536,6 +479,9 @@ type Counters struct {
 	// AnomaliesFull counts anomalies whose key did not fit the anomalies map: they
 	// were reported one event each instead of counted.
 	AnomaliesFull uint64
+	// ArgsUnreadable counts path or address arguments the kernel could not read
+	// from the target's memory (an observation whose path is lost).
+	ArgsUnreadable uint64
 	// DecodeErrors and ChannelDrops are user-space losses.
 	DecodeErrors, ChannelDrops uint64
 }
@@ -545,7 +491,7 @@ func (t *Tracer) Counters() (Counters, error) {
 	var c Counters
 	read := func(idx uint32) (uint64, error) {
 		var per []uint64
-		if err := t.coll.Maps["counters"].Lookup(idx, &per); err != nil {
+		if err := t.maps.Counters.Lookup(idx, &per); err != nil {
 			return 0, fmt.Errorf("tracer: reading counter %d: %w", idx, err)
 		}
 		var sum uint64
@@ -554,7 +500,13 @@ func (t *Tracer) Counters() (Counters, error) {
 		}
 		return sum, nil
 	}
-	for idx, dst := range []*uint64{&c.RingbufDrops, &c.TasksFull, &c.CapsFull, &c.NetFull, &c.PathTruncated, &c.BadNr, &c.ContainersFull, &c.AnomaliesFull} {
+	for idx, dst := range map[tracerCounterIdx]*uint64{
+		tracerCounterIdxCNT_RINGBUF_DROP: &c.RingbufDrops, tracerCounterIdxCNT_TASKS_FULL: &c.TasksFull,
+		tracerCounterIdxCNT_CAPS_FULL: &c.CapsFull, tracerCounterIdxCNT_NET_FULL: &c.NetFull,
+		tracerCounterIdxCNT_PATH_TRUNCATED: &c.PathTruncated, tracerCounterIdxCNT_BAD_NR: &c.BadNr,
+		tracerCounterIdxCNT_CONTAINERS_FULL: &c.ContainersFull, tracerCounterIdxCNT_ANOMALIES_FULL: &c.AnomaliesFull,
+		tracerCounterIdxCNT_ARGS_UNREADABLE: &c.ArgsUnreadable,
+	} {
 		v, err := read(uint32(idx))
 		if err != nil {
 			return c, err
@@ -610,7 +562,7 @@ func (t *Tracer) Watch(target uint32, p WatchPolicy) error {
 		}
 		w.Families |= 1 << f
 	}
-	if err := t.coll.Maps["watch"].Put(target, w); err != nil {
+	if err := t.maps.Watch.Put(target, w); err != nil {
 		return fmt.Errorf("tracer: setting the watch policy: %w", err)
 	}
 	return nil
@@ -631,7 +583,7 @@ func (t *Tracer) Anomalies(target uint32) []AnomalyCount {
 		st  tracerAnomalyState
 		out []AnomalyCount
 	)
-	it := t.coll.Maps["anomalies"].Iterate()
+	it := t.maps.Anomalies.Iterate()
 	for it.Next(&k, &st) {
 		if k.Target == target {
 			out = append(out, AnomalyCount{Kind: int(k.Kind), Table: Table(k.Arch), Value: k.Value, Count: st.Count})

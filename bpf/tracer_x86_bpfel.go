@@ -13,6 +13,28 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type tracerAccess uint32
+
+const (
+	tracerAccessACC_READ      tracerAccess = 1
+	tracerAccessACC_WRITE     tracerAccess = 2
+	tracerAccessACC_CREATE    tracerAccess = 4
+	tracerAccessACC_EXEC      tracerAccess = 8
+	tracerAccessACC_MMAP_EXEC tracerAccess = 16
+	tracerAccessACC_LIST      tracerAccess = 32
+	tracerAccessACC_MKDIR     tracerAccess = 64
+	tracerAccessACC_RMDIR     tracerAccess = 128
+	tracerAccessACC_DELETE    tracerAccess = 256
+	tracerAccessACC_RENAME    tracerAccess = 512
+	tracerAccessACC_EXCHANGE  tracerAccess = 1024
+	tracerAccessACC_LINK      tracerAccess = 2048
+	tracerAccessACC_SYMLINK   tracerAccess = 4096
+	tracerAccessACC_SETATTR   tracerAccess = 8192
+	tracerAccessACC_MKNOD     tracerAccess = 16384
+	tracerAccessACC_BIND      tracerAccess = 32768
+	tracerAccessACC_CONNECT   tracerAccess = 65536
+)
+
 type tracerAddrRange struct {
 	_     structs.HostLayout
 	Start uint64
@@ -22,24 +44,18 @@ type tracerAddrRange struct {
 }
 
 type tracerAnomalyEvent struct {
-	_         structs.HostLayout
-	Type      uint32
-	Target    uint32
-	Pid       uint32
-	Tid       uint32
-	Kind      uint16
-	Arch      uint16
-	Flags     uint32
-	Ret       int64
-	Value     uint64
-	Count     uint64
-	Nr        int32
-	Dirfd     int32
-	OpenFlags uint64
-	Comm      [16]int8
-	Len       uint32
-	Truncated uint32
-	Path      [4096]int8
+	_      structs.HostLayout
+	Type   uint32
+	Target uint32
+	Pid    uint32
+	Tid    uint32
+	Kind   uint16
+	Arch   uint16
+	Flags  uint32
+	Ret    int64
+	Value  uint64
+	Count  uint64
+	Comm   [16]int8
 }
 
 type tracerAnomalyKey struct {
@@ -49,6 +65,15 @@ type tracerAnomalyKey struct {
 	Arch   uint16
 	Value  uint64
 }
+
+type tracerAnomalyKind uint32
+
+const (
+	tracerAnomalyKindAN_SYSCALL     tracerAnomalyKind = 1
+	tracerAnomalyKindAN_SOCKET      tracerAnomalyKind = 2
+	tracerAnomalyKindAN_CAP         tracerAnomalyKind = 3
+	tracerAnomalyKindAN_FILE_DENIED tracerAnomalyKind = 4
+)
 
 type tracerAnomalyState struct {
 	_      structs.HostLayout
@@ -73,18 +98,42 @@ type tracerContainerKey struct {
 	Id [64]int8
 }
 
+type tracerCounterIdx uint32
+
+const (
+	tracerCounterIdxCNT_RINGBUF_DROP    tracerCounterIdx = 0
+	tracerCounterIdxCNT_TASKS_FULL      tracerCounterIdx = 1
+	tracerCounterIdxCNT_CAPS_FULL       tracerCounterIdx = 2
+	tracerCounterIdxCNT_NET_FULL        tracerCounterIdx = 3
+	tracerCounterIdxCNT_PATH_TRUNCATED  tracerCounterIdx = 4
+	tracerCounterIdxCNT_BAD_NR          tracerCounterIdx = 5
+	tracerCounterIdxCNT_CONTAINERS_FULL tracerCounterIdx = 6
+	tracerCounterIdxCNT_ANOMALIES_FULL  tracerCounterIdx = 7
+	tracerCounterIdxCNT_ARGS_UNREADABLE tracerCounterIdx = 8
+	tracerCounterIdxCNT_MAX             tracerCounterIdx = 9
+)
+
+type tracerEventType uint32
+
+const (
+	tracerEventTypeEV_FILE    tracerEventType = 1
+	tracerEventTypeEV_EXEC    tracerEventType = 2
+	tracerEventTypeEV_ANOMALY tracerEventType = 3
+	tracerEventTypeEV_NET     tracerEventType = 4
+)
+
 type tracerExecEvent struct {
-	_        structs.HostLayout
-	Type     uint32
-	Target   uint32
-	Pid      uint32
-	Ppid     uint32
-	Flags    uint32
-	Pad      uint32
-	ByComm   [16]int8
-	Comm     [16]int8
-	Filename [512]int8
-	Interp   [512]int8
+	_         structs.HostLayout
+	Type      uint32
+	Target    uint32
+	Pid       uint32
+	Ppid      uint32
+	Flags     uint32
+	Truncated uint32
+	ByComm    [16]int8
+	Comm      [16]int8
+	Filename  [4096]int8
+	Interp    [512]int8
 }
 
 type tracerFileEvent struct {
@@ -94,9 +143,29 @@ type tracerFileEvent struct {
 	Pid    uint32
 	Access uint32
 	Flags  uint32
+	Err    int32
+	Nr     int32
+	Arch   uint16
+	Pad    uint16
+	Count  uint64
+	Key    uint64
+	Comm   [16]int8
 	Len    uint32
-	Path   [4096]int8
+	Len2   uint32
+	Path   [8192]int8
 }
+
+type tracerFileFlag uint32
+
+const (
+	tracerFileFlagFE_DIR         tracerFileFlag = 1
+	tracerFileFlagFE_TRUNCATED   tracerFileFlag = 2
+	tracerFileFlagFE_RUNTIME     tracerFileFlag = 4
+	tracerFileFlagFE_ABSTRACT    tracerFileFlag = 8
+	tracerFileFlagFE_ARGS        tracerFileFlag = 16
+	tracerFileFlagFE_DENIED      tracerFileFlag = 32
+	tracerFileFlagFE_DOCKER_EXEC tracerFileFlag = 64
+)
 
 type tracerFileKey struct {
 	_      structs.HostLayout
@@ -107,6 +176,32 @@ type tracerFileKey struct {
 	Access uint32
 }
 
+type tracerLimits uint32
+
+const (
+	tracerLimitsMAX_TARGETS     tracerLimits = 64
+	tracerLimitsSC_WORDS        tracerLimits = 16
+	tracerLimitsSC_MAX          tracerLimits = 1024
+	tracerLimitsNR_ARCHES       tracerLimits = 3
+	tracerLimitsPATH_MAX_LEN    tracerLimits = 4096
+	tracerLimitsMAX_COMPONENTS  tracerLimits = 96
+	tracerLimitsCOMM_LEN        tracerLimits = 16
+	tracerLimitsMAX_RANGES      tracerLimits = 32
+	tracerLimitsCAP_STACK_DEPTH tracerLimits = 16
+	tracerLimitsFILE_PATHS_LEN  tracerLimits = 8192
+)
+
+type tracerNetEvent struct {
+	_     structs.HostLayout
+	Type  uint32
+	Pid   uint32
+	Flags uint32
+	Pad   uint32
+	Count uint64
+	Comm  [16]int8
+	Key   tracerNetKey
+}
+
 type tracerNetKey struct {
 	_        structs.HostLayout
 	Target   uint32
@@ -115,16 +210,54 @@ type tracerNetKey struct {
 	Type     uint32
 	Protocol uint32
 	Port     uint32
+	Err      int32
+	Addr     [16]uint8
 }
+
+type tracerNetKind uint32
+
+const (
+	tracerNetKindNET_SOCKET  tracerNetKind = 1
+	tracerNetKindNET_BIND    tracerNetKind = 2
+	tracerNetKindNET_LISTEN  tracerNetKind = 3
+	tracerNetKindNET_CONNECT tracerNetKind = 4
+	tracerNetKindNET_SEND    tracerNetKind = 5
+	tracerNetKindNET_ACCEPT  tracerNetKind = 6
+)
+
+type tracerOpKey struct {
+	_      structs.HostLayout
+	Target uint32
+	Access uint32
+	Err    int32
+	Flags  uint32
+	Hash   uint64
+}
+
+type tracerRangeKind uint32
+
+const (
+	tracerRangeKindRANGE_NOAUDIT  tracerRangeKind = 1
+	tracerRangeKindRANGE_PLUMBING tracerRangeKind = 2
+)
 
 type tracerScratch struct {
 	_     structs.HostLayout
 	Fe    tracerFileEvent
-	Ae    tracerAnomalyEvent
-	Pad   [256]int8
+	FePad [4352]int8
+	Op    struct {
+		_     structs.HostLayout
+		Dirfd [2]int64
+		Len   [2]int64
+		Hash  uint64
+	}
+	Str   [2][512]uint64
 	Names [96]uint64
 	Lens  [96]uint32
 	Ee    tracerExecEvent
+	EePad [256]int8
+	Ae    tracerAnomalyEvent
+	Ne    tracerNetEvent
 	Stack [16]uint64
 }
 
@@ -132,6 +265,48 @@ type tracerSyscallBits struct {
 	_    structs.HostLayout
 	Bits [3][16]uint64
 }
+
+type tracerSysop struct {
+	_         structs.HostLayout
+	Op        uint8
+	DirfdArg  uint8
+	PathArg   uint8
+	Dirfd2Arg uint8
+	Path2Arg  uint8
+	FlagsArg  uint8
+	Pad       uint16
+}
+
+type tracerSysopKind uint32
+
+const (
+	tracerSysopKindSOP_NONE       tracerSysopKind = 0
+	tracerSysopKindSOP_OPEN       tracerSysopKind = 1
+	tracerSysopKindSOP_OPENAT2    tracerSysopKind = 2
+	tracerSysopKindSOP_EXEC       tracerSysopKind = 3
+	tracerSysopKindSOP_MKDIR      tracerSysopKind = 4
+	tracerSysopKindSOP_RMDIR      tracerSysopKind = 5
+	tracerSysopKindSOP_UNLINK     tracerSysopKind = 6
+	tracerSysopKindSOP_RENAME     tracerSysopKind = 7
+	tracerSysopKindSOP_LINK       tracerSysopKind = 8
+	tracerSysopKindSOP_SYMLINK    tracerSysopKind = 9
+	tracerSysopKindSOP_SETATTR    tracerSysopKind = 10
+	tracerSysopKindSOP_MKNOD      tracerSysopKind = 11
+	tracerSysopKindSOP_BIND       tracerSysopKind = 12
+	tracerSysopKindSOP_CONNECT    tracerSysopKind = 13
+	tracerSysopKindSOP_SENDTO     tracerSysopKind = 14
+	tracerSysopKindSOP_SENDMSG    tracerSysopKind = 15
+	tracerSysopKindSOP_ACCEPT     tracerSysopKind = 16
+	tracerSysopKindSOP_SOCKETCALL tracerSysopKind = 17
+	tracerSysopKindSOP_SENDMMSG   tracerSysopKind = 18
+)
+
+type tracerTaskFlag uint32
+
+const (
+	tracerTaskFlagTASK_DOCKER_EXEC tracerTaskFlag = 1
+	tracerTaskFlagTASK_RUNTIME     tracerTaskFlag = 2
+)
 
 type tracerTaskInfo struct {
 	_      structs.HostLayout
@@ -161,24 +336,21 @@ const (
 	tracerMapEvents         = "events"
 	tracerMapFilesSeen      = "files_seen"
 	tracerMapNet            = "net"
+	tracerMapOpsSeen        = "ops_seen"
 	tracerMapRanges         = "ranges"
 	tracerMapScratchMap     = "scratch_map"
 	tracerMapSyscalls       = "syscalls"
+	tracerMapSysops         = "sysops"
 	tracerMapTasks          = "tasks"
 	tracerMapWatch          = "watch"
+	tracerProgBtfAnchor     = "btf_anchor"
 	tracerProgCapableBtf    = "capable_btf"
 	tracerProgCapableKprobe = "capable_kprobe"
 	tracerProgEmptySysEnter = "empty_sys_enter"
 	tracerProgExecBtf       = "exec_btf"
 	tracerProgExecRaw       = "exec_raw"
 	tracerProgExitBtf       = "exit_btf"
-	tracerProgExitCreat     = "exit_creat"
-	tracerProgExitOpen      = "exit_open"
-	tracerProgExitOpenat    = "exit_openat"
-	tracerProgExitOpenat2   = "exit_openat2"
-	tracerProgExitPrctl     = "exit_prctl"
 	tracerProgExitRaw       = "exit_raw"
-	tracerProgExitSeccomp   = "exit_seccomp"
 	tracerProgForkBtf       = "fork_btf"
 	tracerProgForkRaw       = "fork_raw"
 	tracerProgSysEnterBtf   = "sys_enter_btf"
@@ -186,14 +358,8 @@ const (
 	tracerProgSysExitBtf    = "sys_exit_btf"
 	tracerProgSysExitRaw    = "sys_exit_raw"
 	tracerVarNrBind         = "nr_bind"
-	tracerVarNrCreat        = "nr_creat"
-	tracerVarNrExecve       = "nr_execve"
-	tracerVarNrExecveat     = "nr_execveat"
 	tracerVarNrListen       = "nr_listen"
 	tracerVarNrMmap         = "nr_mmap"
-	tracerVarNrOpen         = "nr_open"
-	tracerVarNrOpenat       = "nr_openat"
-	tracerVarNrOpenat2      = "nr_openat2"
 	tracerVarNrPrctl        = "nr_prctl"
 	tracerVarNrSeccomp      = "nr_seccomp"
 	tracerVarNrSocket       = "nr_socket"
@@ -242,19 +408,14 @@ type tracerSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tracerProgramSpecs struct {
+	BtfAnchor     *ebpf.ProgramSpec `ebpf:"btf_anchor"`
 	CapableBtf    *ebpf.ProgramSpec `ebpf:"capable_btf"`
 	CapableKprobe *ebpf.ProgramSpec `ebpf:"capable_kprobe"`
 	EmptySysEnter *ebpf.ProgramSpec `ebpf:"empty_sys_enter"`
 	ExecBtf       *ebpf.ProgramSpec `ebpf:"exec_btf"`
 	ExecRaw       *ebpf.ProgramSpec `ebpf:"exec_raw"`
 	ExitBtf       *ebpf.ProgramSpec `ebpf:"exit_btf"`
-	ExitCreat     *ebpf.ProgramSpec `ebpf:"exit_creat"`
-	ExitOpen      *ebpf.ProgramSpec `ebpf:"exit_open"`
-	ExitOpenat    *ebpf.ProgramSpec `ebpf:"exit_openat"`
-	ExitOpenat2   *ebpf.ProgramSpec `ebpf:"exit_openat2"`
-	ExitPrctl     *ebpf.ProgramSpec `ebpf:"exit_prctl"`
 	ExitRaw       *ebpf.ProgramSpec `ebpf:"exit_raw"`
-	ExitSeccomp   *ebpf.ProgramSpec `ebpf:"exit_seccomp"`
 	ForkBtf       *ebpf.ProgramSpec `ebpf:"fork_btf"`
 	ForkRaw       *ebpf.ProgramSpec `ebpf:"fork_raw"`
 	SysEnterBtf   *ebpf.ProgramSpec `ebpf:"sys_enter_btf"`
@@ -275,9 +436,11 @@ type tracerMapSpecs struct {
 	Events         *ebpf.MapSpec `ebpf:"events"`
 	FilesSeen      *ebpf.MapSpec `ebpf:"files_seen"`
 	Net            *ebpf.MapSpec `ebpf:"net"`
+	OpsSeen        *ebpf.MapSpec `ebpf:"ops_seen"`
 	Ranges         *ebpf.MapSpec `ebpf:"ranges"`
 	ScratchMap     *ebpf.MapSpec `ebpf:"scratch_map"`
 	Syscalls       *ebpf.MapSpec `ebpf:"syscalls"`
+	Sysops         *ebpf.MapSpec `ebpf:"sysops"`
 	Tasks          *ebpf.MapSpec `ebpf:"tasks"`
 	Watch          *ebpf.MapSpec `ebpf:"watch"`
 }
@@ -287,14 +450,8 @@ type tracerMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type tracerVariableSpecs struct {
 	NrBind       *ebpf.VariableSpec `ebpf:"nr_bind"`
-	NrCreat      *ebpf.VariableSpec `ebpf:"nr_creat"`
-	NrExecve     *ebpf.VariableSpec `ebpf:"nr_execve"`
-	NrExecveat   *ebpf.VariableSpec `ebpf:"nr_execveat"`
 	NrListen     *ebpf.VariableSpec `ebpf:"nr_listen"`
 	NrMmap       *ebpf.VariableSpec `ebpf:"nr_mmap"`
-	NrOpen       *ebpf.VariableSpec `ebpf:"nr_open"`
-	NrOpenat     *ebpf.VariableSpec `ebpf:"nr_openat"`
-	NrOpenat2    *ebpf.VariableSpec `ebpf:"nr_openat2"`
 	NrPrctl      *ebpf.VariableSpec `ebpf:"nr_prctl"`
 	NrSeccomp    *ebpf.VariableSpec `ebpf:"nr_seccomp"`
 	NrSocket     *ebpf.VariableSpec `ebpf:"nr_socket"`
@@ -329,9 +486,11 @@ type tracerMaps struct {
 	Events         *ebpf.Map `ebpf:"events"`
 	FilesSeen      *ebpf.Map `ebpf:"files_seen"`
 	Net            *ebpf.Map `ebpf:"net"`
+	OpsSeen        *ebpf.Map `ebpf:"ops_seen"`
 	Ranges         *ebpf.Map `ebpf:"ranges"`
 	ScratchMap     *ebpf.Map `ebpf:"scratch_map"`
 	Syscalls       *ebpf.Map `ebpf:"syscalls"`
+	Sysops         *ebpf.Map `ebpf:"sysops"`
 	Tasks          *ebpf.Map `ebpf:"tasks"`
 	Watch          *ebpf.Map `ebpf:"watch"`
 }
@@ -346,9 +505,11 @@ func (m *tracerMaps) Close() error {
 		m.Events,
 		m.FilesSeen,
 		m.Net,
+		m.OpsSeen,
 		m.Ranges,
 		m.ScratchMap,
 		m.Syscalls,
+		m.Sysops,
 		m.Tasks,
 		m.Watch,
 	)
@@ -359,14 +520,8 @@ func (m *tracerMaps) Close() error {
 // It can be passed to loadTracerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tracerVariables struct {
 	NrBind       *ebpf.Variable `ebpf:"nr_bind"`
-	NrCreat      *ebpf.Variable `ebpf:"nr_creat"`
-	NrExecve     *ebpf.Variable `ebpf:"nr_execve"`
-	NrExecveat   *ebpf.Variable `ebpf:"nr_execveat"`
 	NrListen     *ebpf.Variable `ebpf:"nr_listen"`
 	NrMmap       *ebpf.Variable `ebpf:"nr_mmap"`
-	NrOpen       *ebpf.Variable `ebpf:"nr_open"`
-	NrOpenat     *ebpf.Variable `ebpf:"nr_openat"`
-	NrOpenat2    *ebpf.Variable `ebpf:"nr_openat2"`
 	NrPrctl      *ebpf.Variable `ebpf:"nr_prctl"`
 	NrSeccomp    *ebpf.Variable `ebpf:"nr_seccomp"`
 	NrSocket     *ebpf.Variable `ebpf:"nr_socket"`
@@ -377,19 +532,14 @@ type tracerVariables struct {
 //
 // It can be passed to loadTracerObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tracerPrograms struct {
+	BtfAnchor     *ebpf.Program `ebpf:"btf_anchor"`
 	CapableBtf    *ebpf.Program `ebpf:"capable_btf"`
 	CapableKprobe *ebpf.Program `ebpf:"capable_kprobe"`
 	EmptySysEnter *ebpf.Program `ebpf:"empty_sys_enter"`
 	ExecBtf       *ebpf.Program `ebpf:"exec_btf"`
 	ExecRaw       *ebpf.Program `ebpf:"exec_raw"`
 	ExitBtf       *ebpf.Program `ebpf:"exit_btf"`
-	ExitCreat     *ebpf.Program `ebpf:"exit_creat"`
-	ExitOpen      *ebpf.Program `ebpf:"exit_open"`
-	ExitOpenat    *ebpf.Program `ebpf:"exit_openat"`
-	ExitOpenat2   *ebpf.Program `ebpf:"exit_openat2"`
-	ExitPrctl     *ebpf.Program `ebpf:"exit_prctl"`
 	ExitRaw       *ebpf.Program `ebpf:"exit_raw"`
-	ExitSeccomp   *ebpf.Program `ebpf:"exit_seccomp"`
 	ForkBtf       *ebpf.Program `ebpf:"fork_btf"`
 	ForkRaw       *ebpf.Program `ebpf:"fork_raw"`
 	SysEnterBtf   *ebpf.Program `ebpf:"sys_enter_btf"`
@@ -400,19 +550,14 @@ type tracerPrograms struct {
 
 func (p *tracerPrograms) Close() error {
 	return _TracerClose(
+		p.BtfAnchor,
 		p.CapableBtf,
 		p.CapableKprobe,
 		p.EmptySysEnter,
 		p.ExecBtf,
 		p.ExecRaw,
 		p.ExitBtf,
-		p.ExitCreat,
-		p.ExitOpen,
-		p.ExitOpenat,
-		p.ExitOpenat2,
-		p.ExitPrctl,
 		p.ExitRaw,
-		p.ExitSeccomp,
 		p.ForkBtf,
 		p.ForkRaw,
 		p.SysEnterBtf,

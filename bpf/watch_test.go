@@ -62,10 +62,18 @@ func TestWatchReportsAnomalies(t *testing.T) {
 	runTarget(t, tr, target, []string{"TAILOR_BPF_TEST_DENY=1"}, "/bin/sh", "-c", script)
 	tr.Flush()
 
-	var events []*AnomalyEvent
+	var (
+		events []*AnomalyEvent
+		denied []*FileEvent
+	)
 	drain(tr, func(ev Event) {
-		if a, ok := ev.(*AnomalyEvent); ok {
-			events = append(events, a)
+		switch e := ev.(type) {
+		case *AnomalyEvent:
+			events = append(events, e)
+		case *FileEvent:
+			if e.Denied {
+				denied = append(denied, e)
+			}
 		}
 	})
 	find := func(kind int, match func(*AnomalyEvent) bool) *AnomalyEvent {
@@ -104,10 +112,16 @@ func TestWatchReportsAnomalies(t *testing.T) {
 	if counted != 5 {
 		t.Errorf("kernel counted %d syscall anomalies, want 5", counted)
 	}
-	if e := find(AnomalyFileDenied, func(e *AnomalyEvent) bool { return e.Path == dir+"/created" }); e == nil {
-		t.Errorf("refused appending open of %s/created not reported; events %+v", dir, events)
-	} else if e.Ret != -int64(syscall.EACCES) || e.OpenFlags&syscall.O_APPEND == 0 || e.Dirfd != unix.AT_FDCWD {
-		t.Errorf("refused open: %+v", e)
+	var refused *FileEvent
+	for _, e := range denied {
+		if e.Path == dir+"/created" {
+			refused = e
+		}
+	}
+	if refused == nil {
+		t.Errorf("refused appending open of %s/created not reported; denied %+v", dir, denied)
+	} else if refused.Err != -int32(syscall.EACCES) || refused.Access != AccWrite|AccCreate || !refused.Args || refused.Count != 1 {
+		t.Errorf("refused open: %+v", refused)
 	}
 	if e := find(AnomalyCapability, func(e *AnomalyEvent) bool { return e.Value == unix.CAP_CHOWN }); e == nil {
 		t.Errorf("CAP_CHOWN check outside the policy not reported; events %+v", events)

@@ -49,6 +49,19 @@ type WatchTarget struct {
 	// Running asks for the container's present processes too (tailor watch attaches
 	// to a container that already runs).
 	Running bool
+	// Files, when set, are the file rules the kernel enforces on the target (its
+	// Landlock ruleset): a refused operation they do not grant was refused by the
+	// profile, whatever the bundle's AppArmor globs say. Nil when no file rules are
+	// enforced locally.
+	Files FileRules
+}
+
+// FileRules answer whether the file rules the kernel enforces grant an operation.
+type FileRules interface {
+	// Grants reports whether the access kinds on path are granted; kind is one of
+	// profiles.Access*, syscall is the syscall's name (setattr is mediated for
+	// truncate only), other is the second name of a rename or link ("" otherwise).
+	Grants(kinds []string, path, other string, dir bool, syscall string) bool
 }
 
 // WatchStats are a Watcher's running totals, for metrics.
@@ -256,7 +269,11 @@ func Run(ctx context.Context, o Options) (int, error) {
 		return 0, err
 	}
 	if o.Watcher != nil {
-		if err := o.Watcher.Watch(ctx, WatchTarget{Pid: proc.Pid()}, policy); err != nil {
+		wt := WatchTarget{Pid: proc.Pid()}
+		if pl.config.Landlock != nil {
+			wt.Files = landlockCheck(pl.config.Landlock.Paths)
+		}
+		if err := o.Watcher.Watch(ctx, wt, policy); err != nil {
 			_, _ = proc.Wait() // aborts the unreleased child
 			return 0, fmt.Errorf("starting anomaly watcher: %w", err)
 		}

@@ -6,10 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	"golang.org/x/sys/unix"
 
 	"github.com/tailor-sec/tailor/bpf"
@@ -25,6 +29,8 @@ type Session struct {
 
 	mu        sync.Mutex
 	files     map[string]*fileObs
+	failed    map[failKey]uint32
+	peers     map[profiles.Peer]peerKind
 	execs     map[profiles.Exec]struct{}
 	truncated uint64
 	// interps caches each executable's ELF interpreter; unreadable holds executables
@@ -38,14 +44,28 @@ type Session struct {
 }
 
 type fileObs struct {
-	access uint32
+	access uint32 // bpf.Acc* bits
+	kinds  map[string]bool
 	dir    bool
 }
+
+// failKey is one failed file operation: the path and the errno's name.
+type failKey struct{ path, errno string }
+
+// peerKind says which list of the recording's network a unix peer belongs to.
+type peerKind int
+
+const (
+	peerConnect peerKind = iota
+	peerSend
+)
 
 // NewSession starts gathering for target. hostRoot tells whether the target sees the
 // host's root directory.
 func NewSession(tr *bpf.Tracer, target uint32, hostRoot bool) *Session {
-	return &Session{hostRoot: hostRoot, tr: tr, target: target, start: time.Now().UTC(), files: map[string]*fileObs{}, interps: map[string]string{}, unreadable: map[string]struct{}{}, execs: map[profiles.Exec]struct{}{}}
+	return &Session{hostRoot: hostRoot, tr: tr, target: target, start: time.Now().UTC(), files: map[string]*fileObs{},
+		failed: map[failKey]uint32{}, peers: map[profiles.Peer]peerKind{},
+		interps: map[string]string{}, unreadable: map[string]struct{}{}, execs: map[profiles.Exec]struct{}{}}
 }
 
 // Target is the tracer's id of the session's target.
@@ -68,11 +88,11 @@ func (s *Session) Handle(ev bpf.Event) {
 		if e.Truncated {
 			s.truncated++
 		}
-		f := s.files[e.Path]
-		if f == nil {
-			f = &fileObs{}
-			s.files[e.Path] = f
+		if e.Args {
+			s.handleOp(e)
+			return
 		}
+		f := s.file(e.Path)
 		f.access |= e.Access
 		f.dir = f.dir || e.Dir
 		if e.Access&bpf.AccExec != 0 && !e.Dir {
@@ -88,6 +108,97 @@ func (s *Session) Handle(ev bpf.Event) {
 		}
 		s.execs[x] = struct{}{}
 	}
+}
+
+func (s *Session) file(path string) *fileObs {
+	f := s.files[path]
+	if f == nil {
+		f = &fileObs{kinds: map[string]bool{}}
+		s.files[path] = f
+	}
+	return f
+}
+
+// handleOp records a path operation read from a syscall's arguments: a success as the
+// access kinds of each name it acts on, a failure apart with its errno, and a unix
+// socket's peer in the network part too.
+func (s *Session) handleOp(e *bpf.FileEvent) {
+	if e.Abstract {
+		// An abstract unix socket has a name but no file.
+		if e.Err == 0 && e.Access&(bpf.AccConnect|bpf.AccBind) != 0 {
+			peer := profiles.Peer{Family: "AF_UNIX", Address: "@" + e.Path}
+			if e.Access&bpf.AccConnect != 0 {
+				s.peers[peer] = s.unixPeerKind(e)
+			}
+		}
+		return
+	}
+	p1, p2 := s.resolveArgPath(e.Pid, e.Path), s.resolveArgPath(e.Pid, e.Path2)
+	kinds1, kinds2 := bpf.AccessKinds(e.Access)
+	if e.Err != 0 {
+		errno := unix.ErrnoName(unix.Errno(-e.Err))
+		if errno == "" {
+			errno = fmt.Sprintf("errno %d", -e.Err)
+		}
+		s.failed[failKey{p1, errno}] |= e.Access
+		if p2 != "" {
+			s.failed[failKey{p2, errno}] |= e.Access
+		}
+		return
+	}
+	for _, k := range kinds1 {
+		s.file(p1).kinds[k] = true
+	}
+	if p2 != "" {
+		for _, k := range kinds2 {
+			s.file(p2).kinds[k] = true
+		}
+	}
+	if e.Access&(bpf.AccMkdir|bpf.AccRmdir) != 0 {
+		s.file(p1).dir = true
+	}
+	if e.Access&bpf.AccConnect != 0 {
+		s.peers[profiles.Peer{Family: "AF_UNIX", Address: p1}] = s.unixPeerKind(e)
+	}
+}
+
+// unixPeerKind tells a datagram sent to a unix socket by name (sendto, sendmsg) from a
+// connect.
+func (s *Session) unixPeerKind(e *bpf.FileEvent) peerKind {
+	if _, name, ok := bpf.SyscallName(e.Table, int(e.Nr)); ok && strings.HasPrefix(name, "send") {
+		return peerSend
+	}
+	return peerConnect
+}
+
+// resolveArgPath resolves symlinks in the directories of a path taken from a syscall's
+// argument, as the target sees them (its root), so that it names the same file an
+// open's struct file would. The last component is kept as it is: unlink, rename and
+// their kin act on a link itself. A path whose directory is gone is kept as given.
+func (s *Session) resolveArgPath(pid uint32, p string) string {
+	if p == "" || p == "/" {
+		return p
+	}
+	dir, base := path.Split(p)
+	roots := []string{procRoot(int(pid))}
+	if s.hostRoot {
+		roots = append(roots, "/")
+	}
+	for _, root := range roots {
+		if _, err := os.Stat(root); err != nil {
+			continue
+		}
+		resolved, err := securejoin.SecureJoin(root, dir)
+		if err != nil {
+			continue
+		}
+		if _, err := os.Stat(resolved); err != nil {
+			break // gone (removed later): keep the path as given
+		}
+		rel := strings.TrimPrefix(resolved, strings.TrimSuffix(root, "/"))
+		return path.Join("/", rel, base)
+	}
+	return p
 }
 
 // addInterpreter reads the dynamic loader of an executed ELF file through a live
@@ -129,12 +240,7 @@ func (s *Session) setInterpreter(path, interp string) {
 	if interp == "" {
 		return
 	}
-	f := s.files[interp]
-	if f == nil {
-		f = &fileObs{}
-		s.files[interp] = f
-	}
-	f.access |= bpf.AccRead | bpf.AccMmapExec
+	s.file(interp).access |= bpf.AccRead | bpf.AccMmapExec
 }
 
 // ReadInterpreters retries the executables whose ELF interpreter could not be read
@@ -193,7 +299,7 @@ func lossOf(c bpf.Counters) profiles.Loss {
 		RingbufDrops: c.RingbufDrops,
 		MapFull:      c.TasksFull + c.CapsFull + c.NetFull + c.ContainersFull,
 		TooLong:      c.PathTruncated,
-		Decode:       c.DecodeErrors + c.ChannelDrops + c.BadNr,
+		Decode:       c.DecodeErrors + c.ChannelDrops + c.BadNr + c.ArgsUnreadable,
 	}
 }
 
@@ -232,7 +338,22 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 	}
 	s.mu.Lock()
 	for p, f := range s.files {
-		r.Files = append(r.Files, profiles.FileAccess{Path: p, Access: accessNames(f.access), Dir: f.dir})
+		access, _ := bpf.AccessKinds(f.access)
+		for k := range f.kinds {
+			access = append(access, k)
+		}
+		r.Files = append(r.Files, profiles.FileAccess{Path: p, Access: access, Dir: f.dir})
+	}
+	for k, access := range s.failed {
+		kinds, second := bpf.AccessKinds(access)
+		r.Failed = append(r.Failed, profiles.FailedAccess{Path: k.path, Errno: k.errno, Access: append(kinds, second...)})
+	}
+	for peer, kind := range s.peers {
+		if kind == peerSend {
+			r.Network.Sends = append(r.Network.Sends, peer)
+		} else {
+			r.Network.Connects = append(r.Network.Connects, peer)
+		}
 	}
 	for x := range s.execs {
 		r.Execs = append(r.Execs, x)
@@ -268,6 +389,19 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 			r.Network.Binds = append(r.Network.Binds, profiles.Port{Family: fam, Port: uint16(n.Port)})
 		case bpf.NetListen:
 			r.Network.Listens = append(r.Network.Listens, profiles.Port{Family: fam, Port: uint16(n.Port)})
+		case bpf.NetAccept:
+			r.Network.Accepts = append(r.Network.Accepts, profiles.Port{Family: fam, Port: uint16(n.Port)})
+		case bpf.NetConnect, bpf.NetSend:
+			peer := profiles.Peer{Family: fam, Address: n.Addr.String(), Port: uint16(n.Port)}
+			switch {
+			case n.Err != 0:
+				peer.Errno = unix.ErrnoName(unix.Errno(-n.Err))
+				r.Network.Failed = append(r.Network.Failed, peer)
+			case n.Kind == bpf.NetConnect:
+				r.Network.Connects = append(r.Network.Connects, peer)
+			default:
+				r.Network.Sends = append(r.Network.Sends, peer)
+			}
 		}
 	}
 	counters, err := s.tr.Counters()
@@ -289,23 +423,6 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 	}
 	r.Normalize()
 	return r, nil
-}
-
-func accessNames(a uint32) []string {
-	var out []string
-	for _, m := range []struct {
-		bit  uint32
-		name string
-	}{
-		{bpf.AccRead, profiles.AccessRead}, {bpf.AccWrite, profiles.AccessWrite},
-		{bpf.AccCreate, profiles.AccessCreate}, {bpf.AccExec, profiles.AccessExec},
-		{bpf.AccMmapExec, profiles.AccessMmapExec}, {bpf.AccList, profiles.AccessList},
-	} {
-		if a&m.bit != 0 {
-			out = append(out, m.name)
-		}
-	}
-	return out
 }
 
 var sockTypes = map[int]string{

@@ -14,7 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,8 +72,15 @@ type target struct {
 	policy    *enforce.Policy
 	rules     *fileRules
 	allowed   map[string]bool // "SCMP_ARCH_X86_64/read"
-	// paths maps the kernel's hash of a refused path to its report key.
+	// enforced are the file rules the kernel applies to the target (Landlock), nil
+	// when none are applied locally.
+	enforced enforce.FileRules
+	// paths maps the kernel's key of a refused operation to its report key ("" for a
+	// refusal that was not the profile's).
 	paths map[uint64]string
+	// refusedElsewhere counts refusals the profile's rules grant: file permissions
+	// or another security module refused them, not the profile.
+	refusedElsewhere uint64
 }
 
 // New returns a Watcher; the tracer is loaded by the first Watch.
@@ -124,6 +131,7 @@ func (w *Watcher) Watch(ctx context.Context, t enforce.WatchTarget, p *enforce.P
 	if err != nil {
 		return err
 	}
+	tg.enforced = t.Files
 	if t.ContainerID != "" && t.Running {
 		if err := underFilter(t.ContainerID); err != nil {
 			return err
@@ -356,22 +364,21 @@ func (w *Watcher) handle(ev bpf.Event) {
 	switch e := ev.(type) {
 	case *bpf.FileEvent:
 		tg := w.target(e.Target)
-		if tg == nil || e.Runtime {
+		if tg == nil || e.Runtime || e.Abstract {
 			return
 		}
-		path := e.Path
-		if e.Dir && !strings.HasSuffix(path, "/") {
-			path += "/"
-		}
-		missing := tg.rules.missing(path, accessKinds(e.Access))
-		if len(missing) == 0 {
+		first, second := bpf.AccessKinds(e.Access)
+		if e.Denied {
+			w.denied(tg, e, first, second)
 			return
 		}
-		a := w.base(tg, e.Pid, "", false)
-		a.Kind, a.Action = "file", "allowed"
-		a.Detail = strings.Join(missing, ", ") + " of " + path
-		a.Rule = "no file rule of apparmor.profile grants " + strings.Join(missing, ", ") + " on " + path
-		w.rep.observe("file|"+path+"|"+strings.Join(missing, ","), a, 1, false)
+		if e.Err != 0 {
+			return // failed for its own reasons: refusals in watch mode come as Denied
+		}
+		w.fileUse(tg, e, e.Path, first)
+		if e.Path2 != "" {
+			w.fileUse(tg, e, e.Path2, second)
+		}
 	case *bpf.ExecEvent:
 		tg := w.target(e.Target)
 		if tg == nil || tg.rules.execAllowed(e.Filename) {
@@ -439,44 +446,109 @@ func (w *Watcher) describe(tg *target, e *bpf.AnomalyEvent, a *Anomaly) (string,
 		}
 		a.Rule = "capabilities.json does not keep " + name
 		return "capability|" + name, true
-	case bpf.AnomalyFileDenied, bpf.AnomalyExecDenied:
-		path := resolve(e)
-		kinds := []string{profiles.AccessExec}
-		a.Kind = "exec"
-		if e.Kind == bpf.AnomalyFileDenied {
-			kinds = openKinds(e.OpenFlags)
-			a.Kind = "file"
-		}
-		missing := tg.rules.missing(path, kinds)
-		if e.Kind == bpf.AnomalyExecDenied && !tg.rules.execAllowed(path) && len(missing) == 0 {
-			missing = kinds
-		}
-		if len(missing) == 0 {
-			// Remembered as judged, so the final reconcile does not take it for a
-			// refusal whose event was lost.
-			w.mu.Lock()
-			tg.paths[e.Value] = ""
-			w.mu.Unlock()
-			return "", false
-		}
-		a.Detail = strings.Join(missing, ", ") + " of " + path + " " + result
-		if a.Kind == "exec" {
-			a.Detail = "exec of " + path + " " + result
-			a.Rule = path + " is not among the programs the profile runs"
-			key := "exec|" + path
-			w.mu.Lock()
-			tg.paths[e.Value] = key
-			w.mu.Unlock()
-			return key, true
-		}
-		a.Rule = "no file rule of apparmor.profile grants " + strings.Join(missing, ", ") + " on " + path
-		key := "file|" + path + "|" + strings.Join(missing, ",")
-		w.mu.Lock()
-		tg.paths[e.Value] = key
-		w.mu.Unlock()
-		return key, true
 	}
 	return "", false
+}
+
+// dirPath is how a directory's path appears in the file rules: with a trailing slash.
+func dirPath(p string, dir bool) string {
+	if dir && !strings.HasSuffix(p, "/") {
+		return p + "/"
+	}
+	return p
+}
+
+// isDirOp reports whether an operation's kinds act on a directory.
+func isDirOp(kinds []string, dir bool) bool {
+	return dir || slices.Contains(kinds, profiles.AccessMkdir) || slices.Contains(kinds, profiles.AccessRmdir) ||
+		slices.Contains(kinds, profiles.AccessList)
+}
+
+// fileUse judges a file access that happened against the bundle's file rules: in
+// complain mode, or where the rules are only watched (a container on a host without
+// AppArmor), what the rules do not grant is reported as allowed.
+func (w *Watcher) fileUse(tg *target, e *bpf.FileEvent, path string, kinds []string) {
+	path = dirPath(path, isDirOp(kinds, e.Dir))
+	missing := tg.rules.missing(path, kinds)
+	if slices.Contains(kinds, profiles.AccessExec) && tg.rules.execAllowed(strings.TrimSuffix(path, "/")) {
+		missing = slices.DeleteFunc(missing, func(k string) bool { return k == profiles.AccessExec })
+	}
+	if len(missing) == 0 {
+		return
+	}
+	a := w.base(tg, e.Pid, e.Comm, e.DockerExec)
+	a.Kind, a.Action = "file", "allowed"
+	a.Detail = strings.Join(missing, ", ") + " of " + path
+	a.Rule = "no file rule of apparmor.profile grants " + strings.Join(missing, ", ") + " on " + path
+	w.rep.observe("file|"+path+"|"+strings.Join(missing, ","), a, 1, false)
+}
+
+// denied judges an operation the kernel refused with EACCES or EPERM. It is the
+// profile's refusal when the rules the kernel enforces (Landlock) do not grant it,
+// whatever the AppArmor globs say; without enforced file rules, when the bundle's
+// rules do not grant it. Otherwise file permissions (or another module) refused it:
+// the program's own failure, counted but not an anomaly.
+func (w *Watcher) denied(tg *target, e *bpf.FileEvent, first, second []string) {
+	name := ""
+	if _, n, ok := bpf.SyscallName(e.Table, int(e.Nr)); ok {
+		name = n
+	}
+	dir := isDirOp(first, e.Dir)
+	var missing []string
+	var rule string
+	if tg.enforced != nil {
+		if !tg.enforced.Grants(first, e.Path, e.Path2, dir, name) ||
+			(e.Path2 != "" && !tg.enforced.Grants(second, e.Path2, e.Path, dir, name)) {
+			missing = append(slices.Clone(first), second...)
+			rule = "the Landlock rules enforced from the bundle do not grant " + strings.Join(missing, ", ")
+		}
+	} else {
+		missing = tg.rules.missing(dirPath(e.Path, dir), first)
+		if e.Path2 != "" {
+			missing = append(missing, tg.rules.missing(dirPath(e.Path2, dir), second)...)
+		}
+		if slices.Contains(first, profiles.AccessExec) && !tg.rules.execAllowed(e.Path) && len(missing) == 0 {
+			missing = []string{profiles.AccessExec}
+		}
+		rule = "no file rule of apparmor.profile grants " + strings.Join(missing, ", ")
+	}
+	if len(missing) == 0 {
+		// Remembered as judged, so the final reconcile does not take it for a
+		// refusal whose event was lost.
+		w.mu.Lock()
+		if _, seen := tg.paths[e.Key]; !seen {
+			tg.refusedElsewhere++
+		}
+		tg.paths[e.Key] = ""
+		w.mu.Unlock()
+		return
+	}
+	a := w.base(tg, e.Pid, e.Comm, e.DockerExec)
+	a.Action = "blocked"
+	result := "returned " + unix.ErrnoName(unix.Errno(-e.Err))
+	target := e.Path
+	if e.Path2 != "" {
+		target += " -> " + e.Path2
+	}
+	key := "file|" + target + "|" + strings.Join(missing, ",")
+	if slices.Contains(first, profiles.AccessExec) {
+		a.Kind = "exec"
+		a.Detail = "exec of " + e.Path + " " + result
+		a.Rule = e.Path + " is not among the programs the profile runs"
+		key = "exec|" + e.Path
+	} else {
+		a.Kind = "file"
+		op := strings.Join(first, ", ")
+		if name != "" {
+			op = name + " (" + op + ")"
+		}
+		a.Detail = op + " of " + target + " " + result
+		a.Rule = rule + " on " + target
+	}
+	w.mu.Lock()
+	tg.paths[e.Key] = key
+	w.mu.Unlock()
+	w.rep.observe(key, a, e.Count, true)
 }
 
 // reconcile takes the kernel's final counts, so repeats after the last event, and
@@ -495,7 +567,7 @@ func (w *Watcher) reconcile() {
 			a := Anomaly{Target: tg.name, Container: tg.container}
 			var key string
 			switch c.Kind {
-			case bpf.AnomalyFileDenied, bpf.AnomalyExecDenied:
+			case bpf.AnomalyFileDenied:
 				w.mu.Lock()
 				k, ok := tg.paths[c.Value]
 				w.mu.Unlock()
@@ -505,7 +577,7 @@ func (w *Watcher) reconcile() {
 				if !ok {
 					// Its event was lost (counted as such): say so rather than drop it.
 					a.Kind, a.Action = "file", "blocked"
-					a.Detail = "a refused open or exec whose path was lost"
+					a.Detail = "a refused file operation whose path was lost"
 					a.Rule = "file and exec rules"
 					k = "lostpath|" + strconv.FormatUint(c.Value, 16)
 				}
@@ -522,51 +594,3 @@ func (w *Watcher) reconcile() {
 	}
 }
 
-func accessKinds(bits uint32) []string {
-	var out []string
-	for _, k := range []struct {
-		bit  uint32
-		name string
-	}{{bpf.AccRead, profiles.AccessRead}, {bpf.AccWrite, profiles.AccessWrite}, {bpf.AccCreate, profiles.AccessCreate},
-		{bpf.AccExec, profiles.AccessExec}, {bpf.AccMmapExec, profiles.AccessMmapExec}, {bpf.AccList, profiles.AccessList}} {
-		if bits&k.bit != 0 {
-			out = append(out, k.name)
-		}
-	}
-	return out
-}
-
-// openKinds are the access kinds open flags ask for.
-func openKinds(flags uint64) []string {
-	var out []string
-	switch flags & unix.O_ACCMODE {
-	case unix.O_WRONLY:
-		out = []string{profiles.AccessWrite}
-	case unix.O_RDWR:
-		out = []string{profiles.AccessRead, profiles.AccessWrite}
-	default:
-		out = []string{profiles.AccessRead}
-	}
-	if flags&unix.O_CREAT != 0 {
-		out = append(out, profiles.AccessCreate)
-	}
-	return out
-}
-
-// resolve makes a refused relative path absolute from the process's working
-// directory or directory fd, as the process saw them; best effort, since the process
-// may be gone.
-func resolve(e *bpf.AnomalyEvent) string {
-	if strings.HasPrefix(e.Path, "/") || e.Path == "" {
-		return e.Path
-	}
-	link := "/proc/" + strconv.Itoa(int(e.Pid)) + "/cwd"
-	if e.Dirfd != unix.AT_FDCWD {
-		link = "/proc/" + strconv.Itoa(int(e.Pid)) + "/fd/" + strconv.Itoa(int(e.Dirfd))
-	}
-	dir, err := os.Readlink(link)
-	if err != nil {
-		return e.Path
-	}
-	return filepath.Join(dir, e.Path)
-}

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +43,50 @@ static int files(const char *dir)
 	if (fd < 0)
 		return die("open /etc/hostname");
 	close(fd);
+	return 0;
+}
+
+/* pathops DIR: from inside DIR, with relative paths, every path operation tailor
+ * records: mkdir, create, rename, link, symlink, chmod, truncate, mkfifo, a unix socket
+ * bound and connected by path, unlink, rmdir; and an open that fails with ENOENT. */
+static int pathops(const char *dir)
+{
+	if (chdir(dir) < 0)
+		return die("chdir");
+	if (mkdir("d", 0755) < 0)
+		return die("mkdir");
+	int fd = open("d/f", O_WRONLY | O_CREAT | O_EXCL, 0644);
+	if (fd < 0 || write(fd, "x\n", 2) != 2)
+		return die("create");
+	close(fd);
+	if (rename("d/f", "d/g") < 0)
+		return die("rename");
+	if (link("d/g", "d/h") < 0)
+		return die("link");
+	if (symlink("g", "d/s") < 0)
+		return die("symlink");
+	if (chmod("d/g", 0600) < 0)
+		return die("chmod");
+	if (truncate("d/g", 1) < 0)
+		return die("truncate");
+	if (mkfifo("d/p", 0600) < 0)
+		return die("mkfifo");
+	int srv = socket(AF_UNIX, SOCK_STREAM, 0), cli = socket(AF_UNIX, SOCK_STREAM, 0);
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	strcpy(a.sun_path, "d/sock");
+	if (srv < 0 || cli < 0 || bind(srv, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(srv, 1) < 0 ||
+	    connect(cli, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return die("unix socket");
+	close(cli);
+	close(srv);
+	if (open("missing", O_RDONLY) >= 0 || errno != ENOENT)
+		return die("open of a missing file");
+	const char *gone[] = {"d/h", "d/s", "d/p", "d/sock", "d/g"};
+	for (unsigned i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+		if (unlink(gone[i]) < 0)
+			return die("unlink");
+	if (rmdir("d") < 0)
+		return die("rmdir");
 	return 0;
 }
 
@@ -123,12 +168,14 @@ static int marker(const char *path)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: workload files DIR | socket FAM | bind PORT | mmap N | chown FILE UID | getpid N | marker PATH | exec PROG [ARGS]\n");
+		fprintf(stderr, "usage: workload files DIR | pathops DIR | socket FAM | bind PORT | mmap N | chown FILE UID | getpid N | marker PATH | exec PROG [ARGS]\n");
 		return 2;
 	}
 	const char *m = argv[1];
 	if (!strcmp(m, "files") && argc > 2)
 		return files(argv[2]);
+	if (!strcmp(m, "pathops") && argc > 2)
+		return pathops(argv[2]);
 	if (!strcmp(m, "socket") && argc > 2)
 		return sock(argv[2]);
 	if (!strcmp(m, "bind") && argc > 2)
