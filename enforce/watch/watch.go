@@ -593,4 +593,3 @@ func (w *Watcher) reconcile() {
 		}
 	}
 }
-
