@@ -38,6 +38,9 @@ var (
 	// alnumRun splits a name into runs of letters and digits (tokens) and what lies
 	// between them (separators).
 	alnumRun = regexp.MustCompile(`[A-Za-z0-9]+`)
+	// pythonTemp is the shape of Python's tempfile names: tmp, eight characters of
+	// [a-z0-9_], an optional suffix (tmpk3j4_8xz, tmpab_cdefg.json).
+	pythonTemp = regexp.MustCompile(`^tmp([a-z0-9_]{8})((?:\.[A-Za-z0-9]+)*)$`)
 	// mkstempTail is a lowercase word followed by six letters and digits, the shape of
 	// mkstemp("wordXXXXXX") (sortXyZ12a, sedAb12Cd).
 	mkstempTail = regexp.MustCompile(`^([a-z]{2,})([A-Za-z0-9]{6})$`)
@@ -206,6 +209,11 @@ func (g pathGeneralizer) path(p string, ctx nameContext) (string, []string) {
 // created name, GeneralizeFiles. Literal parts are escaped; runs of * joined only by
 // separators collapse into one.
 func (g pathGeneralizer) name(s string, ctx nameContext, rules map[string]bool) string {
+	// Python's random part may contain '_', which would split it into tokens.
+	if m := pythonTemp.FindStringSubmatch(s); !g.strict && m != nil && strings.ContainsAny(m[1], "0123456789_") {
+		rules[ruleTempName] = true
+		return "tmp*" + escapeGlob(m[2])
+	}
 	var b strings.Builder
 	for j, part := range uuidIn.Split(s, -1) {
 		if j > 0 {

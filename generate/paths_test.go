@@ -45,6 +45,8 @@ func TestGeneralizePath(t *testing.T) {
 		{"/pg/base/pgsql_tmp/pgsql_tmp1234.0.fileset", "/pg/base/pgsql_tmp/pgsql_tmp*.fileset"},
 		{"/tmp/tmp.Ab3dE5fG7h", "/tmp/tmp.*"},
 		{"/tmp/tmpk3j4x8q1", "/tmp/tmp*"},
+		{"/tmp/tmpk3j4_8xz", "/tmp/tmp*"},
+		{"/tmp/tmpab_cdefg.json", "/tmp/tmp*.json"},
 		// Long numbers after a separator: pids and random numbers.
 		{"/dev/shm/PostgreSQL.1804289383", "/dev/shm/PostgreSQL.*"},
 		{"/tmp/tailor-bin-3295284487/tailor", "/tmp/tailor-bin-*/tailor"},
