@@ -155,6 +155,10 @@ type pathGeneralizer struct {
 	strict bool
 	// pids are the target's pids seen in /proc/<pid>/ paths of the recording.
 	pids map[string]bool
+	// made are the paths the target created, with their nameContext.counters: a
+	// directory it made under a changing name is generalised alike in the paths
+	// beneath it.
+	made map[string]bool
 }
 
 // nameContext is what the recording says about the file whose name is generalised.
@@ -177,6 +181,7 @@ func (g pathGeneralizer) path(p string, ctx nameContext) (string, []string) {
 	}
 	rules := map[string]bool{}
 	last := len(segs) - 1
+	orig := slices.Clone(segs)
 	for i, s := range segs {
 		switch {
 		case i == 2 && segs[1] == "proc" && numericSeg.MatchString(s):
@@ -192,11 +197,12 @@ func (g pathGeneralizer) path(p string, ctx nameContext) (string, []string) {
 			segs[i] = "*"
 			rules[ruleID] = true
 		default:
-			// Only the last segment was created by the target; its parents already
-			// existed or were created as segments of their own.
-			c := nameContext{}
-			if i == last {
-				c = ctx
+			// ctx is about the last segment; a parent has its own, if the target
+			// created it.
+			c := ctx
+			if i != last {
+				counters, made := g.made[strings.Join(orig[:i+1], "/")]
+				c = nameContext{created: made, counters: counters}
 			}
 			segs[i] = g.name(s, c, rules)
 		}
@@ -378,6 +384,12 @@ func GeneralizeFiles(files []profiles.FileAccess, strict bool) ([]profiles.FileR
 			counterPeers[pat][f.Path] = true
 		}
 	}
+	g.made = map[string]bool{}
+	for _, peers := range counterPeers {
+		for p := range peers {
+			g.made[p] = len(peers) > 1
+		}
+	}
 	content := contentDirs(files, strict)
 
 	type rule struct {
@@ -431,12 +443,8 @@ func GeneralizeFiles(files []profiles.FileAccess, strict bool) ([]profiles.FileR
 			}
 			access = rest
 		}
-		ctx := nameContext{created: created(f)}
-		if ctx.created {
-			pat, _ := g.path(f.Path, nameContext{created: true, counters: true})
-			ctx.counters = len(counterPeers[pat]) > 1
-		}
-		pat, rules := g.path(f.Path, ctx)
+		counters, made := g.made[f.Path]
+		pat, rules := g.path(f.Path, nameContext{created: made, counters: counters})
 		if f.Dir && pat != "/" {
 			pat += "/"
 		}

@@ -212,6 +212,9 @@ func TestGeneralizeFiles(t *testing.T) {
 			[]profiles.FileRule{rule("/srv/out/result-*.txt", create, write), rule("/srv/out/summary.txt", create, write)}},
 		{"redis multi-part AOF", []profiles.FileAccess{fa("/data/appendonly.aof.1.incr.aof", create, write), fa("/data/appendonly.aof.2.incr.aof", create, write)},
 			[]profiles.FileRule{rule("/data/appendonly.aof.*.incr.aof", create, write)}},
+		{"beneath a created random directory", []profiles.FileAccess{
+			{Path: "/tmp/work_Xa12bc", Access: []string{profiles.AccessMkdir}, Dir: true}, fa("/tmp/work_Xa12bc/out.txt", create, write), fa("/tmp/work_Xa12bc/in.txt", read)},
+			[]profiles.FileRule{rule("/tmp/work_*/", profiles.AccessMkdir), rule("/tmp/work_*/in.txt", read), rule("/tmp/work_*/out.txt", create, write)}},
 		{"read counters stay", []profiles.FileAccess{fa("/srv/in/part-1.csv", read), fa("/srv/in/part-2.csv", read)},
 			[]profiles.FileRule{rule("/srv/in/part-1.csv", read), rule("/srv/in/part-2.csv", read)}},
 		{"a sensitive created name stays", []profiles.FileAccess{fa("/root/.cache/sortXyZ12a", create, write), fa("/etc/ssh/tmp_obj_a1B2c3", create)},
