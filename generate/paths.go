@@ -117,8 +117,9 @@ func sensitive(p string) bool {
 
 // holdsSensitive reports whether a sensitive path lies beneath directory dir, so that
 // a rule for dir/* could reach it (Landlock grants beneath a directory, recursively).
+// A home directory (/home/NAME) counts: its .ssh and .gnupg are sensitive.
 func holdsSensitive(dir string) bool {
-	if dir == "/" {
+	if dir == "/" || dir == "/home" || path.Dir(dir) == "/home" {
 		return true
 	}
 	for _, pre := range sensitivePrefixes {
