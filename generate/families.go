@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"maps"
 	"slices"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -140,18 +141,10 @@ func generaliseSyscalls(recorded map[string]bool, archs []specs.Arch) []profiles
 		add(b.name, profiles.Generalisation{Rule: "baseline", Reason: b.reason})
 	}
 	out := make([]profiles.Generalisation, 0, len(added))
-	for _, n := range sortedKeys(gset(added)) {
+	for _, n := range slices.Sorted(maps.Keys(added)) {
 		out = append(out, added[n])
 	}
 	return out
-}
-
-func gset(m map[string]profiles.Generalisation) map[string]bool {
-	s := make(map[string]bool, len(m))
-	for k := range m {
-		s[k] = true
-	}
-	return s
 }
 
 // realOnSome reports whether name is known to libseccomp on every one of archs and a

@@ -72,7 +72,7 @@ var ruleReasons = map[string]string{
 	ruleID:         "a hex id (8+ hex digits with a digit) or a UUID changes every run",
 	ruleTempName:   "digits or a random run in a name with a tmp/temp word are a pid, counter or mkstemp suffix",
 	ruleLongNumber: "7+ digits after a separator are a pid or a random number, not a version",
-	ruleTargetPid:  "the number is the pid of one of the target's processes (seen as /proc/<pid> in the same recording)",
+	ruleTargetPid:  "the number is a pid the target looked up as /proc/<pid> in the same recording (its own processes')",
 	ruleCreated:    "the target created the file under a changing name (a mkstemp-like run, or a counter that differs between files it created in the same directory): the create rule covers that name pattern in that directory only",
 	ruleContentDir: "several files read in one directory: its other files are content of the same kind (read only; writes, creates and deletes keep their own rules)",
 	ruleDevice:     "harmless pseudo-device every profile allows, as AppArmor's base abstraction does",
