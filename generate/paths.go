@@ -221,23 +221,47 @@ func (g pathGeneralizer) name(s string, ctx nameContext, rules map[string]bool) 
 		rules[ruleTempName] = true
 		return "tmp*" + escapeGlob(m[2])
 	}
-	var b strings.Builder
+	var ps []piece
 	for j, part := range uuidIn.Split(s, -1) {
 		if j > 0 {
-			b.WriteString("*")
+			ps = append(ps, piece{glob: true})
 			rules[ruleID] = true
 		}
 		if g.strict {
-			b.WriteString(escapeGlob(part))
+			ps = append(ps, piece{text: part})
 		} else {
-			b.WriteString(g.tokens(part, s, ctx, rules))
+			ps = append(ps, g.tokens(part, s, ctx, rules)...)
 		}
 	}
-	return collapseStars(b.String())
+	return render(ps)
+}
+
+// piece is part of a generalised name: literal text, then a * when glob is set.
+type piece struct {
+	text string
+	glob bool
+}
+
+// render escapes the literal text of ps and writes their globs, collapsing "*.*",
+// "*-*" and the like into one *: a * already matches the separators between them.
+func render(ps []piece) string {
+	var b strings.Builder
+	for i := 0; i < len(ps); i++ {
+		p := ps[i]
+		b.WriteString(escapeGlob(p.text))
+		if !p.glob {
+			continue
+		}
+		b.WriteString("*")
+		for i+1 < len(ps) && ps[i+1].glob && strings.Trim(ps[i+1].text, "-_.") == "" {
+			i++
+		}
+	}
+	return b.String()
 }
 
 // tokens applies the token rules to part, a piece of the segment seg.
-func (g pathGeneralizer) tokens(part, seg string, ctx nameContext, rules map[string]bool) string {
+func (g pathGeneralizer) tokens(part, seg string, ctx nameContext, rules map[string]bool) []piece {
 	sharedObject := strings.HasSuffix(seg, ".so") || strings.Contains(seg, ".so.")
 	toks := alnumRun.FindAllStringIndex(part, -1)
 	temp := false
@@ -247,42 +271,40 @@ func (g pathGeneralizer) tokens(part, seg string, ctx nameContext, rules map[str
 			temp = true
 		}
 	}
-	var b strings.Builder
+	var ps []piece
 	prev := 0
+	// glob appends a piece: the separator before the token and the token's literal
+	// prefix, then a *.
+	glob := func(sep, prefix, rule string) {
+		ps = append(ps, piece{text: sep + prefix, glob: true})
+		rules[rule] = true
+	}
 	for k, t := range toks {
-		b.WriteString(escapeGlob(part[prev:t[0]]))
+		sep := part[prev:t[0]]
 		prev = t[1]
 		w := part[t[0]:t[1]]
 		first := k == 0 && t[0] == 0
 		digits := numericSeg.MatchString(w)
 		switch m := tempWord.FindString(w); {
 		case m != "" && hasDigit(w[len(m):]):
-			b.WriteString(escapeGlob(w[:len(m)]) + "*")
-			rules[ruleTempName] = true
+			glob(sep, w[:len(m)], ruleTempName)
 		case temp && !first && (digits || randomRun(w)):
-			b.WriteString("*")
-			rules[ruleTempName] = true
+			glob(sep, "", ruleTempName)
 		case digits && !sharedObject && len(w) >= 3 && g.pids[w]:
-			b.WriteString("*")
-			rules[ruleTargetPid] = true
+			glob(sep, "", ruleTargetPid)
 		case digits && !sharedObject && !first && len(w) >= longNumber:
-			b.WriteString("*")
-			rules[ruleLongNumber] = true
+			glob(sep, "", ruleLongNumber)
 		case ctx.created && digits && !sharedObject && !first && ctx.counters:
-			b.WriteString("*")
-			rules[ruleCreated] = true
+			glob(sep, "", ruleCreated)
 		case ctx.created && !first && randomRun(w):
-			b.WriteString("*")
-			rules[ruleCreated] = true
+			glob(sep, "", ruleCreated)
 		case ctx.created && mkstempTail.MatchString(w) && randomRun(w[len(w)-6:]):
-			b.WriteString(escapeGlob(w[:len(w)-6]) + "*")
-			rules[ruleCreated] = true
+			glob(sep, w[:len(w)-6], ruleCreated)
 		default:
-			b.WriteString(escapeGlob(w))
+			ps = append(ps, piece{text: sep + w})
 		}
 	}
-	b.WriteString(escapeGlob(part[prev:]))
-	return b.String()
+	return append(ps, piece{text: part[prev:]})
 }
 
 // randomRun reports whether w looks like a random suffix (mkstemp's XXXXXX, mktemp's
@@ -311,12 +333,6 @@ func randomRun(w string) bool {
 }
 
 func hasDigit(s string) bool { return strings.ContainsAny(s, "0123456789") }
-
-// collapseStars turns "*.*", "*-*" and the like into "*": a * already matches the
-// separators between them.
-var starRun = regexp.MustCompile(`\*(?:[-_.]+\*)+`)
-
-func collapseStars(s string) string { return starRun.ReplaceAllString(s, "*") }
 
 // escapeGlob escapes the characters AppArmor reads as glob or variable syntax, so a
 // recorded name containing them matches only itself.

@@ -27,6 +27,8 @@ func TestGeneralizePath(t *testing.T) {
 		{"/tmp/session-123e4567-e89b-12d3-a456-426614174000.sock", "/tmp/session-*.sock"},
 		{"/srv/app/config[prod].yaml", `/srv/app/config\[prod\].yaml`},
 		{"/srv/a*b?{c}", `/srv/a\*b\?\{c\}`},
+		{"/tmp/a*.1234567890", `/tmp/a\*.*`}, // an escaped * is no glob to collapse with
+		{"/tmp/x-123e4567-e89b-12d3-a456-426614174000-1234567", "/tmp/x-*"},
 		{"/srv/My Files/read me.txt", "/srv/My Files/read me.txt"},
 		// Sensitive paths are never widened.
 		{"/etc/shadow", "/etc/shadow"},
