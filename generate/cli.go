@@ -30,6 +30,7 @@ func Command() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle directory to write", Required: true},
 			&cli.StringFlag{Name: "name", Usage: "profile name (default: tailor-<container or program>)"},
 			&cli.BoolFlag{Name: "no-args", Usage: "allow recorded syscalls with any arguments (no socket family, clone flag or personality filters)"},
+			&cli.BoolFlag{Name: "strict", Usage: "no generalisation: exactly the recorded syscalls, and paths widened only by the pid, id and 8-file directory rules (docs/generate.md)"},
 			&cli.BoolFlag{Name: "allow-incomplete", Usage: "generate even from an incomplete recording (the profile may miss something)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -42,7 +43,7 @@ func Command() *cli.Command {
 				return fmt.Errorf("%w: output directory: %v", fail.ErrBadInput, err)
 			}
 			b, err := Generate(recs, Options{
-				Name: c.String("name"), Dir: dir, NoArgs: c.Bool("no-args"),
+				Name: c.String("name"), Dir: dir, NoArgs: c.Bool("no-args"), Strict: c.Bool("strict"),
 				AllowIncomplete: c.Bool("allow-incomplete"), Version: version.Version, Sources: paths,
 			})
 			if err != nil {

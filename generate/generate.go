@@ -26,6 +26,11 @@ type Options struct {
 	// NoArgs leaves out the learned argument filters (socket families, clone flags,
 	// personality): every recorded syscall is allowed with any arguments.
 	NoArgs bool
+	// Strict turns generalisation off: the profile allows exactly the recorded
+	// syscalls (with the signal-return, ENOSYS and argument rules), and paths are
+	// generalised only by the rules every tailor has applied (pids, ids, content
+	// directories), as before generalisation existed.
+	Strict bool
 	// AllowIncomplete generates from incomplete recordings (with a warning) instead of
 	// refusing.
 	AllowIncomplete bool
@@ -99,7 +104,7 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 	out.Seccomp = sc.profile
 
 	caps := neededCaps(rec)
-	files := GeneralizeFiles(withExecs(rec))
+	files, pathGens := GeneralizeFiles(withExecs(rec), opt.Strict)
 	var execs []string
 	for _, e := range rec.Execs {
 		execs = append(execs, e.Path)
@@ -134,12 +139,16 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		Failed:         failedRules(rec.Failed),
 		Network:        network,
 		Landlock:       plan,
+		Generalised:    append(slices.Clone(sc.generalised), pathGens...),
+	}
+	if out.Manifest.Generalised == nil {
+		out.Manifest.Generalised = []profiles.Generalisation{}
 	}
 	for i, r := range recs {
 		out.Manifest.Sources = append(out.Manifest.Sources, profiles.BundleSource{File: sourceName(opt, i), Target: r.Target, Complete: r.Complete})
 	}
 
-	out.Summary = summarize(rec, sc, &out.Manifest)
+	out.Summary = summarize(rec, sc, &out.Manifest, opt.Strict)
 
 	add := func(file string, data []byte, err error) error {
 		if err != nil {

@@ -48,45 +48,59 @@ func parserOrSkip(t *testing.T) CheckAppArmor {
 	return check
 }
 
+// TestGolden compares every bundle with testdata/golden/NAME, and with --strict with
+// testdata/golden/strict/NAME, whose profiles are those of before generalisation.
 func TestGolden(t *testing.T) {
 	check := parserOrSkip(t)
-	for _, name := range recordingNames {
-		t.Run(name, func(t *testing.T) {
-			b, err := Generate([]*profiles.Recording{loadRec(t, name)}, testOptions(name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Every bundle compiles with libseccomp and passes apparmor_parser.
-			notes, err := Validate(b, check)
-			if err != nil || len(notes) > 0 {
-				t.Fatalf("validation: %v %v", err, notes)
-			}
+	for _, strict := range []bool{false, true} {
+		for _, name := range recordingNames {
 			dir := filepath.Join("../testdata/golden", name)
-			if *update {
-				if err := os.RemoveAll(dir); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := Write(dir, b, check); err != nil {
-					t.Fatal(err)
-				}
+			if strict {
+				dir = filepath.Join("../testdata/golden/strict", name)
 			}
-			entries, err := os.ReadDir(dir)
-			if err != nil {
-				t.Fatalf("%v (run go test ./generate -update)", err)
-			}
-			if len(entries) != len(b.Files) {
-				t.Errorf("golden has %d files, generator %d", len(entries), len(b.Files))
-			}
-			for file, got := range b.Files {
-				want, err := os.ReadFile(filepath.Join(dir, file))
-				if err != nil {
-					t.Fatalf("%v (run go test ./generate -update)", err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("%s differs from golden (run go test ./generate -update and review the diff):\n%s", file, got)
-				}
-			}
-		})
+			t.Run(strings.TrimPrefix(dir, "../testdata/golden/"), func(t *testing.T) {
+				opt := testOptions(name)
+				opt.Strict = strict
+				golden(t, check, dir, loadRec(t, name), opt)
+			})
+		}
+	}
+}
+
+func golden(t *testing.T, check CheckAppArmor, dir string, rec *profiles.Recording, opt Options) {
+	t.Helper()
+	b, err := Generate([]*profiles.Recording{rec}, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every bundle compiles with libseccomp and passes apparmor_parser.
+	notes, err := Validate(b, check)
+	if err != nil || len(notes) > 0 {
+		t.Fatalf("validation: %v %v", err, notes)
+	}
+	if *update {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Write(dir, b, check); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatalf("%v (run go test ./generate -update)", err)
+	}
+	if len(entries) != len(b.Files) {
+		t.Errorf("golden has %d files, generator %d", len(entries), len(b.Files))
+	}
+	for file, got := range b.Files {
+		want, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
+			t.Fatalf("%v (run go test ./generate -update)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s differs from golden (run go test ./generate -update and review the diff):\n%s", file, got)
+		}
 	}
 }
 
@@ -117,9 +131,9 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-// Every syscall the profile allows was recorded (clone stands in for a recorded
-// clone3, which is answered ENOSYS; signal return is allowed regardless), and every
-// capability added was granted.
+// Every syscall the profile allows was recorded or is listed in bundle.json's
+// generalised (clone stands in for a recorded clone3, which is answered ENOSYS; signal
+// return is allowed regardless), and every capability added was granted.
 func TestMinimal(t *testing.T) {
 	for _, name := range recordingNames {
 		r := loadRec(t, name)
@@ -133,13 +147,19 @@ func TestMinimal(t *testing.T) {
 				recorded[n] = true
 			}
 		}
+		generalised := map[string]bool{}
+		for _, g := range b.Manifest.Generalised {
+			if g.Kind == profiles.GeneralisedSyscall {
+				generalised[g.Added] = true
+			}
+		}
 		for _, rule := range b.Seccomp.Syscalls {
 			if rule.Action != "SCMP_ACT_ALLOW" {
 				continue
 			}
 			for _, n := range rule.Names {
-				if !recorded[n] && !(n == "clone" && recorded["clone3"]) && !slices.Contains(signalReturn, n) {
-					t.Errorf("%s: %s allowed but not recorded", name, n)
+				if !recorded[n] && !generalised[n] && !(n == "clone" && recorded["clone3"]) && !slices.Contains(signalReturn, n) {
+					t.Errorf("%s: %s allowed but neither recorded nor listed as generalised", name, n)
 				}
 			}
 		}

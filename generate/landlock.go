@@ -79,10 +79,6 @@ var (
 	}
 )
 
-// createKinds make the path they name: it may not exist when enforcement starts.
-var createKinds = []string{profiles.AccessCreate, profiles.AccessMkdir, profiles.AccessSymlink,
-	profiles.AccessMknod, profiles.AccessBind, profiles.AccessRenameTo, profiles.AccessLinkTo}
-
 // referKinds reparent a name when their directories differ.
 var referKinds = []string{profiles.AccessRenameFrom, profiles.AccessRenameTo, profiles.AccessLinkFrom, profiles.AccessLinkTo}
 
@@ -189,6 +185,9 @@ func PlanLandlock(files []profiles.FileRule, execs []string, sockets []profiles.
 	// referDirs maps each directory holding a renamed or linked name to the rules
 	// naming it.
 	referDirs := map[string][]string{}
+	// referParents are the directories the renamed or linked names are in, as the
+	// patterns say: globs anchored on one directory may still name several.
+	referParents := map[string]bool{}
 	createdWritten := map[string]bool{}
 	denied := []string{}
 	for _, r := range rules {
@@ -219,6 +218,7 @@ func PlanLandlock(files []profiles.FileRule, execs []string, sockets []profiles.
 			grantOnDir(r.anchor, own|parent, pat, why)
 			if r.refer {
 				referDirs[r.anchor] = append(referDirs[r.anchor], pat)
+				referParents[path.Dir(strings.TrimSuffix(pat, "/"))] = true
 			}
 			continue
 		}
@@ -226,6 +226,7 @@ func PlanLandlock(files []profiles.FileRule, execs []string, sockets []profiles.
 		grantOnDir(parentDir, parent, pat, whyName)
 		if r.refer {
 			referDirs[parentDir] = append(referDirs[parentDir], pat)
+			referParents[parentDir] = true
 		}
 		switch {
 		case r.dir:
@@ -264,7 +265,7 @@ func PlanLandlock(files []profiles.FileRule, execs []string, sockets []profiles.
 	// A rename or link within one directory needs no refer; across directories the
 	// kernel checks it on both. Recordings do not pair the two names of one rename,
 	// so every directory involved gets it as soon as there is more than one.
-	if len(referDirs) > 1 {
+	if len(referParents) > 1 {
 		for d, pats := range referDirs {
 			for _, pat := range pats {
 				grantOnDir(d, ll.AccessFSRefer, pat, whyRefer)
@@ -274,24 +275,6 @@ func PlanLandlock(files []profiles.FileRule, execs []string, sockets []profiles.
 
 	plan := profiles.LandlockPlan{Paths: b.rules(), TCP: tcpPlan(sockets, net), NotEnforced: notEnforced(files, net), Denied: denied}
 	return plan, nil
-}
-
-// holdsSensitive reports whether dir is a sensitive path or has one beneath it: a
-// right on it would reach that path. A home directory (/home/NAME) may hold .ssh
-// and .gnupg.
-func holdsSensitive(dir string) bool {
-	if dir == "/" || dir == "/home" || sensitive(dir) || sensitive(dir+"/") {
-		return true
-	}
-	if rest, ok := strings.CutPrefix(dir, "/home/"); ok && !strings.Contains(rest, "/") {
-		return true
-	}
-	for _, p := range sensitivePrefixes {
-		if strings.HasPrefix(p, dir+"/") {
-			return true
-		}
-	}
-	return false
 }
 
 // planBuilder merges grants per path.

@@ -1,8 +1,12 @@
 package generate
 
 import (
+	"bufio"
 	"fmt"
+	"os"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tailor-sec/tailor/profiles"
@@ -23,6 +27,8 @@ func TestGeneralizePath(t *testing.T) {
 		{"/tmp/session-123e4567-e89b-12d3-a456-426614174000.sock", "/tmp/session-*.sock"},
 		{"/srv/app/config[prod].yaml", `/srv/app/config\[prod\].yaml`},
 		{"/srv/a*b?{c}", `/srv/a\*b\?\{c\}`},
+		{"/tmp/a*.1234567890", `/tmp/a\*.*`}, // an escaped * is no glob to collapse with
+		{"/tmp/x-123e4567-e89b-12d3-a456-426614174000-1234567", "/tmp/x-*"},
 		{"/srv/My Files/read me.txt", "/srv/My Files/read me.txt"},
 		// Sensitive paths are never widened.
 		{"/etc/shadow", "/etc/shadow"},
@@ -32,6 +38,38 @@ func TestGeneralizePath(t *testing.T) {
 		{"/home/u/.ssh/id_ed25519", "/home/u/.ssh/id_ed25519"},
 		{"/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_ed25519_key"},
 		{"/etc/sudoers.d/90-cloud", "/etc/sudoers.d/90-cloud"},
+		{"/root/data/temp-1234.rdb", "/root/data/temp-1234.rdb"},
+		// Temporary names: a tmp/temp word with a pid, counter or random run.
+		{"/var/lib/redis/temp-1234.rdb", "/var/lib/redis/temp-*.rdb"},
+		{"/var/lib/redis/temp-rewriteaof-bg-88.aof", "/var/lib/redis/temp-rewriteaof-bg-*.aof"},
+		{"/repo/.git/objects/ab/tmp_obj_a1B2c3", "/repo/.git/objects/ab/tmp_obj_*"},
+		{"/pg/base/pgsql_tmp/pgsql_tmp1234.5", "/pg/base/pgsql_tmp/pgsql_tmp*"},
+		{"/pg/base/pgsql_tmp/pgsql_tmp1234.0.fileset", "/pg/base/pgsql_tmp/pgsql_tmp*.fileset"},
+		{"/tmp/tmp.Ab3dE5fG7h", "/tmp/tmp.*"},
+		{"/tmp/tmpk3j4x8q1", "/tmp/tmp*"},
+		{"/tmp/tmpk3j4_8xz", "/tmp/tmp*"},
+		{"/tmp/tmpab_cdefg.json", "/tmp/tmp*.json"},
+		// Long numbers after a separator: pids and random numbers.
+		{"/dev/shm/PostgreSQL.1804289383", "/dev/shm/PostgreSQL.*"},
+		{"/tmp/tailor-bin-3295284487/tailor", "/tmp/tailor-bin-*/tailor"},
+		// Ordinary names stay literal: versions, architectures, encodings, words.
+		{"/etc/nginx/nginx.conf", "/etc/nginx/nginx.conf"},
+		{"/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"},
+		{"/usr/lib/x86_64-linux-gnu/libssl.so.3", "/usr/lib/x86_64-linux-gnu/libssl.so.3"},
+		{"/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30"},
+		{"/usr/lib/x86_64-linux-gnu/libabsl_base.so.20220623", "/usr/lib/x86_64-linux-gnu/libabsl_base.so.20220623"},
+		{"/usr/lib/x86_64-linux-gnu/gconv/CSN_369103.so", "/usr/lib/x86_64-linux-gnu/gconv/CSN_369103.so"},
+		{"/usr/bin/python3.11", "/usr/bin/python3.11"},
+		{"/usr/share/nginx/html/index.html", "/usr/share/nginx/html/index.html"},
+		{"/usr/share/i18n/charmaps/UTF-8.gz", "/usr/share/i18n/charmaps/UTF-8.gz"},
+		{"/usr/share/terminfo/x/xterm-256color", "/usr/share/terminfo/x/xterm-256color"},
+		{"/usr/lib/python3.11/tempfile.py", "/usr/lib/python3.11/tempfile.py"},
+		{"/usr/lib/python3.11/__pycache__/tempfile.cpython-311.pyc", "/usr/lib/python3.11/__pycache__/tempfile.cpython-311.pyc"},
+		{"/usr/share/perl5/File/Temp.pm", "/usr/share/perl5/File/Temp.pm"},
+		{"/etc/tmpfiles.d", "/etc/tmpfiles.d"},
+		{"/usr/share/templates/a.html", "/usr/share/templates/a.html"},
+		{"/var/lib/dpkg/info/bash.md5sums", "/var/lib/dpkg/info/bash.md5sums"},
+		{"/tmp/sortXyZ12a", "/tmp/sortXyZ12a"}, // random, but only a created name says so
 	} {
 		if got := GeneralizePath(tc.in); got != tc.want {
 			t.Errorf("GeneralizePath(%q) = %q, want %q", tc.in, got, tc.want)
@@ -59,24 +97,25 @@ func files(dir string, n int, access ...string) []profiles.FileAccess {
 	return out
 }
 
-func TestGeneralizeFilesSiblings(t *testing.T) {
-	in := files("/srv/static", SiblingThreshold-1, profiles.AccessRead)
-	if got := GeneralizeFiles(in); len(got) != SiblingThreshold-1 {
+// --strict keeps the rule from before generalisation: 8 files of any access.
+func TestGeneralizeFilesSiblingsStrict(t *testing.T) {
+	in := files("/srv/static", strictSiblingThreshold-1, profiles.AccessRead)
+	if got, _ := GeneralizeFiles(in, true); len(got) != strictSiblingThreshold-1 {
 		t.Errorf("below the threshold: %d rules, want one per file", len(got))
 	}
-	in = append(files("/srv/static", SiblingThreshold, profiles.AccessRead),
+	in = append(files("/srv/static", strictSiblingThreshold, profiles.AccessRead),
 		profiles.FileAccess{Path: "/srv/static/f00", Access: []string{profiles.AccessWrite}},
 		profiles.FileAccess{Path: "/srv/static", Access: []string{profiles.AccessList}, Dir: true})
 	want := []profiles.FileRule{
 		{Pattern: "/srv/static/", Access: []string{profiles.AccessList}},
 		{Pattern: "/srv/static/*", Access: []string{profiles.AccessRead, profiles.AccessWrite}},
 	}
-	if got := GeneralizeFiles(in); !reflect.DeepEqual(got, want) {
+	if got, _ := GeneralizeFiles(in, true); !reflect.DeepEqual(got, want) {
 		t.Errorf("at the threshold: %+v, want %+v", got, want)
 	}
 	// A sensitive directory keeps every file on its own, however many.
-	in = files("/etc/ssl/private", SiblingThreshold+2, profiles.AccessRead)
-	if got := GeneralizeFiles(in); len(got) != SiblingThreshold+2 {
+	in = files("/etc/ssl/private", strictSiblingThreshold+2, profiles.AccessRead)
+	if got, _ := GeneralizeFiles(in, true); len(got) != strictSiblingThreshold+2 {
 		t.Errorf("sensitive directory widened: %+v", got)
 	}
 }
@@ -125,5 +164,148 @@ func TestKnownAccessIsAccessKinds(t *testing.T) {
 		if apparmorPerms([]string{k}) == "" && k != profiles.AccessLinkFrom {
 			t.Errorf("%s renders to no AppArmor permission", k)
 		}
+	}
+}
+
+// The names of a real Debian system that hold a digit or a tmp/temp word: the rules
+// that look at a name alone (temporary names, long numbers) must leave every one as
+// it was before generalisation.
+func TestDebianNamesStayLiteral(t *testing.T) {
+	f, err := os.Open("../testdata/debian-paths.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		p := sc.Text()
+		if strings.HasPrefix(p, "#") || p == "" {
+			continue
+		}
+		n++
+		want, _ := pathGeneralizer{strict: true}.path(p, nameContext{})
+		got, rules := pathGeneralizer{}.path(p, nameContext{})
+		if got != want {
+			t.Errorf("%s widened to %s by %v", p, got, rules)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n < 2000 {
+		t.Fatalf("only %d names read", n)
+	}
+}
+
+func TestGeneralizeFiles(t *testing.T) {
+	read, write, create := profiles.AccessRead, profiles.AccessWrite, profiles.AccessCreate
+	fa := func(p string, kinds ...string) profiles.FileAccess {
+		return profiles.FileAccess{Path: p, Access: kinds}
+	}
+	rule := func(p string, kinds ...string) profiles.FileRule { return profiles.FileRule{Pattern: p, Access: kinds} }
+	for _, tc := range []struct {
+		name string
+		in   []profiles.FileAccess
+		want []profiles.FileRule // besides the pseudo-devices
+	}{
+		{"a single file stays", []profiles.FileAccess{fa("/srv/www/index.html", read)},
+			[]profiles.FileRule{rule("/srv/www/index.html", read)}},
+		{"below the content threshold", files("/srv/www", ContentDirThreshold-1, read),
+			[]profiles.FileRule{rule("/srv/www/f00", read), rule("/srv/www/f01", read), rule("/srv/www/f02", read)}},
+		{"a content directory", files("/srv/www", ContentDirThreshold, read),
+			[]profiles.FileRule{rule("/srv/www/*", read)}},
+		{"a content directory widens reads only", append(files("/srv/www", ContentDirThreshold, read), fa("/srv/www/f00", write)),
+			[]profiles.FileRule{rule("/srv/www/*", read), rule("/srv/www/f00", write)}},
+		{"libraries keep their mmap", files("/usr/lib/x86_64-linux-gnu", 5, profiles.AccessMmapExec, read),
+			[]profiles.FileRule{rule("/usr/lib/x86_64-linux-gnu/*", profiles.AccessMmapExec, read)}},
+		{"written files are no content", files("/srv/out", 6, create, write),
+			[]profiles.FileRule{rule("/srv/out/f00", create, write), rule("/srv/out/f01", create, write), rule("/srv/out/f02", create, write),
+				rule("/srv/out/f03", create, write), rule("/srv/out/f04", create, write), rule("/srv/out/f05", create, write)}},
+		{"configuration is no content", files("/etc/nginx/conf.d", 5, read),
+			[]profiles.FileRule{rule("/etc/nginx/conf.d/f00", read), rule("/etc/nginx/conf.d/f01", read), rule("/etc/nginx/conf.d/f02", read),
+				rule("/etc/nginx/conf.d/f03", read), rule("/etc/nginx/conf.d/f04", read)}},
+		{"a directory holding a sensitive path is no content", files("/var/lib", 4, read),
+			[]profiles.FileRule{rule("/var/lib/f00", read), rule("/var/lib/f01", read), rule("/var/lib/f02", read), rule("/var/lib/f03", read)}},
+		{"a home directory is no content", files("/home/u", 4, read),
+			[]profiles.FileRule{rule("/home/u/f00", read), rule("/home/u/f01", read), rule("/home/u/f02", read), rule("/home/u/f03", read)}},
+		{"a directory in a home directory is", files("/home/u/site", 4, read),
+			[]profiles.FileRule{rule("/home/u/site/*", read)}},
+		{"a sensitive directory is no content", files("/home/u/.ssh", 5, read),
+			[]profiles.FileRule{rule("/home/u/.ssh/f00", read), rule("/home/u/.ssh/f01", read), rule("/home/u/.ssh/f02", read),
+				rule("/home/u/.ssh/f03", read), rule("/home/u/.ssh/f04", read)}},
+		{"pseudo file systems are no content", files("/proc/self", 4, read),
+			[]profiles.FileRule{rule("/proc/self/f00", read), rule("/proc/self/f01", read), rule("/proc/self/f02", read), rule("/proc/self/f03", read)}},
+		{"a created mkstemp name", []profiles.FileAccess{fa("/tmp/sortXyZ12a", create, read, write)},
+			[]profiles.FileRule{rule("/tmp/sort*", create, read, write)}},
+		{"a read mkstemp-like name stays", []profiles.FileAccess{fa("/srv/data/sortXyZ12a", read)},
+			[]profiles.FileRule{rule("/srv/data/sortXyZ12a", read)}},
+		{"a created random suffix", []profiles.FileAccess{fa("/var/cache/app/blob.Xq3k9Z", create, write)},
+			[]profiles.FileRule{rule("/var/cache/app/blob.*", create, write)}},
+		{"one created counter stays", []profiles.FileAccess{fa("/srv/out/result-1.txt", create, write)},
+			[]profiles.FileRule{rule("/srv/out/result-1.txt", create, write)}},
+		{"created counters that change", []profiles.FileAccess{fa("/srv/out/result-1.txt", create, write), fa("/srv/out/result-2.txt", create, write), fa("/srv/out/summary.txt", create, write)},
+			[]profiles.FileRule{rule("/srv/out/result-*.txt", create, write), rule("/srv/out/summary.txt", create, write)}},
+		{"redis multi-part AOF", []profiles.FileAccess{fa("/data/appendonly.aof.1.incr.aof", create, write), fa("/data/appendonly.aof.2.incr.aof", create, write)},
+			[]profiles.FileRule{rule("/data/appendonly.aof.*.incr.aof", create, write)}},
+		{"beneath a created random directory", []profiles.FileAccess{
+			{Path: "/tmp/work_Xa12bc", Access: []string{profiles.AccessMkdir}, Dir: true}, fa("/tmp/work_Xa12bc/out.txt", create, write), fa("/tmp/work_Xa12bc/in.txt", read)},
+			[]profiles.FileRule{rule("/tmp/work_*/", profiles.AccessMkdir), rule("/tmp/work_*/in.txt", read), rule("/tmp/work_*/out.txt", create, write)}},
+		{"read counters stay", []profiles.FileAccess{fa("/srv/in/part-1.csv", read), fa("/srv/in/part-2.csv", read)},
+			[]profiles.FileRule{rule("/srv/in/part-1.csv", read), rule("/srv/in/part-2.csv", read)}},
+		{"a sensitive created name stays", []profiles.FileAccess{fa("/root/.cache/sortXyZ12a", create, write), fa("/etc/ssh/tmp_obj_a1B2c3", create)},
+			[]profiles.FileRule{rule("/etc/ssh/tmp_obj_a1B2c3", create), rule("/root/.cache/sortXyZ12a", create, write)}},
+		{"the target's pid in a name", []profiles.FileAccess{fa("/proc/23260/smaps", read), fa("/data/dump-23260.rdb", create, write)},
+			[]profiles.FileRule{rule("/data/dump-*.rdb", create, write), rule("/proc/@{pid}/smaps", read)}},
+		{"another number stays", []profiles.FileAccess{fa("/proc/23260/smaps", read), fa("/data/dump-23261.rdb", create, write)},
+			[]profiles.FileRule{rule("/data/dump-23261.rdb", create, write), rule("/proc/@{pid}/smaps", read)}},
+		{"access kinds are carried through", []profiles.FileAccess{fa("/srv/out/a.txt", profiles.AccessDelete, profiles.AccessRenameFrom), fa("/srv/out/b.txt", profiles.AccessRenameTo)},
+			[]profiles.FileRule{rule("/srv/out/a.txt", profiles.AccessDelete, profiles.AccessRenameFrom), rule("/srv/out/b.txt", profiles.AccessRenameTo)}},
+		{"a recorded pseudo-device keeps its access", []profiles.FileAccess{fa("/dev/urandom", read, write)},
+			[]profiles.FileRule{rule("/dev/urandom", read, write)}},
+		{"the terminal is no pseudo-device", []profiles.FileAccess{fa("/dev/tty", read, write)},
+			[]profiles.FileRule{rule("/dev/tty", read, write)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, gens := GeneralizeFiles(tc.in, false)
+			want := slices.Clone(tc.want)
+			for _, d := range pseudoDevices {
+				if !slices.ContainsFunc(want, func(r profiles.FileRule) bool { return r.Pattern == d.Pattern }) {
+					want = append(want, d)
+				}
+			}
+			slices.SortFunc(want, func(a, b profiles.FileRule) int { return strings.Compare(a.Pattern, b.Pattern) })
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %v\nwant %v", got, want)
+			}
+			// Every rule that is not a recorded path says why.
+			for _, r := range got {
+				if slices.ContainsFunc(tc.in, func(f profiles.FileAccess) bool { return escapeGlob(f.Path) == r.Pattern }) {
+					continue
+				}
+				i := slices.IndexFunc(gens, func(g profiles.Generalisation) bool { return g.Added == r.Pattern })
+				if i < 0 {
+					t.Errorf("%s is not listed as generalised", r.Pattern)
+				} else if gens[i].Rule == "" || gens[i].Reason == "" || gens[i].Kind != profiles.GeneralisedPath {
+					t.Errorf("incomplete generalisation %+v", gens[i])
+				}
+			}
+		})
+	}
+}
+
+// --strict adds no pseudo-device and keeps temporary and created names literal.
+func TestGeneralizeFilesStrict(t *testing.T) {
+	in := []profiles.FileAccess{
+		{Path: "/tmp/sortXyZ12a", Access: []string{profiles.AccessCreate}},
+		{Path: "/var/lib/redis/temp-1234.rdb", Access: []string{profiles.AccessCreate}},
+	}
+	got, gens := GeneralizeFiles(in, true)
+	want := []profiles.FileRule{
+		{Pattern: "/tmp/sortXyZ12a", Access: []string{profiles.AccessCreate}},
+		{Pattern: "/var/lib/redis/temp-1234.rdb", Access: []string{profiles.AccessCreate}},
+	}
+	if !reflect.DeepEqual(got, want) || len(gens) != 0 {
+		t.Errorf("--strict: %v %v", got, gens)
 	}
 }

@@ -2,6 +2,7 @@ package generate
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -59,6 +60,8 @@ type seccompPlan struct {
 	argFiltered []string
 	// enosys names the syscalls answered with ENOSYS.
 	enosys []string
+	// generalised are the syscalls the families and the baseline added.
+	generalised []profiles.Generalisation
 }
 
 // buildSeccomp turns the merged recording into a Docker/OCI seccomp profile. The
@@ -82,6 +85,14 @@ func buildSeccomp(rec *profiles.Recording, opt Options) (*seccompPlan, []string,
 	slices.Sort(archs)
 
 	plan := &seccompPlan{}
+	if !opt.Strict {
+		// Generalised names join the union before the argument filters, so they are
+		// filtered like recorded ones; they get their own allow rule below.
+		plan.generalised = generaliseSyscalls(maps.Clone(union), archs)
+		for _, g := range plan.generalised {
+			union[g.Added] = true
+		}
+	}
 	var rules []*profiles.SeccompSyscall
 	plain := map[string]bool{}
 	for n := range union {
@@ -148,10 +159,24 @@ func buildSeccomp(rec *profiles.Recording, opt Options) (*seccompPlan, []string,
 		enosys[n] = true
 	}
 	allow := sortedKeys(plain)
+	var ownPlain, genPlain []string
+	for _, n := range allow {
+		if slices.ContainsFunc(plan.generalised, func(g profiles.Generalisation) bool { return g.Added == n }) {
+			genPlain = append(genPlain, n)
+		} else {
+			ownPlain = append(ownPlain, n)
+		}
+	}
 	head := []*profiles.SeccompSyscall{{
-		LinuxSyscall: specs.LinuxSyscall{Names: allow, Action: specs.ActAllow},
+		LinuxSyscall: specs.LinuxSyscall{Names: nonNil(ownPlain), Action: specs.ActAllow},
 		Comment:      "recorded syscalls",
 	}}
+	if len(genPlain) > 0 {
+		head = append(head, &profiles.SeccompSyscall{
+			LinuxSyscall: specs.LinuxSyscall{Names: genPlain, Action: specs.ActAllow},
+			Comment:      "generalised: families of the recorded syscalls and the baseline every profile allows (bundle.json \"generalised\" says why each)",
+		})
+	}
 	if sig := signalReturnNames(union, archs); len(sig) > 0 {
 		head = append(head, &profiles.SeccompSyscall{
 			LinuxSyscall: specs.LinuxSyscall{Names: sig, Action: specs.ActAllow},
@@ -235,18 +260,8 @@ func socketRules(rec *profiles.Recording) ([]*profiles.SeccompSyscall, []string)
 func signalReturnNames(recorded map[string]bool, archs []specs.Arch) []string {
 	var names []string
 	for _, n := range signalReturn {
-		if recorded[n] || !knownToLibseccomp(n, archs) {
-			continue
-		}
-		for _, a := range archs {
-			sa, err := profiles.ScmpArch(string(a))
-			if err != nil {
-				continue
-			}
-			if real, err := profiles.SyscallOnArch(n, sa); err == nil && real {
-				names = append(names, n)
-				break
-			}
+		if !recorded[n] && realOnSome(n, archs) {
+			names = append(names, n)
 		}
 	}
 	return names

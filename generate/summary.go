@@ -44,6 +44,14 @@ type Summary struct {
 	TCP           string   `json:"tcp"`
 	NotEnforced   []string `json:"notEnforced"`
 	Denied        []string `json:"denied"`
+	// Strict is true for generate --strict (no generalisation).
+	Strict bool `json:"strict"`
+	// GeneralisedSyscalls are the syscalls allowed by a family or the baseline rather
+	// than recorded, each with its rule ("dup3 (family dup)").
+	GeneralisedSyscalls []string `json:"generalisedSyscalls"`
+	// GeneralisedPaths are the file rules wider than the recorded paths, each with
+	// its rules ("/srv/www/* (content directory)").
+	GeneralisedPaths []string `json:"generalisedPaths"`
 }
 
 // ArchSummary compares one architecture's allowed syscalls with Docker's default.
@@ -57,8 +65,9 @@ type ArchSummary struct {
 	DockerDefault int `json:"dockerDefault"`
 }
 
-func summarize(rec *profiles.Recording, sc *seccompPlan, m *profiles.Bundle) Summary {
+func summarize(rec *profiles.Recording, sc *seccompPlan, m *profiles.Bundle, strict bool) Summary {
 	s := Summary{
+		Strict:             strict,
 		Name:               m.Name,
 		ArgFiltered:        nonNil(sc.argFiltered),
 		ENOSYS:             nonNil(sc.enosys),
@@ -81,6 +90,15 @@ func summarize(rec *profiles.Recording, sc *seccompPlan, m *profiles.Bundle) Sum
 	}
 	for _, p := range ports(append(slices.Clone(m.Network.Binds), m.Network.Listens...)) {
 		s.Ports = append(s.Ports, fmt.Sprintf("%s %d", p.Family, p.Port))
+	}
+	s.GeneralisedSyscalls, s.GeneralisedPaths = []string{}, []string{}
+	for _, g := range m.Generalised {
+		item := fmt.Sprintf("%s (%s)", g.Added, g.Rule)
+		if g.Kind == profiles.GeneralisedSyscall {
+			s.GeneralisedSyscalls = append(s.GeneralisedSyscalls, item)
+		} else {
+			s.GeneralisedPaths = append(s.GeneralisedPaths, item)
+		}
 	}
 	for _, a := range m.Syscalls {
 		s.Archs = append(s.Archs, ArchSummary{Arch: a.Arch, Allowed: len(a.Names), DockerDefault: dockerDefaultCount(rec.Host.Machine, a.Arch)})
@@ -140,6 +158,11 @@ func (s Summary) Text() string {
 	fmt.Fprintf(&b, "capabilities: %d added after dropping all, Docker default keeps %d (%s): %s\n",
 		len(s.Capabilities), s.DockerCapabilities, reduction(len(s.Capabilities), s.DockerCapabilities), listOrNone(s.Capabilities))
 	fmt.Fprintf(&b, "apparmor: %d file rules, %d executables\n", s.FileRules, s.Execs)
+	if s.Strict {
+		b.WriteString("generalisation: off (--strict): syscalls exactly as recorded, paths by the pid, number, id and 8-file directory rules only\n")
+	}
+	fmt.Fprintf(&b, "generalised syscalls (families of recorded ones, baseline; bundle.json says why): %s\n", listOrNone(s.GeneralisedSyscalls))
+	fmt.Fprintf(&b, "generalised file rules (wider than the recorded paths; bundle.json says why): %s\n", listOrNone(s.GeneralisedPaths))
 	fmt.Fprintf(&b, "socket families: %s\n", listOrNone(s.SocketFamilies))
 	fmt.Fprintf(&b, "network: %d peers connected to, %d sent to, %d accepted on; bound or listening: %s\n", s.Connects, s.Sends, s.Accepts, listOrNone(s.Ports))
 	fmt.Fprintf(&b, "failed attempts learned (not needs, a repeat is no anomaly): %d\n", s.Failed)

@@ -62,6 +62,36 @@ type Bundle struct {
 	// Landlock is exactly what local enforcement grants with Landlock, computed by
 	// generate from Files, Execs and Network; enforce applies it as written.
 	Landlock LandlockPlan `json:"landlock"`
+	// Generalised lists what the profiles allow beyond the recorded observations, and
+	// the rule that added it (docs/generate.md); empty for generate --strict, apart
+	// from the path rules every bundle has always generalised (pids, ids, content
+	// directories).
+	Generalised []Generalisation `json:"generalised"`
+}
+
+// Generalisation kinds.
+const (
+	GeneralisedSyscall = "syscall"
+	GeneralisedPath    = "path"
+)
+
+// Generalisation is one thing a bundle allows that no recording showed as such: a
+// syscall of a recorded one's family or of the baseline, or a file pattern wider than
+// the recorded paths it stands for.
+type Generalisation struct {
+	// Kind is GeneralisedSyscall or GeneralisedPath.
+	Kind string `json:"kind"`
+	// Added is the syscall name or the file pattern.
+	Added string `json:"added"`
+	// Access are the access kinds a path generalisation grants.
+	Access []string `json:"access,omitempty"`
+	// From are the recorded syscalls or paths that led to it, sorted; empty for what
+	// every profile gets (the syscall baseline, the harmless pseudo-devices).
+	From []string `json:"from,omitempty"`
+	// Rule names the generalisation rule (a row of docs/generate.md's tables).
+	Rule string `json:"rule"`
+	// Reason says why the rule adds no new kind of access.
+	Reason string `json:"reason"`
 }
 
 // BundleSource is one recording a bundle was generated from.

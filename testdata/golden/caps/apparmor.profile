@@ -23,6 +23,11 @@ profile tailor-netcheck flags=(attach_disconnected,mediate_deleted) {
   ptrace (trace,read,tracedby,readby) peer=tailor-netcheck,
 
   # files opened and path operations, generalised (docs/generate.md)
+  /dev/full rw,
+  /dev/null rw,
+  /dev/random r,
+  /dev/urandom r,
+  /dev/zero rw,
   /etc/hosts r,
   /etc/ld.so.cache r,
   /lib/x86_64-linux-gnu/libc.so.6 rm,

@@ -17,6 +17,11 @@ profile tailor-probe32 flags=(attach_disconnected,mediate_deleted) {
   ptrace (trace,read,tracedby,readby) peer=tailor-probe32,
 
   # files opened and path operations, generalised (docs/generate.md)
+  /dev/full rw,
+  /dev/null rw,
+  /dev/random r,
+  /dev/urandom r,
+  /dev/zero rw,
   /etc/hosts r,
   /etc/resolv.conf r,
   /opt/legacy/bin/probe32 rix,

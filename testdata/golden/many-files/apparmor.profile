@@ -18,7 +18,12 @@ profile tailor-appserver flags=(attach_disconnected,mediate_deleted) {
   ptrace (trace,read,tracedby,readby) peer=tailor-appserver,
 
   # files opened and path operations, generalised (docs/generate.md)
+  /dev/full rw,
+  /dev/null rw,
   /dev/pts/* rw,
+  /dev/random r,
+  /dev/urandom r,
+  /dev/zero rw,
   /etc/shadow r,
   /etc/ssl/private/key00.pem r,
   /etc/ssl/private/key01.pem r,

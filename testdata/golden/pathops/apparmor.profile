@@ -24,6 +24,11 @@ profile tailor-build.sh flags=(attach_disconnected,mediate_deleted) {
 
   # files opened and path operations, generalised (docs/generate.md)
   /bin/dash rix,
+  /dev/full rw,
+  /dev/null rw,
+  /dev/random r,
+  /dev/urandom r,
+  /dev/zero rw,
   /etc/app.conf w,
   /lib/x86_64-linux-gnu/libc.so.6 rm,
   /run/app.sock w,
