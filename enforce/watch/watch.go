@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +82,25 @@ type target struct {
 	// refusedElsewhere counts refusals the profile's rules grant: file permissions
 	// or another security module refused them, not the profile.
 	refusedElsewhere uint64
+	// failed are the bundle's learned failed attempts: the same failure again is
+	// the program's own behaviour.
+	failed []failedRule
+	// peers are the learned connect and send destinations, unix paths as globs.
+	peers []peerRule
+}
+
+type failedRule struct {
+	re     *regexp.Regexp
+	access []string
+	errno  string
+}
+
+type peerRule struct {
+	kind   int // bpf.NetConnect, bpf.NetSend, or -1 for a failed connect
+	family string
+	addr   *regexp.Regexp
+	port   uint16
+	errno  string
 }
 
 // New returns a Watcher; the tracer is loaded by the first Watch.
@@ -259,6 +279,30 @@ func compile(p *enforce.Policy) (*target, bpf.WatchPolicy, error) {
 		return nil, wp, fmt.Errorf("%w: bundle %s: %v", fail.ErrRefused, p.Dir, err)
 	}
 	tg.rules = rules
+	for _, f := range p.Bundle.Failed {
+		re, err := globToRegexp(f.Pattern)
+		if err != nil {
+			return nil, wp, fmt.Errorf("%w: bundle %s: failed attempt: %v", fail.ErrRefused, p.Dir, err)
+		}
+		tg.failed = append(tg.failed, failedRule{re: re, access: f.Access, errno: f.Errno})
+	}
+	n := p.Bundle.Network
+	for _, l := range []struct {
+		kind  int
+		peers []profiles.Peer
+	}{{bpf.NetConnect, n.Connects}, {bpf.NetSend, n.Sends}, {-1, n.FailedConnects}} {
+		for _, pe := range l.peers {
+			glob := pe.Address
+			if pe.Family != "AF_UNIX" || !strings.HasPrefix(glob, "/") {
+				glob = escapeGlobChars(glob)
+			}
+			re, err := globToRegexp(glob)
+			if err != nil {
+				return nil, wp, fmt.Errorf("%w: bundle %s: peer %q: %v", fail.ErrRefused, p.Dir, pe.Address, err)
+			}
+			tg.peers = append(tg.peers, peerRule{kind: l.kind, family: pe.Family, addr: re, port: pe.Port, errno: pe.Errno})
+		}
+	}
 	return tg, wp, nil
 }
 
@@ -364,7 +408,11 @@ func (w *Watcher) handle(ev bpf.Event) {
 	switch e := ev.(type) {
 	case *bpf.FileEvent:
 		tg := w.target(e.Target)
-		if tg == nil || e.Runtime || e.Abstract {
+		if tg == nil || e.Runtime {
+			return
+		}
+		if e.Abstract {
+			w.abstractPeer(tg, e)
 			return
 		}
 		first, second := bpf.AccessKinds(e.Access)
@@ -378,6 +426,10 @@ func (w *Watcher) handle(ev bpf.Event) {
 		w.fileUse(tg, e, e.Path, first)
 		if e.Path2 != "" {
 			w.fileUse(tg, e, e.Path2, second)
+		}
+	case *bpf.NetEvent:
+		if tg := w.target(e.Target); tg != nil {
+			w.netUse(tg, e)
 		}
 	case *bpf.ExecEvent:
 		tg := w.target(e.Target)
@@ -464,6 +516,120 @@ func isDirOp(kinds []string, dir bool) bool {
 		slices.Contains(kinds, profiles.AccessList)
 }
 
+// learnedFailure reports whether the bundle learned this failure: the same path
+// pattern, errno and access kinds.
+func (tg *target) learnedFailure(path string, kinds []string, errno string) bool {
+	for _, f := range tg.failed {
+		if f.errno == errno && f.re.MatchString(path) && !slices.ContainsFunc(kinds, func(k string) bool { return !slices.Contains(f.access, k) }) {
+			return true
+		}
+	}
+	return false
+}
+
+// knownPeer reports whether a connect or send to (family, address, port) was learned;
+// errno "" for one that succeeded (or is in progress).
+func (tg *target) knownPeer(kind int, family, addr string, port uint16, errno string) bool {
+	for _, p := range tg.peers {
+		if p.family != family || !p.addr.MatchString(addr) || (p.port != 0 && p.port != port) {
+			continue
+		}
+		switch {
+		case errno == "" && (p.kind == kind || (kind == bpf.NetSend && p.kind == bpf.NetConnect)):
+			return true
+		case errno != "" && (p.kind == -1 && p.errno == errno || p.kind == kind):
+			// A learned failure, or a peer that worked while learning and fails now
+			// for its own reasons (the server is down).
+			return true
+		}
+	}
+	return false
+}
+
+// netUse judges a new connect, send or accept: a peer outside the learned set is an
+// anomaly, blocked when the kernel refused it (Landlock's port rules), reported
+// always.
+func (w *Watcher) netUse(tg *target, e *bpf.NetEvent) {
+	u := e.Use
+	fam := profiles.FamilyName(u.Family)
+	errno := ""
+	if u.Err != 0 {
+		errno = unix.ErrnoName(unix.Errno(-u.Err))
+	}
+	var what, key string
+	switch u.Kind {
+	case bpf.NetConnect, bpf.NetSend:
+		if tg.knownPeer(u.Kind, fam, u.Addr.String(), uint16(u.Port), errno) {
+			return
+		}
+		verb := "connect to"
+		if u.Kind == bpf.NetSend {
+			verb = "datagram sent to"
+		}
+		what = fmt.Sprintf("%s %s port %d (%s)", verb, u.Addr, u.Port, fam)
+		key = fmt.Sprintf("net|%d|%s|%s|%d", u.Kind, fam, u.Addr, u.Port)
+	case bpf.NetAccept:
+		for _, ports := range [][]profiles.Port{tg.policy.Bundle.Network.Accepts, tg.policy.Bundle.Network.Listens, tg.policy.Bundle.Network.Binds} {
+			for _, p := range ports {
+				if p.Family == fam && int(p.Port) == u.Port {
+					return
+				}
+			}
+		}
+		what = fmt.Sprintf("connection accepted on port %d (%s)", u.Port, fam)
+		key = fmt.Sprintf("net|accept|%s|%d", fam, u.Port)
+	default:
+		return
+	}
+	a := w.base(tg, e.Pid, e.Comm, e.DockerExec)
+	a.Kind, a.Action = "network", "allowed"
+	a.Detail = what
+	if errno != "" {
+		a.Detail += " returned " + errno
+		if u.Err == -int32(unix.EACCES) || u.Err == -int32(unix.EPERM) {
+			a.Action = "blocked"
+		}
+	}
+	a.Rule = "bundle.json's network part has no such peer or port"
+	w.rep.observe(key, a, 1, false)
+}
+
+// abstractPeer judges a connect or send to an abstract unix socket: its name must be
+// among the learned peers.
+func (w *Watcher) abstractPeer(tg *target, e *bpf.FileEvent) {
+	if e.Access&bpf.AccConnect == 0 {
+		return
+	}
+	errno := ""
+	if e.Err != 0 {
+		errno = unix.ErrnoName(unix.Errno(-e.Err))
+	}
+	name := "@" + e.Path
+	if tg.knownPeer(bpf.NetConnect, "AF_UNIX", name, 0, errno) || tg.knownPeer(bpf.NetSend, "AF_UNIX", name, 0, errno) {
+		return
+	}
+	a := w.base(tg, e.Pid, e.Comm, e.DockerExec)
+	a.Kind, a.Action = "network", "allowed"
+	a.Detail = "connect to abstract unix socket " + name
+	if errno != "" {
+		a.Detail += " returned " + errno
+	}
+	a.Rule = "bundle.json's network part has no such peer"
+	w.rep.observe("net|abstract|"+name, a, 1, false)
+}
+
+// escapeGlobChars makes an address match only itself when read as a glob.
+func escapeGlobChars(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]{}\@`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // fileUse judges a file access that happened against the bundle's file rules: in
 // complain mode, or where the rules are only watched (a container on a host without
 // AppArmor), what the rules do not grant is reported as allowed.
@@ -512,7 +678,7 @@ func (w *Watcher) denied(tg *target, e *bpf.FileEvent, first, second []string) {
 		}
 		rule = "no file rule of apparmor.profile grants " + strings.Join(missing, ", ")
 	}
-	if len(missing) == 0 {
+	if len(missing) == 0 || tg.learnedDenial(e, first, second) {
 		// Remembered as judged, so the final reconcile does not take it for a
 		// refusal whose event was lost.
 		w.mu.Lock()
@@ -549,6 +715,16 @@ func (w *Watcher) denied(tg *target, e *bpf.FileEvent, first, second []string) {
 	tg.paths[e.Key] = key
 	w.mu.Unlock()
 	w.rep.observe(key, a, e.Count, true)
+}
+
+// learnedDenial reports whether a refusal repeats a failure learned with the same
+// errno on every name it names.
+func (tg *target) learnedDenial(e *bpf.FileEvent, first, second []string) bool {
+	errno := unix.ErrnoName(unix.Errno(-e.Err))
+	if !tg.learnedFailure(e.Path, first, errno) {
+		return false
+	}
+	return e.Path2 == "" || tg.learnedFailure(e.Path2, second, errno)
 }
 
 // reconcile takes the kernel's final counts, so repeats after the last event, and
