@@ -127,6 +127,7 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		SocketFamilies: sortedKeys(fams),
 	}
 	for i, r := range recs {
+		r.Target.Redact()
 		out.Manifest.Sources = append(out.Manifest.Sources, profiles.BundleSource{File: sourceName(opt, i), Target: r.Target, Complete: r.Complete})
 	}
 

@@ -78,7 +78,7 @@ func Validate(b *Bundle, check CheckAppArmor) ([]string, error) {
 	return nil, check(path)
 }
 
-// Write validates b and writes it to dir (created 0755 if missing), every file 0644
+// Write validates b and writes it to dir (created 0700 if missing), every file 0600
 // and atomically, bundle.json last so a bundle with a manifest is a whole one. Nothing
 // is written when validation fails. It returns Validate's notes.
 func Write(dir string, b *Bundle, check CheckAppArmor) ([]string, error) {
@@ -86,7 +86,7 @@ func Write(dir string, b *Bundle, check CheckAppArmor) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating bundle directory: %w", err)
 	}
 	names := make([]string, 0, len(b.Files))
@@ -102,7 +102,7 @@ func Write(dir string, b *Bundle, check CheckAppArmor) ([]string, error) {
 		if !ok {
 			return nil, errors.New("bundle has no " + n)
 		}
-		if err := profiles.WriteFileAtomic(filepath.Join(dir, n), data, 0o644); err != nil {
+		if err := profiles.WriteFileAtomic(filepath.Join(dir, n), data, 0o600); err != nil {
 			return nil, err
 		}
 	}

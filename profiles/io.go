@@ -66,14 +66,15 @@ func (r *Recording) Encode() ([]byte, error) {
 	return encodeJSON(r)
 }
 
-// Save normalises r and writes it to path atomically with mode 0644 (a recording holds
-// no secrets: paths, syscall names and capability names only).
+// Save normalises r and writes it to path atomically with mode 0600 whatever the
+// umask: secrets are redacted, but paths, commands and a container's configuration
+// are still nobody else's business.
 func (r *Recording) Save(path string) error {
 	data, err := r.Encode()
 	if err != nil {
 		return fmt.Errorf("encoding recording: %w", err)
 	}
-	return WriteFileAtomic(path, data, 0o644)
+	return WriteFileAtomic(path, data, 0o600)
 }
 
 // LoadRecording reads and checks a recording. Every problem is reported as one line
@@ -165,8 +166,10 @@ func checkAccess(path string, access []string) error {
 // KnownArchs are the architectures a recording may name.
 var KnownArchs = []string{ArchAARCH64, ArchARM, ArchX32, ArchX86, ArchX86_64}
 
-// Normalize sorts and deduplicates every list so equal observations encode equally.
+// Normalize sorts and deduplicates every list so equal observations encode equally,
+// and redacts secret-looking environment values of the target (RedactEnv).
 func (r *Recording) Normalize() {
+	r.Target.Redact()
 	// Syscalls: merge entries of the same arch.
 	byArch := map[string]*ArchSyscalls{}
 	for _, s := range r.Syscalls {
