@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/safeio"
 )
 
 // WatcherFactory makes the anomaly watcher for one run of tailor enforce, writing
@@ -57,7 +58,7 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 				Stderr:        os.Stderr,
 			}
 			if newWatcher != nil {
-				w, err := newWatcher(c.String("anomalies"))
+				w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))
 				if err != nil {
 					return err
 				}
@@ -90,7 +91,7 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 		Stderr:        os.Stderr,
 	}
 	if newWatcher != nil {
-		w, err := newWatcher(c.String("anomalies"))
+		w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))
 		if err != nil {
 			return err
 		}
@@ -99,6 +100,21 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return exitStatus(RunContainer(ctx, o))
+}
+
+// newAnomalyWatcher makes the watcher once the anomalies file, when given, is known to
+// be a regular file or a new one: opened for appending without following a symlink
+// (a dangling one included), created 0600, refused when it is a device, a FIFO or a
+// directory. This runs before anything starts.
+func newAnomalyWatcher(newWatcher WatcherFactory, path string) (Watcher, error) {
+	if path != "" {
+		f, err := safeio.OpenAppend(path, safeio.FileMode)
+		if err != nil {
+			return nil, fmt.Errorf("--anomalies: %w", err)
+		}
+		f.Close()
+	}
+	return newWatcher(path)
 }
 
 // exitStatus turns a target's status into tailor's exit: the error when tailor

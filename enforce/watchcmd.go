@@ -236,7 +236,7 @@ func WatchCommand(newWatcher WatcherFactory) *cli.Command {
 			if newWatcher == nil {
 				return errNoTracer
 			}
-			w, err := newWatcher(c.String("anomalies"))
+			w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))
 			if err != nil {
 				return err
 			}

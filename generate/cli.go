@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/safeio"
 	"github.com/tailor-sec/tailor/internal/version"
 	"github.com/tailor-sec/tailor/profiles"
 )
@@ -33,13 +34,16 @@ func Command() *cli.Command {
 			&cli.BoolFlag{Name: "allow-incomplete", Usage: "generate even from an incomplete recording (the profile may miss something)"},
 		},
 		Action: func(c *cli.Context) error {
-			recs, paths, err := loadRecordings(c.Args().Slice())
-			if err != nil {
-				return err
-			}
 			dir, err := filepath.Abs(c.String("output"))
 			if err != nil {
 				return fmt.Errorf("%w: output directory: %v", fail.ErrBadInput, err)
+			}
+			if err := CheckOutput(dir); err != nil {
+				return err
+			}
+			recs, paths, err := loadRecordings(c.Args().Slice())
+			if err != nil {
+				return err
 			}
 			b, err := Generate(recs, Options{
 				Name: c.String("name"), Dir: dir, NoArgs: c.Bool("no-args"),
@@ -70,6 +74,9 @@ func MergeCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "recording file to write", Required: true},
 		},
 		Action: func(c *cli.Context) error {
+			if err := safeio.CheckOutputFile(c.String("output")); err != nil {
+				return fmt.Errorf("-o: %w", err)
+			}
 			recs, _, err := loadRecordings(c.Args().Slice())
 			if err != nil {
 				return err

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/launch"
+	"github.com/tailor-sec/tailor/internal/safeio"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
@@ -66,15 +66,14 @@ type Result struct {
 }
 
 // checkOutput fails early, before anything runs, when the recording could not be
-// written at the end.
+// written at the end, or would be written onto a device, a FIFO, a directory or
+// through a symlink.
 func checkOutput(path string) error {
 	if path == "" {
 		return fmt.Errorf("%w: no output file: give -o FILE", fail.ErrBadInput)
 	}
-	dir := filepath.Dir(path)
-	st, err := os.Stat(dir)
-	if err != nil || !st.IsDir() {
-		return fmt.Errorf("%w: output directory %s does not exist", fail.ErrBadInput, dir)
+	if err := safeio.CheckOutputFile(path); err != nil {
+		return fmt.Errorf("-o: %w", err)
 	}
 	return nil
 }

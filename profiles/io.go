@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/tailor-sec/tailor/internal/fail"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/safeio"
 )
 
 // ErrBadInput marks a file that is not a usable recording or bundle. The CLI maps it
@@ -18,34 +19,10 @@ var ErrBadInput = fail.ErrBadInput
 
 // WriteFileAtomic writes data to path through a temporary file in the same directory
 // and a rename, so a reader never sees a half-written file and an interrupted write
-// leaves the old file in place.
+// leaves the old file in place. Only a regular file or a new path is written: never a
+// device, a FIFO or through a symlink (safeio.WriteFileAtomic).
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return safeio.WriteFileAtomic(path, data, mode)
 }
 
 // MarshalJSON-style helper: stable, indented JSON with a trailing newline.

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tailor-sec/tailor/internal/testpriv"
+)
+
+// runTailor runs the binary and returns its exit code and stderr, trimmed.
+func runTailor(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(tailorBin(t), args...)
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	return exitCode(err), strings.TrimSpace(stderr.String())
+}
+
+// TestOutputPathsAreSafe: as root, no output of learn, generate, merge or
+// enforce --anomalies goes onto a device, through a symlink (dangling or not, to a
+// file or to a directory) or onto a directory; each is refused with exit 2 and one
+// line before the target runs, and what the path pointed to is untouched.
+func TestOutputPathsAreSafe(t *testing.T) {
+	testpriv.RequireRoot(t)
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(p("victim"), []byte("victim\n"), 0o644))
+	must(os.Symlink(p("victim"), p("link")))
+	must(os.Symlink(p("created-by-link"), p("dangling")))
+	must(unix.Mknod(p("null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	must(os.Mkdir(p("sub"), 0o755))
+	must(os.Symlink(p("sub"), p("sublink")))
+	rec, err := os.ReadFile("../../testdata/recordings/webserver.json")
+	must(err)
+	must(os.WriteFile(p("rec.json"), rec, 0o600))
+	marker := p("target-ran")
+	target := []string{"--", "/bin/sh", "-c", "touch " + marker}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"learn", "-o", p("sub")}, target...), "is a directory"},
+		{append([]string{"learn", "-o", p("null")}, target...), "is a device"},
+		{append([]string{"learn", "-o", p("link")}, target...), "is a symbolic link"},
+		{append([]string{"learn", "-o", p("dangling")}, target...), "is a symbolic link"},
+		{[]string{"generate", "-o", p("sublink"), p("rec.json")}, "is a symbolic link"},
+		{[]string{"generate", "-o", p("victim"), p("rec.json")}, "is a regular file"},
+		{[]string{"merge", "-o", p("null"), p("rec.json")}, "is a device"},
+		{[]string{"merge", "-o", p("link"), p("rec.json")}, "is a symbolic link"},
+		{append([]string{"enforce", "--profile", p("nobundle"), "--anomalies", p("dangling")}, target...), "is a symbolic link"},
+		{append([]string{"enforce", "--profile", p("nobundle"), "--anomalies", p("link")}, target...), "is a symbolic link"},
+		{append([]string{"enforce", "--profile", p("nobundle"), "--anomalies", p("null")}, target...), "is a device"},
+	} {
+		code, msg := runTailor(t, c.args...)
+		if code != 2 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+			t.Errorf("tailor %s: exit %d, stderr %q; want exit 2 and one line with %q", strings.Join(c.args, " "), code, msg, c.want)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a target ran although its output path was refused")
+	}
+	if b, _ := os.ReadFile(p("victim")); string(b) != "victim\n" {
+		t.Errorf("symlink target changed: %q", b)
+	}
+	if _, err := os.Lstat(p("created-by-link")); err == nil {
+		t.Error("the target of a dangling symlink was created")
+	}
+	if st, err := os.Lstat(p("null")); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		t.Errorf("the device node was replaced: %v %v", st.Mode(), err)
+	}
+	if entries, _ := os.ReadDir(p("sub")); len(entries) != 0 {
+		t.Errorf("written through a symlinked directory: %v", entries)
+	}
+}
