@@ -13,6 +13,7 @@ import (
 	"github.com/moby/sys/capability"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/safeio"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
@@ -58,7 +59,7 @@ func Load(dir string, host Host) (*Policy, error) {
 	p := &Policy{Dir: dir, Bundle: *b}
 
 	scPath := filepath.Join(dir, profiles.BundleSeccompFile)
-	p.SeccompJSON, err = os.ReadFile(scPath)
+	p.SeccompJSON, err = readBundleFile(scPath)
 	if err != nil {
 		return nil, refuse("%s: %v", scPath, err)
 	}
@@ -90,8 +91,14 @@ func Load(dir string, host Host) (*Policy, error) {
 	return p, nil
 }
 
+// readBundleFile reads one file of a bundle: a regular file (a symlink to one is
+// followed) of at most safeio.MaxBundleFile bytes.
+func readBundleFile(path string) ([]byte, error) {
+	return safeio.ReadFile(path, safeio.MaxBundleFile)
+}
+
 func readManifest(path string) (*profiles.Bundle, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBundleFile(path)
 	if err != nil {
 		return nil, refuse("%s: %v", path, err)
 	}
@@ -166,7 +173,7 @@ func parseCaps(names []string) ([]capability.Cap, error) {
 // bundle.json says: local enforcement follows bundle.json, and a docker run with
 // capabilities.json must not get a different set.
 func checkCapabilitiesFile(path string, want []string) error {
-	data, err := os.ReadFile(path)
+	data, err := readBundleFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

@@ -3,10 +3,13 @@ package profiles
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/tailor-sec/tailor/internal/safeio"
 )
 
 // Policy is what a recording shows or a bundle allows, in the categories diff
@@ -84,7 +87,10 @@ func LoadPolicy(path string) (Policy, error) {
 // LoadBundle reads and checks the manifest of the bundle in dir.
 func LoadBundle(dir string) (*Bundle, error) {
 	path := filepath.Join(dir, BundleManifestFile)
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.MaxBundleFile)
+	if errors.Is(err, safeio.ErrUnsafe) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: not a bundle: %w", dir, ErrBadInput, err)
 	}

@@ -3,6 +3,7 @@ package profiles
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -23,6 +24,19 @@ var ErrBadInput = fail.ErrBadInput
 // device, a FIFO or through a symlink (safeio.WriteFileAtomic).
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	return safeio.WriteFileAtomic(path, data, mode)
+}
+
+// readInput reads an input file through safeio.ReadFile: only a regular file, never
+// more than limit bytes, so neither a FIFO nor /dev/zero can hang or exhaust tailor.
+func readInput(path string, limit int64) ([]byte, error) {
+	data, err := safeio.ReadFile(path, limit)
+	switch {
+	case errors.Is(err, safeio.ErrUnsafe):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w: %w", path, ErrBadInput, err)
+	}
+	return data, nil
 }
 
 // MarshalJSON-style helper: stable, indented JSON with a trailing newline.
@@ -54,12 +68,13 @@ func (r *Recording) Save(path string) error {
 	return WriteFileAtomic(path, data, 0o600)
 }
 
-// LoadRecording reads and checks a recording. Every problem is reported as one line
-// naming the file, wrapped around ErrBadInput.
+// LoadRecording reads and checks a recording: a regular file of at most
+// safeio.MaxRecording bytes. Every problem is reported as one line naming the file,
+// wrapped around ErrBadInput.
 func LoadRecording(path string) (*Recording, error) {
-	data, err := os.ReadFile(path)
+	data, err := readInput(path, safeio.MaxRecording)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", path, ErrBadInput, err)
+		return nil, err
 	}
 	r, err := DecodeRecording(data)
 	if err != nil {

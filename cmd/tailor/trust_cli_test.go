@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -84,5 +86,69 @@ func TestOutputPathsAreSafe(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(p("sub")); len(entries) != 0 {
 		t.Errorf("written through a symlinked directory: %v", entries)
+	}
+}
+
+// generateBundle writes the bundle of testdata's webserver recording to dir/name and
+// returns its path.
+func generateBundle(t *testing.T, dir, name string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	if code, msg := runTailor(t, "generate", "-o", out, "../../testdata/recordings/webserver.json"); code != 0 {
+		t.Fatalf("generate: exit %d: %s", code, msg)
+	}
+	return out
+}
+
+// TestInputsAreBounded: every input is read only from a regular file and up to a
+// size limit: /dev/zero and a FIFO (as a recording, a bundle.json or a seccomp.json)
+// are refused at once in one line, and so is a recording larger than 64 MiB.
+func TestInputsAreBounded(t *testing.T) {
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	if err := unix.Mkfifo(p("fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big, err := os.Create(p("big.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big.Truncate(65 << 20) // sparse: nothing is written
+	big.Close()
+	zeroBundle := generateBundle(t, dir, "zero")
+	os.Remove(filepath.Join(zeroBundle, "bundle.json"))
+	os.Symlink("/dev/zero", filepath.Join(zeroBundle, "bundle.json"))
+	fifoBundle := generateBundle(t, dir, "fifo-seccomp")
+	os.Remove(filepath.Join(fifoBundle, "seccomp.json"))
+	unix.Mkfifo(filepath.Join(fifoBundle, "seccomp.json"), 0o600)
+
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"generate", "-o", p("out"), "/dev/zero"}, 2, "/dev/zero is a device, not a regular file"},
+		{[]string{"generate", "-o", p("out"), p("fifo")}, 2, "is a FIFO, not a regular file"},
+		{[]string{"generate", "-o", p("out"), p("big.json")}, 2, "more than the 64 MiB limit"},
+		{[]string{"merge", "-o", p("m.json"), p("fifo")}, 2, "is a FIFO"},
+		{[]string{"diff", "/dev/zero", p("fifo")}, 2, "not a regular file"},
+		{[]string{"diff", zeroBundle, zeroBundle}, 2, "not a regular file"},
+		{[]string{"enforce", "--profile", zeroBundle, "--allow-partial", "--", "true"}, 9, "not a regular file"},
+		{[]string{"enforce", "--profile", fifoBundle, "--allow-partial", "--", "true"}, 9, "is a FIFO"},
+	} {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		var stderr bytes.Buffer
+		cmd := exec.CommandContext(ctx, tailorBin(t), c.args...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		cancel()
+		msg := strings.TrimSpace(stderr.String())
+		if code := exitCode(err); code != c.code || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+			t.Errorf("tailor %s: exit %d, stderr %q; want exit %d and one line with %q", strings.Join(c.args, " "), code, msg, c.code, c.want)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("tailor %s took %v to refuse", strings.Join(c.args, " "), d)
+		}
 	}
 }
