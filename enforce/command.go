@@ -30,6 +30,7 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			&cli.StringFlag{Name: "anomalies", Usage: "write anomalies (out-of-profile behaviour) to `FILE` (needs the tracer)"},
 			&cli.BoolFlag{Name: "fail-on-anomaly", Usage: "exit 7 when an anomaly was seen (needs the tracer)"},
 			&cli.BoolFlag{Name: "allow-partial", Usage: "local mode: run even where file rules cannot be enforced (no Landlock on this host)"},
+			&cli.BoolFlag{Name: "allow-incomplete", Usage: "run a bundle generated from an incomplete recording (it may deny what the target needs)"},
 			&cli.StringFlag{Name: "container", Usage: "relaunch a copy of the Docker container `NAME|ID` confined by the bundle, instead of a command"},
 			&cli.StringFlag{Name: "workload", Usage: "container mode: host shell `CMD` run in the copy's network namespace; its end stops the copy"},
 			&cli.DurationFlag{Name: "duration", Usage: "container mode: stop the copy after `D`"},
@@ -48,14 +49,15 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 				}
 			}
 			o := Options{
-				Profile:       c.String("profile"),
-				Mode:          c.String("mode"),
-				AllowPartial:  c.Bool("allow-partial"),
-				FailOnAnomaly: c.Bool("fail-on-anomaly"),
-				Argv:          c.Args().Slice(),
-				Stdin:         os.Stdin,
-				Stdout:        os.Stdout,
-				Stderr:        os.Stderr,
+				Profile:         c.String("profile"),
+				Mode:            c.String("mode"),
+				AllowPartial:    c.Bool("allow-partial"),
+				AllowIncomplete: c.Bool("allow-incomplete"),
+				FailOnAnomaly:   c.Bool("fail-on-anomaly"),
+				Argv:            c.Args().Slice(),
+				Stdin:           os.Stdin,
+				Stdout:          os.Stdout,
+				Stderr:          os.Stderr,
 			}
 			if newWatcher != nil {
 				w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))
@@ -80,15 +82,16 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 		return fmt.Errorf("%w: --allow-partial is for local mode: container mode warns instead when AppArmor is absent", fail.ErrBadInput)
 	}
 	o := ContainerOptions{
-		Profile:       c.String("profile"),
-		Mode:          c.String("mode"),
-		Container:     c.String("container"),
-		Workload:      c.String("workload"),
-		Duration:      c.Duration("duration"),
-		StopTimeout:   c.Duration("stop-timeout"),
-		FailOnAnomaly: c.Bool("fail-on-anomaly"),
-		Stdout:        os.Stdout,
-		Stderr:        os.Stderr,
+		Profile:         c.String("profile"),
+		Mode:            c.String("mode"),
+		Container:       c.String("container"),
+		Workload:        c.String("workload"),
+		Duration:        c.Duration("duration"),
+		StopTimeout:     c.Duration("stop-timeout"),
+		FailOnAnomaly:   c.Bool("fail-on-anomaly"),
+		AllowIncomplete: c.Bool("allow-incomplete"),
+		Stdout:          os.Stdout,
+		Stderr:          os.Stderr,
 	}
 	if newWatcher != nil {
 		w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))

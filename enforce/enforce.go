@@ -81,6 +81,9 @@ type Options struct {
 	AllowPartial bool
 	// FailOnAnomaly makes Run return fail.ErrAnomaly when Watcher saw any.
 	FailOnAnomaly bool
+	// AllowIncomplete runs a bundle generated from an incomplete recording, which is
+	// refused otherwise; the start-up report says so.
+	AllowIncomplete bool
 	// Watcher, when set, reports anomalies; nil means none are watched, and the
 	// start-up report says so.
 	Watcher Watcher
@@ -218,9 +221,16 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	incomplete, err := checkIncomplete(policy, o.AllowIncomplete)
+	if err != nil {
+		return 0, err
+	}
 	pl, err := makePlan(policy, *o.Host, &o)
 	if err != nil {
 		return 0, err
+	}
+	if incomplete != "" {
+		pl.report = append(pl.report, incomplete)
 	}
 	for _, l := range pl.report {
 		fmt.Fprintln(o.Log, "tailor: "+l)

@@ -153,9 +153,18 @@ func writeDiff(w io.Writer, d profiles.PolicyDiff) {
 		for _, f := range side.p.SocketFamilies {
 			fmt.Fprintf(w, "%s socket-family %s\n", side.sign, f)
 		}
+		for _, p := range side.p.Problems {
+			fmt.Fprintf(w, "%s problem %s\n", side.sign, p)
+		}
 	}
-	if d.Added.Empty() && d.Removed.Empty() {
+	for _, f := range d.Changed {
+		fmt.Fprintf(w, "~ file %s differs\n", f)
+	}
+	switch {
+	case d.Added.Empty() && d.Removed.Empty() && len(d.Changed) == 0:
 		fmt.Fprintln(w, "no difference")
+	case d.Added.Empty() && d.Removed.Empty():
+		fmt.Fprintln(w, "no difference in what they allow")
 	}
 }
 

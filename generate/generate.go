@@ -159,6 +159,10 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		return nil, err
 	}
 	out.Files[profiles.BundleSummaryFile] = []byte(out.Summary.Text())
+	out.Manifest.Digests = map[string]string{}
+	for name, data := range out.Files {
+		out.Manifest.Digests[name] = profiles.FileDigest(data)
+	}
 	manifest, err := encodeJSON(out.Manifest)
 	if err := add(profiles.BundleManifestFile, manifest, err); err != nil {
 		return nil, err

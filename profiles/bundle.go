@@ -51,6 +51,9 @@ type Bundle struct {
 	// SocketFamilies are the address families the target may create sockets in
 	// (AF_INET, AF_UNIX...).
 	SocketFamilies []string `json:"socketFamilies"`
+	// Digests holds the digest ("sha256:<hex>") of every other file of the bundle, by
+	// file name, so a changed, truncated or missing file is found (VerifyBundleFile).
+	Digests map[string]string `json:"digests,omitempty"`
 }
 
 // BundleSource is one recording a bundle was generated from.
