@@ -37,6 +37,9 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			&cli.DurationFlag{Name: "stop-timeout", Value: DefaultStopTimeout, Usage: "container mode: grace between SIGTERM and SIGKILL when stopping the copy"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := positiveDurations(c, "duration", "stop-timeout"); err != nil {
+				return err
+			}
 			if c.IsSet("anomalies") && newWatcher == nil {
 				return refuse("--anomalies needs anomaly reporting, which this build has no tracer for")
 			}
@@ -103,6 +106,16 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	return exitStatus(RunContainer(ctx, o))
+}
+
+// positiveDurations refuses a negative value of the named duration flags.
+func positiveDurations(c *cli.Context, names ...string) error {
+	for _, f := range names {
+		if c.Duration(f) < 0 {
+			return fmt.Errorf("%w: --%s %v: give a positive duration", fail.ErrBadInput, f, c.Duration(f))
+		}
+	}
+	return nil
 }
 
 // newAnomalyWatcher makes the watcher once the anomalies file, when given, is known to

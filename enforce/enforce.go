@@ -270,14 +270,19 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	anomalies := 0
 	if o.Watcher != nil {
-		n, err := o.Watcher.Stop()
-		if err != nil {
+		if anomalies, err = o.Watcher.Stop(); err != nil {
 			return status, fmt.Errorf("anomaly watcher: %w", err)
 		}
-		if n > 0 && o.FailOnAnomaly {
-			return status, fmt.Errorf("%w: %d anomalies while enforcing %s", fail.ErrAnomaly, n, policy.Dir)
-		}
+	}
+	// A signal to tailor ends the run with 130 whatever the target made of the
+	// SIGTERM it was passed (docs/exit-codes.md).
+	if ctx.Err() != nil {
+		return status, fmt.Errorf("%w: the target was stopped (its status %d)", fail.ErrInterrupted, status)
+	}
+	if anomalies > 0 && o.FailOnAnomaly {
+		return status, fmt.Errorf("%w: %d anomalies while enforcing %s", fail.ErrAnomaly, anomalies, policy.Dir)
 	}
 	return status, nil
 }

@@ -233,6 +233,9 @@ func WatchCommand(newWatcher WatcherFactory) *cli.Command {
 			if c.Args().Len() > 0 {
 				return fmt.Errorf("%w: tailor watch takes no arguments (got %q)", fail.ErrBadInput, c.Args().Slice())
 			}
+			if err := positiveDurations(c, "duration"); err != nil {
+				return err
+			}
 			if newWatcher == nil {
 				return errNoTracer
 			}

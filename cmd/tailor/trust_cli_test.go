@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,5 +151,152 @@ func TestInputsAreBounded(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("tailor %s took %v to refuse", strings.Join(c.args, " "), d)
 		}
+	}
+}
+
+// TestExitCodes checks docs/exit-codes.md command by command for what needs no
+// target: usage errors (a missing required flag, an unknown command or flag, a
+// negative duration, a missing argument) are 2, refused before anything starts, in
+// one line; a missing or weakened profile is 9.
+func TestExitCodes(t *testing.T) {
+	testpriv.RequireRoot(t)
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	caps, web := "../../testdata/recordings/caps.json", "../../testdata/recordings/webserver.json"
+	b := generateBundle(t, dir, "bundle")
+	incomplete, err := os.ReadFile(caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	incomplete = bytes.Replace(incomplete, []byte(`"complete": true`), []byte(`"complete": false, "incomplete": ["interrupted"]`), 1)
+	os.WriteFile(p("incomplete.json"), incomplete, 0o600)
+	marker := p("target-ran")
+	target := []string{"--", "/bin/sh", "-c", "touch " + marker}
+
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"nosuch"}, 2, `unknown command "nosuch"`},
+		{[]string{"--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"learn"}, 2, `Required flag "output" not set`},
+		{[]string{"learn", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"learn", "-o", p("r.json")}, 2, "no command to learn"},
+		{append([]string{"learn", "-o", p("r.json"), "--duration", "-5s"}, target...), 2, "--duration -5s: give a positive duration"},
+		{append([]string{"learn", "-o", p("r.json"), "--stop-timeout", "-1s"}, target...), 2, "--stop-timeout -1s"},
+		{[]string{"learn", "-o", p("r.json"), "--", "/nonexistent/program"}, 2, "not found"},
+		{append([]string{"learn", "-o", p("r.json"), "--container", "c"}, target...), 2, "not both"},
+		{[]string{"learn", "-o", p("r.json"), "--attach", "--", "true"}, 2, "--attach needs --container"},
+		{[]string{"generate"}, 2, `Required flag "output" not set`},
+		{[]string{"generate", "-o", p("g")}, 2, "no recording given"},
+		{[]string{"generate", "-o", p("g"), p("none.json")}, 2, "no such file"},
+		{[]string{"generate", "-o", p("g"), p("incomplete.json")}, 2, "--allow-incomplete"},
+		{[]string{"merge"}, 2, `Required flag "output" not set`},
+		{[]string{"merge", "-o", p("m.json")}, 2, "no recording given"},
+		{[]string{"diff"}, 2, "exactly two arguments"},
+		{[]string{"diff", caps}, 2, "exactly two arguments"},
+		{[]string{"diff", caps, caps}, 0, ""},
+		{[]string{"diff", "--fail-on-added", caps, web}, 1, "allows more than the old one"},
+		{[]string{"enforce"}, 2, `Required flag "profile" not set`},
+		{[]string{"enforce", "--profile", b}, 2, "no command given"},
+		{append([]string{"enforce", "--profile", b, "--mode", "bogus"}, target...), 2, `--mode "bogus"`},
+		{append([]string{"enforce", "--profile", p("none")}, target...), 9, "profile directory"},
+		{[]string{"enforce", "--profile", b, "--container", "c", "--duration", "-1s"}, 2, "--duration -1s"},
+		{append([]string{"enforce", "--profile", b, "--workload", "true"}, target...), 2, "--workload is for container mode"},
+		{[]string{"watch"}, 2, "Required flags"},
+		{[]string{"watch", "--profile", b}, 2, `Required flag "container" not set`},
+		{[]string{"watch", "--profile", b, "--container", "c", "--duration", "-1s"}, 2, "--duration -1s"},
+		{[]string{"watch", "--profile", b, "--container", "c", "extra"}, 2, "takes no arguments"},
+	} {
+		code, msg := runTailor(t, c.args...)
+		if code != c.code || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+			t.Errorf("tailor %s: exit %d, stderr %q; want exit %d and one line with %q", strings.Join(c.args, " "), code, msg, c.code, c.want)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a target ran although its arguments were refused")
+	}
+	if code, msg := runTailor(t); code != 0 || msg != "" {
+		t.Errorf("tailor without arguments: exit %d, stderr %q; want the help on stdout, exit 0", code, msg)
+	}
+}
+
+// TestEnforceNotRootFailsFirst: without privilege enforce exits 3 with one line and
+// prints no start-up report (it used to print every mechanism as enforced first).
+func TestEnforceNotRootFailsFirst(t *testing.T) {
+	testpriv.RequireRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		testpriv.Unavailable(t, "setpriv (util-linux) is not installed")
+	}
+	// Under a world-searchable directory, for nobody.
+	dir, err := os.MkdirTemp("", "tailor-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	b := generateBundle(t, dir, "bundle")
+	bin := filepath.Join(dir, "tailor")
+	data, err := os.ReadFile(tailorBin(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(bin, data, 0o755)
+	exec.Command("chmod", "-R", "a+rX", dir).Run()
+	var stderr bytes.Buffer
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--",
+		bin, "enforce", "--profile", b, "--", "/bin/true")
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	msg := strings.TrimSpace(stderr.String())
+	if exitCode(err) != 3 || strings.Contains(msg, "\n") || !strings.Contains(msg, "needs root") {
+		t.Errorf("enforce as nobody: exit %d, stderr:\n%s\nwant exit 3 and one line, no report", exitCode(err), msg)
+	}
+}
+
+// TestEnforceInterruptedIs130: SIGINT to tailor enforce alone stops the target
+// (passed on as SIGTERM) and tailor exits 130, not the target's 143.
+func TestEnforceInterruptedIs130(t *testing.T) {
+	testpriv.RequireRoot(t)
+	dir := t.TempDir()
+	rec, prof := filepath.Join(dir, "sleep.json"), filepath.Join(dir, "prof")
+	if code, msg := runTailor(t, "learn", "-o", rec, "--", "/bin/sleep", "0.1"); code != 0 {
+		t.Fatalf("learn: exit %d: %s", code, msg)
+	}
+	if code, msg := runTailor(t, "generate", "-o", prof, rec); code != 0 {
+		t.Fatalf("generate: exit %d: %s", code, msg)
+	}
+	cmd := exec.Command(tailorBin(t), "enforce", "--profile", prof, "--", "/bin/sleep", "30")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The report's last line comes after the target started and before it is released.
+	var log bytes.Buffer
+	buf := make([]byte, 4096)
+	for !strings.Contains(log.String(), "anomalies:") {
+		n, err := stderr.Read(buf)
+		log.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("enforce ended before its report: %v\n%s", err, log.String())
+		}
+	}
+	cmd.Process.Signal(unix.SIGINT)
+	rest := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(stderr)
+		rest <- string(b)
+	}()
+	out := <-rest
+	err = cmd.Wait()
+	if code := exitCode(err); code != 130 || !strings.Contains(out, "interrupted") {
+		t.Errorf("enforce after SIGINT: exit %d, stderr %q; want 130 and an interrupted line", code, out)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("enforce took %v to end after SIGINT", d)
 	}
 }
