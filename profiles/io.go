@@ -120,10 +120,23 @@ func (r *Recording) Validate() error {
 	if len(r.Syscalls) == 0 {
 		return fmt.Errorf("%w: empty recording: no syscalls were recorded", ErrBadInput)
 	}
+	archs, ok := MachineArchs[r.Host.Machine]
+	if !ok {
+		return fmt.Errorf("%w: unknown machine %q in host.machine (known: %s)", ErrBadInput, r.Host.Machine, strings.Join(sortedKeysOf(MachineArchs), ", "))
+	}
 	for _, s := range r.Syscalls {
 		if !slices.Contains(KnownArchs, s.Arch) {
 			return fmt.Errorf("%w: unknown architecture %q (known: %s)", ErrBadInput, s.Arch, strings.Join(KnownArchs, ", "))
 		}
+		if !slices.Contains(archs, s.Arch) && (len(s.Names) > 0 || len(s.Unknown) > 0) {
+			return fmt.Errorf("%w: syscalls of %s in a recording made on %s, which runs only %s: the recording is not what a tracer on that machine writes", ErrBadInput, s.Arch, r.Host.Machine, strings.Join(archs, ", "))
+		}
+	}
+	if r.Complete && len(r.Incomplete) > 0 {
+		return fmt.Errorf("%w: the recording says complete but also incomplete (%s)", ErrBadInput, strings.Join(r.Incomplete, "; "))
+	}
+	if r.Complete && r.Loss.Total() > 0 {
+		return fmt.Errorf("%w: the recording says complete but lost %d observations", ErrBadInput, r.Loss.Total())
 	}
 	for _, c := range r.Capabilities {
 		if !strings.HasPrefix(c.Name, "CAP_") {
@@ -153,6 +166,13 @@ func checkAccess(path string, access []string) error {
 		}
 	}
 	return nil
+}
+
+// MachineArchs maps each machine tailor records on (uname -m) to the syscall tables
+// a process there can use: the native one and its compat ones.
+var MachineArchs = map[string][]string{
+	"x86_64":  {ArchX86_64, ArchX86, ArchX32},
+	"aarch64": {ArchAARCH64, ArchARM},
 }
 
 // KnownArchs are the architectures a recording may name.
