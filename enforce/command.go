@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/interrupt"
 	"github.com/tailor-sec/tailor/internal/safeio"
 )
 
@@ -70,6 +71,7 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 				o.Watcher = w
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			interrupt.Claim()
 			defer stop()
 			return exitStatus(Run(ctx, o))
 		},
@@ -104,6 +106,7 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 		o.Watcher = w
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	interrupt.Claim()
 	defer stop()
 	return exitStatus(RunContainer(ctx, o))
 }

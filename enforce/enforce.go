@@ -239,6 +239,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("encoding enforcement config: %w", err)
 	}
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("%w: before the target started", fail.ErrInterrupted)
+	}
 	proc, err := launch.Start(launchMode, launch.Payload{Argv: o.Argv, Env: o.Env, Dir: o.Dir, Mode: cfg},
 		launch.Stdio{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/interrupt"
 	"github.com/tailor-sec/tailor/learn/docker"
 )
 
@@ -244,6 +245,7 @@ func WatchCommand(newWatcher WatcherFactory) *cli.Command {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			interrupt.Claim()
 			defer stop()
 			return Watch(ctx, WatchOptions{
 				Profile:       c.String("profile"),

@@ -92,6 +92,10 @@ func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
 	if _, err := exec.LookPath(argv[0]); err != nil {
 		return nil, fmt.Errorf("%w: command %q not found", fail.ErrBadInput, argv[0])
 	}
+	// Signals are caught before the tracer loads (a few hundred ms): one that comes
+	// meanwhile ends the run with a message instead of killing tailor silently.
+	sigs, stopSignals := notifySignals()
+	defer stopSignals()
 	tr, err := bpf.Open(bpf.Options{Logger: opt.Logger})
 	if err != nil {
 		return nil, err
@@ -102,8 +106,9 @@ func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	sess := NewSession(tr, target, true)
-	sigs, stopSignals := notifySignals()
-	defer stopSignals()
+	if len(sigs) > 0 {
+		return nil, fmt.Errorf("%w: before the target started: nothing was run or recorded", fail.ErrInterrupted)
+	}
 
 	proc, err := launch.Start("learn", launch.Payload{Argv: argv, Env: os.Environ()},
 		launch.Stdio{Stdin: opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr})

@@ -16,6 +16,7 @@ import (
 	"github.com/tailor-sec/tailor/enforce/watch"
 	"github.com/tailor-sec/tailor/generate"
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/interrupt"
 	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/version"
 	"github.com/tailor-sec/tailor/learn"
@@ -24,6 +25,7 @@ import (
 func main() {
 	// A launcher child must not run any of the CLI: it confines itself and execs.
 	launch.Main()
+	interrupt.Catch()
 	app := &cli.App{
 		Name:    "tailor",
 		Usage:   "learn what a target does, generate minimal seccomp/AppArmor/capability profiles, enforce them",

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -298,5 +299,76 @@ func TestEnforceInterruptedIs130(t *testing.T) {
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("enforce took %v to end after SIGINT", d)
+	}
+}
+
+// TestKilledLearnTakesItsTarget: kill -9 of tailor learn does not leave the target
+// running, orphaned under the allow-all learning filter (PR_SET_PDEATHSIG in the
+// launcher).
+func TestKilledLearnTakesItsTarget(t *testing.T) {
+	testpriv.RequireRoot(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "ready")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(tailorBin(t), "learn", "-o", filepath.Join(dir, "rec.json"), "--",
+		"/bin/sh", "-c", "echo ready > "+fifo+"; exec /bin/sleep 300")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// Opening the FIFO blocks until the target opens it: then it runs.
+	ready, err := os.ReadFile(fifo)
+	if err != nil || string(ready) != "ready\n" {
+		t.Fatalf("target not started: %q %v", ready, err)
+	}
+	var target int
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/task/*/children")
+	for _, f := range tasks {
+		if b, _ := os.ReadFile(f); len(strings.Fields(string(b))) > 0 {
+			target, _ = strconv.Atoi(strings.Fields(string(b))[0])
+		}
+	}
+	if target == 0 {
+		t.Fatal("no child of tailor learn found")
+	}
+	pidfd, err := unix.PidfdOpen(target, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	cmd.Process.Signal(unix.SIGKILL)
+	cmd.Wait()
+	// The pidfd becomes readable when the target exits.
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 10_000); err != nil || n != 1 {
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(target) + "/comm")
+		unix.Kill(target, unix.SIGKILL)
+		t.Fatalf("the target (pid %d, %s) still runs 10s after tailor learn was killed", target, strings.TrimSpace(string(comm)))
+	}
+}
+
+// TestEarlySignalIsHandled: SIGINT at any moment of tailor learn's start (the tracer
+// loads for a few hundred ms before the target starts) ends it with exit 130 and one
+// line, never the silent death by signal of a Go program that has not asked for it.
+func TestEarlySignalIsHandled(t *testing.T) {
+	testpriv.RequireRoot(t)
+	dir := t.TempDir()
+	for delay := 100 * time.Millisecond; delay <= 500*time.Millisecond; delay += 80 * time.Millisecond {
+		var stderr bytes.Buffer
+		cmd := exec.Command(tailorBin(t), "learn", "-o", filepath.Join(dir, "rec.json"), "--", "/bin/sleep", "30")
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// The delay is what is tested: a signal at that moment of start-up.
+		timer := time.AfterFunc(delay, func() { cmd.Process.Signal(unix.SIGINT) })
+		err := cmd.Wait()
+		timer.Stop()
+		msg := strings.TrimSpace(stderr.String())
+		if exitCode(err) != 130 || !strings.Contains(msg, "interrupted") {
+			t.Errorf("SIGINT %v after start: exit %d (%v), stderr %q; want 130 and a line saying interrupted", delay, exitCode(err), err, msg)
+		}
 	}
 }
