@@ -263,17 +263,41 @@ func WriteDir(dir string, files map[string][]byte, known []string, fileMode, dir
 	if err := CheckOutputDir(dir, known); err != nil {
 		return err
 	}
-	flag := uint(unix.RENAME_NOREPLACE)
-	if _, err := os.Lstat(dir); err == nil {
-		flag = unix.RENAME_EXCHANGE
-	}
-	if err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, flag); err != nil {
+	if err := swapInto(tmp, dir); err != nil {
 		return fmt.Errorf("writing %s: moving the new content into place: %w", dir, err)
 	}
 	if err := syncDir(parent); err != nil {
 		return fmt.Errorf("writing %s: %w", dir, err)
 	}
 	return nil
+}
+
+// swapInto puts directory tmp in dir's place: dir's old content, if any, ends up in
+// tmp. One atomic renameat2; where the file system lacks RENAME_EXCHANGE or
+// RENAME_NOREPLACE, two renames, the old directory kept until the new one is in place.
+func swapInto(tmp, dir string) error {
+	_, err := os.Lstat(dir)
+	exists := err == nil
+	flag := uint(unix.RENAME_NOREPLACE)
+	if exists {
+		flag = unix.RENAME_EXCHANGE
+	}
+	err = unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, dir, flag)
+	if !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	if !exists {
+		return os.Rename(tmp, dir)
+	}
+	old := tmp + ".old"
+	if err := os.Rename(dir, old); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		_ = os.Rename(old, dir)
+		return err
+	}
+	return os.Rename(old, tmp)
 }
 
 func syncDir(dir string) error {
