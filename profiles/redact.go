@@ -104,10 +104,41 @@ func RedactEnv(env []string) []string {
 	return out
 }
 
-// Redact removes secrets from what a recording keeps of its target: the environment
-// in a container's configuration (Config.Env, as Docker reports it). Everything a
-// recording or a bundle source holds passes through here before it is written.
+// RedactArgs returns argv with secrets replaced by Redacted: the value of an option
+// whose name looks secret (--requirepass X, --db-password=X, -token X) and any
+// argument shaped like a secret (a URL with a password, a JWT, a PEM block, a long
+// random-looking string). Option names are kept.
+func RedactArgs(argv []string) []string {
+	out := make([]string, len(argv))
+	copy(out, argv)
+	for i := 0; i < len(out); i++ {
+		a := out[i]
+		if name, ok := strings.CutPrefix(a, "-"); ok && len(name) > 0 {
+			name, value, eq := strings.Cut(strings.TrimPrefix(name, "-"), "=")
+			switch {
+			case !secretName.MatchString(name):
+			case eq && value != "" && value != Redacted:
+				out[i] = a[:len(a)-len(value)] + Redacted
+			case !eq && i+1 < len(out) && !strings.HasPrefix(out[i+1], "-"):
+				out[i+1] = Redacted
+				i++
+			}
+			continue
+		}
+		if a != Redacted && SecretValue("", a) {
+			out[i] = Redacted
+		}
+	}
+	return out
+}
+
+// Redact removes secrets from what a recording keeps of its target: the command line
+// and, in a container's configuration as Docker reports it, the environment
+// (Config.Env) and the entrypoint and command (Config.Entrypoint, Config.Cmd).
+// Everything a recording or a bundle source holds passes through here before it is
+// written.
 func (t *Target) Redact() {
+	t.Command = nilIfEmpty(RedactArgs(t.Command))
 	if t.Container == nil || t.Container.Config == nil {
 		return
 	}
@@ -115,14 +146,35 @@ func (t *Target) Redact() {
 	if !ok {
 		return
 	}
-	switch env := cfg["Env"].(type) {
+	redactList(cfg, "Env", RedactEnv)
+	redactList(cfg, "Entrypoint", RedactArgs)
+	redactList(cfg, "Cmd", RedactArgs)
+}
+
+// redactList applies redact to the string list cfg[key], which generic JSON decoding
+// makes a []any.
+func redactList(cfg map[string]any, key string, redact func([]string) []string) {
+	switch list := cfg[key].(type) {
 	case []any:
-		for i, e := range env {
-			if s, ok := e.(string); ok {
-				env[i] = RedactEnv([]string{s})[0]
+		var strs []string
+		for _, e := range list {
+			s, ok := e.(string)
+			if !ok {
+				return
 			}
+			strs = append(strs, s)
+		}
+		for i, s := range redact(strs) {
+			list[i] = s
 		}
 	case []string:
-		cfg["Env"] = RedactEnv(env)
+		cfg[key] = redact(list)
 	}
+}
+
+func nilIfEmpty(s []string) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }

@@ -111,3 +111,32 @@ func TestSecretValueShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandLineSecretsRedacted: secrets passed as options or shaped like secrets are
+// redacted in the target's command and in a container's entrypoint and command; the
+// rest of the command line is kept.
+func TestCommandLineSecretsRedacted(t *testing.T) {
+	r := secretRecording(t)
+	r.Target.Command = []string{"redis-server", "--requirepass", "hunter2-cmd", "--port", "6379", "--api-token=tok-in-arg", "postgres://u:pw-in-arg@db/x"}
+	cfg := r.Target.Container.Config["Config"].(map[string]any)
+	cfg["Entrypoint"] = []any{"/app", "-password", "pw-in-entrypoint"}
+	cfg["Cmd"] = []any{"--db-secret=pw-in-cmd", "serve"}
+	path := filepath.Join(t.TempDir(), "rec.json")
+	if err := r.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	for _, s := range []string{"hunter2-cmd", "tok-in-arg", "pw-in-arg", "pw-in-entrypoint", "pw-in-cmd"} {
+		if strings.Contains(string(data), s) {
+			t.Errorf("secret %q is in the recording", s)
+		}
+	}
+	back, err := LoadRecording(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"redis-server", "--requirepass", Redacted, "--port", "6379", "--api-token=" + Redacted, Redacted}
+	if strings.Join(back.Target.Command, " ") != strings.Join(want, " ") {
+		t.Errorf("command %q, want %q", back.Target.Command, want)
+	}
+}
