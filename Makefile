@@ -14,7 +14,7 @@ DEB_PKGS  := clang-14 llvm-14 libbpf-dev bpftool libseccomp-dev pkg-config gcc g
 
 export CGO_ENABLED=1
 
-.PHONY: help setup build test test-unit bench generate check-generate vmlinux lint clean
+.PHONY: help setup build test fuzz test-unit bench generate check-generate vmlinux lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -32,8 +32,14 @@ setup: ## install Debian packages and Go modules (run as root on a fresh Debian 
 build: ## build bin/tailor
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tailor
 
-test: build ## run every test; privileged ones need root (with CI=true a missing privilege fails)
+test: build ## run every test; privileged ones need root (with CI=true a missing privilege fails), then the fuzz tests
 	$(GO) test -count=1 -timeout 40m ./...
+	$(MAKE) fuzz
+
+FUZZTIME ?= 10s
+fuzz: ## fuzz recording and bundle decoding for FUZZTIME each (default 10s), seeded from testdata
+	$(GO) test ./profiles -run '^$$' -fuzz '^FuzzDecodeRecording$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
+	$(GO) test ./profiles -run '^$$' -fuzz '^FuzzLoadBundle$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
 
 test-unit: ## run only the tests that need no privilege
 	TAILOR_UNPRIVILEGED=1 $(GO) test -count=1 ./...

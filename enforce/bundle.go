@@ -13,6 +13,7 @@ import (
 	"github.com/moby/sys/capability"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/safeio"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
@@ -36,8 +37,10 @@ func refuse(format string, args ...any) error {
 }
 
 // Load reads the bundle in dir and checks that it can be enforced on host: the
-// manifest and seccomp.json are valid, libseccomp compiles seccomp.json, the bundle
-// was made for host's machine, and every capability name is known. Every failure is
+// manifest and seccomp.json are valid, the files enforcement applies match their
+// digests in bundle.json, libseccomp compiles seccomp.json, seccomp.json allows no
+// more than bundle.json lists and has no permissive default action, the bundle was
+// made for host's machine, and every capability name is known. Every failure is
 // one line wrapped around fail.ErrRefused (exit 9).
 func Load(dir string, host Host) (*Policy, error) {
 	if dir == "" {
@@ -58,9 +61,21 @@ func Load(dir string, host Host) (*Policy, error) {
 	p := &Policy{Dir: dir, Bundle: *b}
 
 	scPath := filepath.Join(dir, profiles.BundleSeccompFile)
-	p.SeccompJSON, err = os.ReadFile(scPath)
+	p.SeccompJSON, err = readBundleFile(scPath)
 	if err != nil {
 		return nil, refuse("%s: %v", scPath, err)
+	}
+	if len(b.Digests) == 0 {
+		return nil, refuse("%s records no file digests (made by an older tailor or by hand): regenerate the bundle", filepath.Join(dir, profiles.BundleManifestFile))
+	}
+	// The files enforcement applies must be the ones generate wrote with this
+	// bundle.json: a torn bundle (a full disk, an interrupted copy) or a hand-edited
+	// file is refused. The other files are for people and other tools.
+	if err := b.VerifyBundleFile(profiles.BundleSeccompFile, p.SeccompJSON); err != nil {
+		return nil, refuse("%s: %v: regenerate the bundle", dir, err)
+	}
+	if err := verifyIfPresent(dir, b, profiles.BundleAppArmorFile); err != nil {
+		return nil, err
 	}
 	p.Seccomp, err = profiles.DecodeSeccomp(p.SeccompJSON)
 	if err != nil {
@@ -76,12 +91,15 @@ func Load(dir string, host Host) (*Policy, error) {
 		}
 		f.Release()
 	}
+	if problems := profiles.SeccompProblems(b, p.Seccomp); len(problems) > 0 {
+		return nil, refuse("%s: %s", scPath, strings.Join(problems, "; "))
+	}
 
 	p.Capabilities, err = parseCaps(b.Capabilities)
 	if err != nil {
 		return nil, refuse("%s: %v", filepath.Join(dir, profiles.BundleManifestFile), err)
 	}
-	if err := checkCapabilitiesFile(filepath.Join(dir, profiles.BundleCapabilitiesFile), b.Capabilities); err != nil {
+	if err := checkCapabilitiesFile(b, filepath.Join(dir, profiles.BundleCapabilitiesFile), b.Capabilities); err != nil {
 		return nil, err
 	}
 	if _, err := landlockRules(b.Landlock); err != nil {
@@ -90,8 +108,56 @@ func Load(dir string, host Host) (*Policy, error) {
 	return p, nil
 }
 
+// verifyIfPresent checks the bundle file name against its digest when bundle.json
+// records one; the file may then not be missing.
+func verifyIfPresent(dir string, b *profiles.Bundle, name string) error {
+	if _, ok := b.Digests[name]; !ok {
+		return nil
+	}
+	path := filepath.Join(dir, name)
+	data, err := readBundleFile(path)
+	if err != nil {
+		return refuse("%s: %v", path, err)
+	}
+	if err := b.VerifyBundleFile(name, data); err != nil {
+		return refuse("%s: %v: regenerate the bundle", dir, err)
+	}
+	return nil
+}
+
+// incompleteSources names the recordings the bundle was generated from that were
+// incomplete: the profile may lack something the target needs.
+func incompleteSources(b *profiles.Bundle) []string {
+	var names []string
+	for _, s := range b.Sources {
+		if !s.Complete {
+			names = append(names, s.File)
+		}
+	}
+	return names
+}
+
+// checkIncomplete refuses a bundle generated from an incomplete recording unless
+// allow (--allow-incomplete); allowed, it returns the start-up report's line.
+func checkIncomplete(p *Policy, allow bool) (string, error) {
+	names := incompleteSources(&p.Bundle)
+	if len(names) == 0 {
+		return "", nil
+	}
+	if !allow {
+		return "", refuse("%s was generated from an incomplete recording (%s): it may deny what the target needs; re-learn, or pass --allow-incomplete", p.Dir, strings.Join(names, ", "))
+	}
+	return fmt.Sprintf("  incomplete:   generated from an INCOMPLETE recording (%s), run anyway (--allow-incomplete)", strings.Join(names, ", ")), nil
+}
+
+// readBundleFile reads one file of a bundle: a regular file (a symlink to one is
+// followed) of at most safeio.MaxBundleFile bytes.
+func readBundleFile(path string) ([]byte, error) {
+	return safeio.ReadFile(path, safeio.MaxBundleFile)
+}
+
 func readManifest(path string) (*profiles.Bundle, error) {
-	data, err := os.ReadFile(path)
+	data, err := readBundleFile(path)
 	if err != nil {
 		return nil, refuse("%s: %v", path, err)
 	}
@@ -168,13 +234,19 @@ func parseCaps(names []string) ([]capability.Cap, error) {
 // checkCapabilitiesFile checks that capabilities.json, when present, says what
 // bundle.json says: local enforcement follows bundle.json, and a docker run with
 // capabilities.json must not get a different set.
-func checkCapabilitiesFile(path string, want []string) error {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
+func checkCapabilitiesFile(b *profiles.Bundle, path string, want []string) error {
+	data, err := readBundleFile(path)
+	_, digested := b.Digests[filepath.Base(path)]
+	if errors.Is(err, os.ErrNotExist) && !digested {
 		return nil
 	}
 	if err != nil {
 		return refuse("%s: %v", path, err)
+	}
+	if digested {
+		if err := b.VerifyBundleFile(filepath.Base(path), data); err != nil {
+			return refuse("%s: %v: regenerate the bundle", filepath.Dir(path), err)
+		}
 	}
 	var c struct {
 		Drop []string `json:"drop"`

@@ -9,6 +9,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/interrupt"
+	"github.com/tailor-sec/tailor/internal/safeio"
 )
 
 // WatcherFactory makes the anomaly watcher for one run of tailor enforce, writing
@@ -29,12 +31,16 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			&cli.StringFlag{Name: "anomalies", Usage: "write anomalies (out-of-profile behaviour) to `FILE` (needs the tracer)"},
 			&cli.BoolFlag{Name: "fail-on-anomaly", Usage: "exit 7 when an anomaly was seen (needs the tracer)"},
 			&cli.BoolFlag{Name: "allow-partial", Usage: "local mode: run even where file rules cannot be enforced (no Landlock on this host)"},
+			&cli.BoolFlag{Name: "allow-incomplete", Usage: "run a bundle generated from an incomplete recording (it may deny what the target needs)"},
 			&cli.StringFlag{Name: "container", Usage: "relaunch a copy of the Docker container `NAME|ID` confined by the bundle, instead of a command"},
 			&cli.StringFlag{Name: "workload", Usage: "container mode: host shell `CMD` run in the copy's network namespace; its end stops the copy"},
 			&cli.DurationFlag{Name: "duration", Usage: "container mode: stop the copy after `D`"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: DefaultStopTimeout, Usage: "container mode: grace between SIGTERM and SIGKILL when stopping the copy"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := positiveDurations(c, "duration", "stop-timeout"); err != nil {
+				return err
+			}
 			if c.IsSet("anomalies") && newWatcher == nil {
 				return refuse("--anomalies needs anomaly reporting, which this build has no tracer for")
 			}
@@ -47,23 +53,25 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 				}
 			}
 			o := Options{
-				Profile:       c.String("profile"),
-				Mode:          c.String("mode"),
-				AllowPartial:  c.Bool("allow-partial"),
-				FailOnAnomaly: c.Bool("fail-on-anomaly"),
-				Argv:          c.Args().Slice(),
-				Stdin:         os.Stdin,
-				Stdout:        os.Stdout,
-				Stderr:        os.Stderr,
+				Profile:         c.String("profile"),
+				Mode:            c.String("mode"),
+				AllowPartial:    c.Bool("allow-partial"),
+				AllowIncomplete: c.Bool("allow-incomplete"),
+				FailOnAnomaly:   c.Bool("fail-on-anomaly"),
+				Argv:            c.Args().Slice(),
+				Stdin:           os.Stdin,
+				Stdout:          os.Stdout,
+				Stderr:          os.Stderr,
 			}
 			if newWatcher != nil {
-				w, err := newWatcher(c.String("anomalies"))
+				w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))
 				if err != nil {
 					return err
 				}
 				o.Watcher = w
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			interrupt.Claim()
 			defer stop()
 			return exitStatus(Run(ctx, o))
 		},
@@ -79,26 +87,53 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 		return fmt.Errorf("%w: --allow-partial is for local mode: container mode warns instead when AppArmor is absent", fail.ErrBadInput)
 	}
 	o := ContainerOptions{
-		Profile:       c.String("profile"),
-		Mode:          c.String("mode"),
-		Container:     c.String("container"),
-		Workload:      c.String("workload"),
-		Duration:      c.Duration("duration"),
-		StopTimeout:   c.Duration("stop-timeout"),
-		FailOnAnomaly: c.Bool("fail-on-anomaly"),
-		Stdout:        os.Stdout,
-		Stderr:        os.Stderr,
+		Profile:         c.String("profile"),
+		Mode:            c.String("mode"),
+		Container:       c.String("container"),
+		Workload:        c.String("workload"),
+		Duration:        c.Duration("duration"),
+		StopTimeout:     c.Duration("stop-timeout"),
+		FailOnAnomaly:   c.Bool("fail-on-anomaly"),
+		AllowIncomplete: c.Bool("allow-incomplete"),
+		Stdout:          os.Stdout,
+		Stderr:          os.Stderr,
 	}
 	if newWatcher != nil {
-		w, err := newWatcher(c.String("anomalies"))
+		w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))
 		if err != nil {
 			return err
 		}
 		o.Watcher = w
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	interrupt.Claim()
 	defer stop()
 	return exitStatus(RunContainer(ctx, o))
+}
+
+// positiveDurations refuses a negative value of the named duration flags.
+func positiveDurations(c *cli.Context, names ...string) error {
+	for _, f := range names {
+		if c.Duration(f) < 0 {
+			return fmt.Errorf("%w: --%s %v: give a positive duration", fail.ErrBadInput, f, c.Duration(f))
+		}
+	}
+	return nil
+}
+
+// newAnomalyWatcher makes the watcher once the anomalies file, when given, is known to
+// be a regular file or a new one: opened for appending without following a symlink
+// (a dangling one included), created 0600, refused when it is a device, a FIFO or a
+// directory. This runs before anything starts.
+func newAnomalyWatcher(newWatcher WatcherFactory, path string) (Watcher, error) {
+	if path != "" {
+		f, err := safeio.OpenAppend(path, safeio.FileMode)
+		if err != nil {
+			return nil, fmt.Errorf("--anomalies: %w", err)
+		}
+		f.Close()
+	}
+	return newWatcher(path)
 }
 
 // exitStatus turns a target's status into tailor's exit: the error when tailor

@@ -54,6 +54,9 @@ type ContainerOptions struct {
 	Log io.Writer
 	// Host describes this machine; nil means ProbeHost.
 	Host *Host
+	// AllowIncomplete runs a bundle generated from an incomplete recording, which is
+	// refused otherwise; the start-up report says so.
+	AllowIncomplete bool
 	// CopyLabels are added to the copy's labels (tests mark their containers).
 	CopyLabels map[string]string
 }
@@ -232,9 +235,16 @@ func RunContainer(ctx context.Context, o ContainerOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	incomplete, err := checkIncomplete(policy, o.AllowIncomplete)
+	if err != nil {
+		return 0, err
+	}
 	pl, err := makeContainerPlan(policy, *o.Host, o.Mode, o.Watcher != nil)
 	if err != nil {
 		return 0, err
+	}
+	if incomplete != "" {
+		pl.report = append(pl.report, incomplete)
 	}
 
 	dc, err := docker.Connect(ctx)

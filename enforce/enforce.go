@@ -96,6 +96,9 @@ type Options struct {
 	AllowPartial bool
 	// FailOnAnomaly makes Run return fail.ErrAnomaly when Watcher saw any.
 	FailOnAnomaly bool
+	// AllowIncomplete runs a bundle generated from an incomplete recording, which is
+	// refused otherwise; the start-up report says so.
+	AllowIncomplete bool
 	// Watcher, when set, reports anomalies; nil means none are watched, and the
 	// start-up report says so.
 	Watcher Watcher
@@ -252,9 +255,16 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	incomplete, err := checkIncomplete(policy, o.AllowIncomplete)
+	if err != nil {
+		return 0, err
+	}
 	pl, err := makePlan(policy, *o.Host, &o)
 	if err != nil {
 		return 0, err
+	}
+	if incomplete != "" {
+		pl.report = append(pl.report, incomplete)
 	}
 	for _, l := range pl.report {
 		fmt.Fprintln(o.Log, "tailor: "+l)
@@ -262,6 +272,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 	cfg, err := json.Marshal(pl.config)
 	if err != nil {
 		return 0, fmt.Errorf("encoding enforcement config: %w", err)
+	}
+	if ctx.Err() != nil {
+		return 0, fmt.Errorf("%w: before the target started", fail.ErrInterrupted)
 	}
 	proc, err := launch.Start(launchMode, launch.Payload{Argv: o.Argv, Env: o.Env, Dir: o.Dir, Mode: cfg},
 		launch.Stdio{Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
@@ -298,14 +311,19 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	anomalies := 0
 	if o.Watcher != nil {
-		n, err := o.Watcher.Stop()
-		if err != nil {
+		if anomalies, err = o.Watcher.Stop(); err != nil {
 			return status, fmt.Errorf("anomaly watcher: %w", err)
 		}
-		if n > 0 && o.FailOnAnomaly {
-			return status, fmt.Errorf("%w: %d anomalies while enforcing %s", fail.ErrAnomaly, n, policy.Dir)
-		}
+	}
+	// A signal to tailor ends the run with 130 whatever the target made of the
+	// SIGTERM it was passed (docs/exit-codes.md).
+	if ctx.Err() != nil {
+		return status, fmt.Errorf("%w: the target was stopped (its status %d)", fail.ErrInterrupted, status)
+	}
+	if anomalies > 0 && o.FailOnAnomaly {
+		return status, fmt.Errorf("%w: %d anomalies while enforcing %s", fail.ErrAnomaly, anomalies, policy.Dir)
 	}
 	return status, nil
 }

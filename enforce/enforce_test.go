@@ -76,7 +76,8 @@ func privileged(t *testing.T) Host {
 }
 
 // bundle copies testdata/enforce/bundle to a temporary directory with @TESTDIR@
-// replaced, applying edit (if any) to each file's bytes by name.
+// replaced, applying edit (if any) to each file's bytes by name, then records the
+// digests of the files as written in bundle.json's "digests": {}, as generate does.
 func bundle(t *testing.T, edit func(name string, data []byte) []byte) string {
 	t.Helper()
 	dir := t.TempDir()
@@ -98,6 +99,20 @@ func bundle(t *testing.T, edit func(name string, data []byte) []byte) string {
 			continue // edit removed the file
 		}
 		if err := os.WriteFile(filepath.Join(dir, e.Name()), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	digests := map[string]string{}
+	written, _ := os.ReadDir(dir)
+	for _, e := range written {
+		if data, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && e.Name() != profiles.BundleManifestFile {
+			digests[e.Name()] = profiles.FileDigest(data)
+		}
+	}
+	if manifest, err := os.ReadFile(filepath.Join(dir, profiles.BundleManifestFile)); err == nil {
+		enc, _ := json.Marshal(digests)
+		manifest = bytes.Replace(manifest, []byte(`"digests": {}`), []byte(`"digests": `+string(enc)), 1)
+		if err := os.WriteFile(filepath.Join(dir, profiles.BundleManifestFile), manifest, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -295,12 +310,52 @@ func TestRefusals(t *testing.T) {
 			return data
 		}
 	}
+	// afterwards changes a file of a bundle whose digests are already recorded, as a
+	// torn write or a hand edit would.
+	afterwards := func(file string, change func(path string)) func(t *testing.T) string {
+		return func(t *testing.T) string {
+			dir := bundle(t, nil)
+			change(filepath.Join(dir, file))
+			return dir
+		}
+	}
+	truncate := func(path string) {
+		data, _ := os.ReadFile(path)
+		os.WriteFile(path, data[:len(data)/2], 0o644)
+	}
+	allowAll := func(path string) {
+		os.WriteFile(path, []byte(`{"defaultAction": "SCMP_ACT_ALLOW"}`), 0o644)
+	}
+	incomplete := `"sources": [{"file": "app.rec.json", "target": {"kind": "command"}, "complete": false}]`
 	for _, tc := range []struct {
 		name    string
 		profile func(t *testing.T) string
 		want    string
 	}{
 		{"no profile dir", func(*testing.T) string { return "" }, "no profile directory given"},
+		{"no digests", func(t *testing.T) string {
+			return bundle(t, replace("bundle.json", `"digests": {}`, `"digests": null`))
+		}, "records no file digests"},
+		{"seccomp.json truncated", afterwards("seccomp.json", truncate), "seccomp.json was changed or truncated after generate"},
+		{"seccomp.json allow-all", afterwards("seccomp.json", allowAll), "seccomp.json was changed or truncated after generate"},
+		{"capabilities.json missing", afterwards("capabilities.json", func(p string) { os.Remove(p) }), "capabilities.json: open"},
+		{"capabilities.json changed", afterwards("capabilities.json", func(p string) { os.WriteFile(p, []byte(`{"drop":["ALL"],"add":["CAP_NET_BIND_SERVICE"]}`), 0o644) }), "capabilities.json was changed"},
+		{"default allow", func(t *testing.T) string {
+			return bundle(t, replace("seccomp.json", `"SCMP_ACT_ERRNO"`, `"SCMP_ACT_ALLOW"`))
+		}, "default action is SCMP_ACT_ALLOW"},
+		{"default log", func(t *testing.T) string {
+			return bundle(t, replace("seccomp.json", `"SCMP_ACT_ERRNO"`, `"SCMP_ACT_LOG"`))
+		}, "default action is SCMP_ACT_LOG"},
+		{"default notify", func(t *testing.T) string {
+			return bundle(t, replace("seccomp.json", `"SCMP_ACT_ERRNO"`, `"SCMP_ACT_NOTIFY"`))
+		}, "default action is SCMP_ACT_NOTIFY"},
+		{"default trace", func(t *testing.T) string {
+			return bundle(t, replace("seccomp.json", `"SCMP_ACT_ERRNO"`, `"SCMP_ACT_TRACE"`))
+		}, "default action is SCMP_ACT_TRACE"},
+		{"seccomp.json allows more", func(t *testing.T) string {
+			return bundle(t, replace("seccomp.json", `"getpid",`, `"getpid", "ptrace", "mount", "bpf",`))
+		}, "lets through syscalls bundle.json does not list: [bpf mount ptrace]"},
+		{"incomplete recording", func(t *testing.T) string { return bundle(t, replace("bundle.json", `"sources": []`, incomplete)) }, "generated from an incomplete recording (app.rec.json)"},
 		{"missing dir", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope") }, "no such file or directory"},
 		{"missing bundle.json", func(t *testing.T) string { return bundle(t, remove("bundle.json")) }, "bundle.json: open"},
 		{"bundle.json not JSON", func(t *testing.T) string { return bundle(t, replace("bundle.json", "{", "[")) }, "not JSON"},

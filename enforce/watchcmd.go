@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/interrupt"
 	"github.com/tailor-sec/tailor/learn/docker"
 )
 
@@ -32,7 +33,7 @@ type WatchOptions struct {
 	Watcher Watcher
 	// Metrics, when set, is the host:port where Prometheus metrics are served at
 	// /metrics. Any address is accepted: one that is not loopback exposes the
-	// counts to the network.
+	// counts to the network, and Watch warns about it.
 	Metrics string
 	// Duration, when positive, ends the watch after that long.
 	Duration time.Duration
@@ -103,6 +104,9 @@ func Watch(ctx context.Context, o WatchOptions) error {
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		fmt.Fprintf(o.Log, "tailor: metrics: http://%s/metrics\n", ln.Addr())
+		if w := metricsWarning(ln.Addr()); w != "" {
+			fmt.Fprintln(o.Log, "tailor: warning: "+w)
+		}
 	}
 	fmt.Fprintf(o.Log, "tailor: watching container %s (%s) against profile %s (%s); the container is not changed\n", o.Container, st.ID[:12], policy.Dir, policy.Bundle.Name)
 
@@ -133,6 +137,16 @@ func Watch(ctx context.Context, o WatchOptions) error {
 		return fmt.Errorf("%w: %d anomalies in container %s against %s", fail.ErrAnomaly, n, o.Container, policy.Dir)
 	}
 	return nil
+}
+
+// metricsWarning says when the metrics are served beyond this host: they go out in
+// plain HTTP without authentication.
+func metricsWarning(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if ok && tcp.IP.IsLoopback() {
+		return ""
+	}
+	return fmt.Sprintf("--metrics %s is not a loopback address: anyone who can reach it reads the anomaly counts (plain HTTP, no authentication); use 127.0.0.1:PORT", addr)
 }
 
 func metricsMux(reg *prometheus.Registry) *http.ServeMux {
@@ -233,14 +247,18 @@ func WatchCommand(newWatcher WatcherFactory) *cli.Command {
 			if c.Args().Len() > 0 {
 				return fmt.Errorf("%w: tailor watch takes no arguments (got %q)", fail.ErrBadInput, c.Args().Slice())
 			}
+			if err := positiveDurations(c, "duration"); err != nil {
+				return err
+			}
 			if newWatcher == nil {
 				return errNoTracer
 			}
-			w, err := newWatcher(c.String("anomalies"))
+			w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+			interrupt.Claim()
 			defer stop()
 			return Watch(ctx, WatchOptions{
 				Profile:       c.String("profile"),

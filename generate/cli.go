@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/safeio"
 	"github.com/tailor-sec/tailor/internal/version"
 	"github.com/tailor-sec/tailor/profiles"
 )
@@ -34,13 +35,16 @@ func Command() *cli.Command {
 			&cli.BoolFlag{Name: "allow-incomplete", Usage: "generate even from an incomplete recording (the profile may miss something)"},
 		},
 		Action: func(c *cli.Context) error {
-			recs, paths, err := loadRecordings(c.Args().Slice())
-			if err != nil {
-				return err
-			}
 			dir, err := filepath.Abs(c.String("output"))
 			if err != nil {
 				return fmt.Errorf("%w: output directory: %v", fail.ErrBadInput, err)
+			}
+			if err := CheckOutput(dir); err != nil {
+				return err
+			}
+			recs, paths, err := loadRecordings(c.Args().Slice())
+			if err != nil {
+				return err
 			}
 			b, err := Generate(recs, Options{
 				Name: c.String("name"), Dir: dir, NoArgs: c.Bool("no-args"), Strict: c.Bool("strict"),
@@ -71,6 +75,9 @@ func MergeCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "recording file to write", Required: true},
 		},
 		Action: func(c *cli.Context) error {
+			if err := safeio.CheckOutputFile(c.String("output")); err != nil {
+				return fmt.Errorf("-o: %w", err)
+			}
 			recs, _, err := loadRecordings(c.Args().Slice())
 			if err != nil {
 				return err
@@ -147,9 +154,18 @@ func writeDiff(w io.Writer, d profiles.PolicyDiff) {
 		for _, f := range side.p.SocketFamilies {
 			fmt.Fprintf(w, "%s socket-family %s\n", side.sign, f)
 		}
+		for _, p := range side.p.Problems {
+			fmt.Fprintf(w, "%s problem %s\n", side.sign, p)
+		}
 	}
-	if d.Added.Empty() && d.Removed.Empty() {
+	for _, f := range d.Changed {
+		fmt.Fprintf(w, "~ file %s differs\n", f)
+	}
+	switch {
+	case d.Added.Empty() && d.Removed.Empty() && len(d.Changed) == 0:
 		fmt.Fprintln(w, "no difference")
+	case d.Added.Empty() && d.Removed.Empty():
+		fmt.Fprintln(w, "no difference in what they allow")
 	}
 }
 

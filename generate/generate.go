@@ -145,6 +145,7 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		out.Manifest.Generalised = []profiles.Generalisation{}
 	}
 	for i, r := range recs {
+		r.Target.Redact()
 		out.Manifest.Sources = append(out.Manifest.Sources, profiles.BundleSource{File: sourceName(opt, i), Target: r.Target, Complete: r.Complete})
 	}
 
@@ -176,6 +177,10 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		return nil, err
 	}
 	out.Files[profiles.BundleSummaryFile] = []byte(out.Summary.Text())
+	out.Manifest.Digests = map[string]string{}
+	for name, data := range out.Files {
+		out.Manifest.Digests[name] = profiles.FileDigest(data)
+	}
 	manifest, err := encodeJSON(out.Manifest)
 	if err := add(profiles.BundleManifestFile, manifest, err); err != nil {
 		return nil, err

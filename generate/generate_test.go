@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/tailor-sec/tailor/internal/fail"
@@ -327,6 +328,8 @@ func TestWriteModes(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "bundle")
+	// Whatever the umask, a bundle is for root's eyes only.
+	defer syscall.Umask(syscall.Umask(0))
 	notes, err := Write(dir, b, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -335,7 +338,7 @@ func TestWriteModes(t *testing.T) {
 		t.Errorf("no note about the unchecked AppArmor profile: %v", notes)
 	}
 	st, err := os.Stat(dir)
-	if err != nil || st.Mode().Perm() != 0o755 {
+	if err != nil || st.Mode().Perm() != 0o700 {
 		t.Errorf("dir mode %v %v", st.Mode(), err)
 	}
 	entries, _ := os.ReadDir(dir)
@@ -344,7 +347,7 @@ func TestWriteModes(t *testing.T) {
 	}
 	for _, e := range entries {
 		info, _ := e.Info()
-		if info.Mode().Perm() != 0o644 {
+		if info.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v", e.Name(), info.Mode())
 		}
 	}

@@ -7,9 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 
+	"github.com/tailor-sec/tailor/internal/safeio"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
@@ -78,33 +78,41 @@ func Validate(b *Bundle, check CheckAppArmor) ([]string, error) {
 	return nil, check(path)
 }
 
-// Write validates b and writes it to dir (created 0755 if missing), every file 0644
-// and atomically, bundle.json last so a bundle with a manifest is a whole one. Nothing
+// bundleFiles are the names a bundle directory may hold: an existing directory with
+// anything else is not replaced.
+var bundleFiles = []string{
+	profiles.BundleManifestFile, profiles.BundleSeccompFile, profiles.BundleAppArmorFile,
+	profiles.BundleCapabilitiesFile, profiles.BundleDockerRunFile, profiles.BundleSPOFile,
+	profiles.BundlePodSnippetFile, profiles.BundleSummaryFile,
+}
+
+// CheckOutput says whether dir can take a bundle: a new path or an earlier bundle
+// directory (not a symlink, nothing but bundle files in it). The CLI checks before it
+// reads anything.
+func CheckOutput(dir string) error {
+	if err := safeio.CheckOutputDir(dir, bundleFiles); err != nil {
+		return fmt.Errorf("-o: %w", err)
+	}
+	return nil
+}
+
+// Write validates b and writes it to dir as a whole: a temporary directory beside dir
+// (directory 0700, files 0600 whatever the umask) takes dir's place in one rename, so
+// a failure (a full disk) leaves the previous bundle, or nothing, never a mix. Nothing
 // is written when validation fails. It returns Validate's notes.
 func Write(dir string, b *Bundle, check CheckAppArmor) ([]string, error) {
+	if err := CheckOutput(dir); err != nil {
+		return nil, err
+	}
 	notes, err := Validate(b, check)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating bundle directory: %w", err)
+	if _, ok := b.Files[profiles.BundleManifestFile]; !ok {
+		return nil, errors.New("bundle has no " + profiles.BundleManifestFile)
 	}
-	names := make([]string, 0, len(b.Files))
-	for n := range b.Files {
-		if n != profiles.BundleManifestFile {
-			names = append(names, n)
-		}
-	}
-	slices.Sort(names)
-	names = append(names, profiles.BundleManifestFile)
-	for _, n := range names {
-		data, ok := b.Files[n]
-		if !ok {
-			return nil, errors.New("bundle has no " + n)
-		}
-		if err := profiles.WriteFileAtomic(filepath.Join(dir, n), data, 0o644); err != nil {
-			return nil, err
-		}
+	if err := safeio.WriteDir(dir, b.Files, bundleFiles, safeio.FileMode, safeio.DirMode); err != nil {
+		return nil, err
 	}
 	return notes, nil
 }

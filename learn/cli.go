@@ -31,6 +31,11 @@ func CLI() *cli.Command {
 			&cli.DurationFlag{Name: "stop-timeout", Value: defaultStopTimeout, Usage: "time between SIGTERM and SIGKILL when stopping the target"},
 		},
 		Action: func(c *cli.Context) error {
+			for _, f := range []string{"duration", "stop-timeout"} {
+				if c.Duration(f) < 0 {
+					return fmt.Errorf("%w: --%s %v: give a positive duration", fail.ErrBadInput, f, c.Duration(f))
+				}
+			}
 			argv := c.Args().Slice()
 			name := c.String("container")
 			opt := Options{

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/launch"
+	"github.com/tailor-sec/tailor/internal/safeio"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
@@ -66,15 +66,14 @@ type Result struct {
 }
 
 // checkOutput fails early, before anything runs, when the recording could not be
-// written at the end.
+// written at the end, or would be written onto a device, a FIFO, a directory or
+// through a symlink.
 func checkOutput(path string) error {
 	if path == "" {
 		return fmt.Errorf("%w: no output file: give -o FILE", fail.ErrBadInput)
 	}
-	dir := filepath.Dir(path)
-	st, err := os.Stat(dir)
-	if err != nil || !st.IsDir() {
-		return fmt.Errorf("%w: output directory %s does not exist", fail.ErrBadInput, dir)
+	if err := safeio.CheckOutputFile(path); err != nil {
+		return fmt.Errorf("-o: %w", err)
 	}
 	return nil
 }
@@ -93,6 +92,10 @@ func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
 	if _, err := exec.LookPath(argv[0]); err != nil {
 		return nil, fmt.Errorf("%w: command %q not found", fail.ErrBadInput, argv[0])
 	}
+	// Signals are caught before the tracer loads (a few hundred ms): one that comes
+	// meanwhile ends the run with a message instead of killing tailor silently.
+	sigs, stopSignals := notifySignals()
+	defer stopSignals()
 	tr, err := bpf.Open(bpf.Options{Logger: opt.Logger})
 	if err != nil {
 		return nil, err
@@ -103,8 +106,9 @@ func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
 		return nil, err
 	}
 	sess := NewSession(tr, target, true)
-	sigs, stopSignals := notifySignals()
-	defer stopSignals()
+	if len(sigs) > 0 {
+		return nil, fmt.Errorf("%w: before the target started: nothing was run or recorded", fail.ErrInterrupted)
+	}
 
 	proc, err := launch.Start("learn", launch.Payload{Argv: argv, Env: os.Environ()},
 		launch.Stdio{Stdin: opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr})

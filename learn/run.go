@@ -10,6 +10,7 @@ import (
 
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/interrupt"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
@@ -41,6 +42,7 @@ type runLoop struct {
 func notifySignals() (sigs <-chan os.Signal, stop func()) {
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	interrupt.Claim()
 	return ch, func() { signal.Stop(ch) }
 }
 

@@ -67,6 +67,9 @@ type Bundle struct {
 	// from the path rules every bundle has always generalised (pids, ids, content
 	// directories).
 	Generalised []Generalisation `json:"generalised"`
+	// Digests holds the digest ("sha256:<hex>") of every other file of the bundle, by
+	// file name, so a changed, truncated or missing file is found (VerifyBundleFile).
+	Digests map[string]string `json:"digests,omitempty"`
 }
 
 // Generalisation kinds.

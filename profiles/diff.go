@@ -3,10 +3,13 @@ package profiles
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+
+	"github.com/tailor-sec/tailor/internal/safeio"
 )
 
 // Policy is what a recording shows or a bundle allows, in the categories diff
@@ -18,6 +21,12 @@ type Policy struct {
 	Files          []FileRule     `json:"files"`
 	Capabilities   []string       `json:"capabilities"`
 	SocketFamilies []string       `json:"socketFamilies"`
+	// Problems are what is wrong with a bundle's files (BundleProblems): a missing,
+	// truncated or changed file, a seccomp.json allowing more than bundle.json. Each
+	// one NEW has that OLD had not counts as added: the bundle may allow anything.
+	Problems []string `json:"problems,omitempty"`
+	// digests are a bundle's file digests, to tell which files differ.
+	digests map[string]string
 }
 
 // PolicyOfRecording returns what r shows the target needs: capabilities only when
@@ -78,13 +87,19 @@ func LoadPolicy(path string) (Policy, error) {
 	if err != nil {
 		return Policy{}, err
 	}
-	return PolicyOfBundle(b), nil
+	p := PolicyOfBundle(b)
+	p.Problems = BundleProblems(path, b)
+	p.digests = b.Digests
+	return p, nil
 }
 
 // LoadBundle reads and checks the manifest of the bundle in dir.
 func LoadBundle(dir string) (*Bundle, error) {
 	path := filepath.Join(dir, BundleManifestFile)
-	data, err := os.ReadFile(path)
+	data, err := safeio.ReadFile(path, safeio.MaxBundleFile)
+	if errors.Is(err, safeio.ErrUnsafe) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: not a bundle: %w", dir, ErrBadInput, err)
 	}
@@ -141,6 +156,9 @@ func keys[V any](m map[string]V) []string {
 type PolicyDiff struct {
 	Added   Policy `json:"added"`
 	Removed Policy `json:"removed"`
+	// Changed names the bundle files whose content differs between two bundles
+	// (by digest), for information: what they allow is compared above.
+	Changed []string `json:"changed,omitempty"`
 }
 
 // Empty reports whether p allows nothing.
@@ -150,12 +168,29 @@ func (p Policy) Empty() bool {
 			return false
 		}
 	}
-	return len(p.Execs) == 0 && len(p.Files) == 0 && len(p.Capabilities) == 0 && len(p.SocketFamilies) == 0
+	return len(p.Execs) == 0 && len(p.Files) == 0 && len(p.Capabilities) == 0 && len(p.SocketFamilies) == 0 &&
+		len(p.Problems) == 0
 }
 
-// Diff returns what newer allows that older did not (Added) and the reverse (Removed).
+// Diff returns what newer allows that older did not (Added) and the reverse (Removed),
+// and for two bundles the files that differ.
 func Diff(older, newer Policy) PolicyDiff {
-	return PolicyDiff{Added: minus(newer, older), Removed: minus(older, newer)}
+	d := PolicyDiff{Added: minus(newer, older), Removed: minus(older, newer)}
+	if older.digests != nil && newer.digests != nil {
+		names := map[string]bool{}
+		for n := range older.digests {
+			names[n] = true
+		}
+		for n := range newer.digests {
+			names[n] = true
+		}
+		for _, n := range sortedKeysOf(names) {
+			if older.digests[n] != newer.digests[n] {
+				d.Changed = append(d.Changed, n)
+			}
+		}
+	}
+	return d
 }
 
 // minus returns what a has that b lacks.
@@ -188,6 +223,9 @@ func minus(a, b Policy) Policy {
 	out.Execs = setMinus(a.Execs, b.Execs)
 	out.Capabilities = setMinus(a.Capabilities, b.Capabilities)
 	out.SocketFamilies = setMinus(a.SocketFamilies, b.SocketFamilies)
+	if d := setMinus(a.Problems, b.Problems); len(d) > 0 {
+		out.Problems = d
+	}
 	return out
 }
 

@@ -3,13 +3,15 @@ package profiles
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"github.com/tailor-sec/tailor/internal/fail"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/safeio"
 )
 
 // ErrBadInput marks a file that is not a usable recording or bundle. The CLI maps it
@@ -18,34 +20,23 @@ var ErrBadInput = fail.ErrBadInput
 
 // WriteFileAtomic writes data to path through a temporary file in the same directory
 // and a rename, so a reader never sees a half-written file and an interrupted write
-// leaves the old file in place.
+// leaves the old file in place. Only a regular file or a new path is written: never a
+// device, a FIFO or through a symlink (safeio.WriteFileAtomic).
 func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
+	return safeio.WriteFileAtomic(path, data, mode)
+}
+
+// readInput reads an input file through safeio.ReadFile: only a regular file, never
+// more than limit bytes, so neither a FIFO nor /dev/zero can hang or exhaust tailor.
+func readInput(path string, limit int64) ([]byte, error) {
+	data, err := safeio.ReadFile(path, limit)
+	switch {
+	case errors.Is(err, safeio.ErrUnsafe):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w: %w", path, ErrBadInput, err)
 	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmpName, path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return data, nil
 }
 
 // MarshalJSON-style helper: stable, indented JSON with a trailing newline.
@@ -66,22 +57,24 @@ func (r *Recording) Encode() ([]byte, error) {
 	return encodeJSON(r)
 }
 
-// Save normalises r and writes it to path atomically with mode 0644 (a recording holds
-// no secrets: paths, syscall names and capability names only).
+// Save normalises r and writes it to path atomically with mode 0600 whatever the
+// umask: secrets are redacted, but paths, commands and a container's configuration
+// are still nobody else's business.
 func (r *Recording) Save(path string) error {
 	data, err := r.Encode()
 	if err != nil {
 		return fmt.Errorf("encoding recording: %w", err)
 	}
-	return WriteFileAtomic(path, data, 0o644)
+	return WriteFileAtomic(path, data, 0o600)
 }
 
-// LoadRecording reads and checks a recording. Every problem is reported as one line
-// naming the file, wrapped around ErrBadInput.
+// LoadRecording reads and checks a recording: a regular file of at most
+// safeio.MaxRecording bytes. Every problem is reported as one line naming the file,
+// wrapped around ErrBadInput.
 func LoadRecording(path string) (*Recording, error) {
-	data, err := os.ReadFile(path)
+	data, err := readInput(path, safeio.MaxRecording)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", path, ErrBadInput, err)
+		return nil, err
 	}
 	r, err := DecodeRecording(data)
 	if err != nil {
@@ -127,10 +120,23 @@ func (r *Recording) Validate() error {
 	if len(r.Syscalls) == 0 {
 		return fmt.Errorf("%w: empty recording: no syscalls were recorded", ErrBadInput)
 	}
+	archs, ok := MachineArchs[r.Host.Machine]
+	if !ok {
+		return fmt.Errorf("%w: unknown machine %q in host.machine (known: %s)", ErrBadInput, r.Host.Machine, strings.Join(sortedKeysOf(MachineArchs), ", "))
+	}
 	for _, s := range r.Syscalls {
 		if !slices.Contains(KnownArchs, s.Arch) {
 			return fmt.Errorf("%w: unknown architecture %q (known: %s)", ErrBadInput, s.Arch, strings.Join(KnownArchs, ", "))
 		}
+		if !slices.Contains(archs, s.Arch) && (len(s.Names) > 0 || len(s.Unknown) > 0) {
+			return fmt.Errorf("%w: syscalls of %s in a recording made on %s, which runs only %s: the recording is not what a tracer on that machine writes", ErrBadInput, s.Arch, r.Host.Machine, strings.Join(archs, ", "))
+		}
+	}
+	if r.Complete && len(r.Incomplete) > 0 {
+		return fmt.Errorf("%w: the recording says complete but also incomplete (%s)", ErrBadInput, strings.Join(r.Incomplete, "; "))
+	}
+	if r.Complete && r.Loss.Total() > 0 {
+		return fmt.Errorf("%w: the recording says complete but lost %d observations", ErrBadInput, r.Loss.Total())
 	}
 	for _, c := range r.Capabilities {
 		if !strings.HasPrefix(c.Name, "CAP_") {
@@ -162,11 +168,20 @@ func checkAccess(path string, access []string) error {
 	return nil
 }
 
+// MachineArchs maps each machine tailor records on (uname -m) to the syscall tables
+// a process there can use: the native one and its compat ones.
+var MachineArchs = map[string][]string{
+	"x86_64":  {ArchX86_64, ArchX86, ArchX32},
+	"aarch64": {ArchAARCH64, ArchARM},
+}
+
 // KnownArchs are the architectures a recording may name.
 var KnownArchs = []string{ArchAARCH64, ArchARM, ArchX32, ArchX86, ArchX86_64}
 
-// Normalize sorts and deduplicates every list so equal observations encode equally.
+// Normalize sorts and deduplicates every list so equal observations encode equally,
+// and redacts secret-looking environment values of the target (RedactEnv).
 func (r *Recording) Normalize() {
+	r.Target.Redact()
 	// Syscalls: merge entries of the same arch.
 	byArch := map[string]*ArchSyscalls{}
 	for _, s := range r.Syscalls {

@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
 	mobyseccomp "github.com/moby/profiles/seccomp"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	libseccomp "github.com/seccomp/libseccomp-golang"
+
+	"github.com/tailor-sec/tailor/internal/safeio"
 )
 
 // Seccomp is a Docker seccomp profile: the OCI runtime-spec LinuxSeccomp plus Docker's
@@ -36,9 +37,9 @@ type CompileOptions struct {
 // LoadSeccomp reads a seccomp profile. Every problem is one line naming the file,
 // wrapped around ErrBadInput.
 func LoadSeccomp(path string) (*Seccomp, error) {
-	data, err := os.ReadFile(path)
+	data, err := readInput(path, safeio.MaxBundleFile)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", path, ErrBadInput, err)
+		return nil, err
 	}
 	p, err := DecodeSeccomp(data)
 	if err != nil {

@@ -223,6 +223,9 @@ type Process struct {
 	status   *os.File
 	release  *os.File
 	released bool
+	// waited is closed once the child was waited for: the thread that started it
+	// may then go.
+	waited chan struct{}
 }
 
 // Start starts the launcher child for mode. The target does not run until Release.
@@ -267,13 +270,38 @@ func Start(mode string, p Payload, stdio Stdio) (*Process, error) {
 		Stdout:     stdio.Stdout,
 		Stderr:     stdio.Stderr,
 		ExtraFiles: []*os.File{payload, statusW, releaseR},
+		// The target must not outlive tailor: killed (even with SIGKILL), tailor takes
+		// it along, instead of leaving it running orphaned under the allow-all learning
+		// filter. The signal survives the execve of the target (not of a set-user-ID
+		// one) and the capability drop.
+		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	}
-	if err := cmd.Start(); err != nil {
+	proc := &Process{cmd: cmd, status: statusR, release: releaseW, waited: make(chan struct{})}
+	if err := startHoldingThread(cmd, proc.waited); err != nil {
 		statusR.Close()
 		releaseW.Close()
 		return nil, fmt.Errorf("starting launcher: %w", err)
 	}
-	return &Process{cmd: cmd, status: statusR, release: releaseW}, nil
+	return proc, nil
+}
+
+// startHoldingThread starts cmd from a thread locked until waited is closed. The
+// kernel sends the parent-death signal when the forking thread ends, not the process,
+// and Go ends a thread when a goroutine locked to it exits (as namespace-entering
+// code does on purpose): holding the thread keeps anyone else from running, and
+// ending, there.
+func startHoldingThread(cmd *exec.Cmd, waited <-chan struct{}) error {
+	started := make(chan error)
+	go func() {
+		runtime.LockOSThread()
+		err := cmd.Start()
+		started <- err
+		if err == nil {
+			<-waited
+		}
+		runtime.UnlockOSThread()
+	}()
+	return <-started
 }
 
 // Pid is the pid of the child, which the target keeps after execve.
@@ -307,6 +335,7 @@ func (p *Process) Wait() (int, error) {
 	msg, readErr := io.ReadAll(p.status)
 	p.status.Close()
 	waitErr := p.cmd.Wait()
+	close(p.waited)
 	if len(msg) > 0 {
 		var ce childError
 		if err := json.Unmarshal(msg, &ce); err != nil {

@@ -1,0 +1,374 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tailor-sec/tailor/internal/testpriv"
+)
+
+// runTailor runs the binary and returns its exit code and stderr, trimmed.
+func runTailor(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd := exec.Command(tailorBin(t), args...)
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	return exitCode(err), strings.TrimSpace(stderr.String())
+}
+
+// TestOutputPathsAreSafe: as root, no output of learn, generate, merge or
+// enforce --anomalies goes onto a device, through a symlink (dangling or not, to a
+// file or to a directory) or onto a directory; each is refused with exit 2 and one
+// line before the target runs, and what the path pointed to is untouched.
+func TestOutputPathsAreSafe(t *testing.T) {
+	testpriv.RequireRoot(t)
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(p("victim"), []byte("victim\n"), 0o644))
+	must(os.Symlink(p("victim"), p("link")))
+	must(os.Symlink(p("created-by-link"), p("dangling")))
+	must(unix.Mknod(p("null"), unix.S_IFCHR|0o666, int(unix.Mkdev(1, 3))))
+	must(os.Mkdir(p("sub"), 0o755))
+	must(os.Symlink(p("sub"), p("sublink")))
+	rec, err := os.ReadFile("../../testdata/recordings/webserver.json")
+	must(err)
+	must(os.WriteFile(p("rec.json"), rec, 0o600))
+	marker := p("target-ran")
+	target := []string{"--", "/bin/sh", "-c", "touch " + marker}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{append([]string{"learn", "-o", p("sub")}, target...), "is a directory"},
+		{append([]string{"learn", "-o", p("null")}, target...), "is a device"},
+		{append([]string{"learn", "-o", p("link")}, target...), "is a symbolic link"},
+		{append([]string{"learn", "-o", p("dangling")}, target...), "is a symbolic link"},
+		{[]string{"generate", "-o", p("sublink"), p("rec.json")}, "is a symbolic link"},
+		{[]string{"generate", "-o", p("victim"), p("rec.json")}, "is a regular file"},
+		{[]string{"merge", "-o", p("null"), p("rec.json")}, "is a device"},
+		{[]string{"merge", "-o", p("link"), p("rec.json")}, "is a symbolic link"},
+		{append([]string{"enforce", "--profile", p("nobundle"), "--anomalies", p("dangling")}, target...), "is a symbolic link"},
+		{append([]string{"enforce", "--profile", p("nobundle"), "--anomalies", p("link")}, target...), "is a symbolic link"},
+		{append([]string{"enforce", "--profile", p("nobundle"), "--anomalies", p("null")}, target...), "is a device"},
+	} {
+		code, msg := runTailor(t, c.args...)
+		if code != 2 || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+			t.Errorf("tailor %s: exit %d, stderr %q; want exit 2 and one line with %q", strings.Join(c.args, " "), code, msg, c.want)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a target ran although its output path was refused")
+	}
+	if b, _ := os.ReadFile(p("victim")); string(b) != "victim\n" {
+		t.Errorf("symlink target changed: %q", b)
+	}
+	if _, err := os.Lstat(p("created-by-link")); err == nil {
+		t.Error("the target of a dangling symlink was created")
+	}
+	if st, err := os.Lstat(p("null")); err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		t.Errorf("the device node was replaced: %v %v", st.Mode(), err)
+	}
+	if entries, _ := os.ReadDir(p("sub")); len(entries) != 0 {
+		t.Errorf("written through a symlinked directory: %v", entries)
+	}
+}
+
+// generateBundle writes the bundle of testdata's webserver recording to dir/name and
+// returns its path.
+func generateBundle(t *testing.T, dir, name string) string {
+	t.Helper()
+	out := filepath.Join(dir, name)
+	if code, msg := runTailor(t, "generate", "-o", out, "../../testdata/recordings/webserver.json"); code != 0 {
+		t.Fatalf("generate: exit %d: %s", code, msg)
+	}
+	return out
+}
+
+// TestInputsAreBounded: every input is read only from a regular file and up to a
+// size limit: /dev/zero and a FIFO (as a recording, a bundle.json or a seccomp.json)
+// are refused at once in one line, and so is a recording larger than 64 MiB.
+func TestInputsAreBounded(t *testing.T) {
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	if err := unix.Mkfifo(p("fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big, err := os.Create(p("big.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	big.Truncate(65 << 20) // sparse: nothing is written
+	big.Close()
+	zeroBundle := generateBundle(t, dir, "zero")
+	os.Remove(filepath.Join(zeroBundle, "bundle.json"))
+	os.Symlink("/dev/zero", filepath.Join(zeroBundle, "bundle.json"))
+	fifoBundle := generateBundle(t, dir, "fifo-seccomp")
+	os.Remove(filepath.Join(fifoBundle, "seccomp.json"))
+	unix.Mkfifo(filepath.Join(fifoBundle, "seccomp.json"), 0o600)
+
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"generate", "-o", p("out"), "/dev/zero"}, 2, "/dev/zero is a device, not a regular file"},
+		{[]string{"generate", "-o", p("out"), p("fifo")}, 2, "is a FIFO, not a regular file"},
+		{[]string{"generate", "-o", p("out"), p("big.json")}, 2, "more than the 64 MiB limit"},
+		{[]string{"merge", "-o", p("m.json"), p("fifo")}, 2, "is a FIFO"},
+		{[]string{"diff", "/dev/zero", p("fifo")}, 2, "not a regular file"},
+		{[]string{"diff", zeroBundle, zeroBundle}, 2, "not a regular file"},
+		{[]string{"enforce", "--profile", zeroBundle, "--allow-partial", "--", "true"}, 9, "not a regular file"},
+		{[]string{"enforce", "--profile", fifoBundle, "--allow-partial", "--", "true"}, 9, "is a FIFO"},
+	} {
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		var stderr bytes.Buffer
+		cmd := exec.CommandContext(ctx, tailorBin(t), c.args...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		cancel()
+		msg := strings.TrimSpace(stderr.String())
+		if code := exitCode(err); code != c.code || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+			t.Errorf("tailor %s: exit %d, stderr %q; want exit %d and one line with %q", strings.Join(c.args, " "), code, msg, c.code, c.want)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("tailor %s took %v to refuse", strings.Join(c.args, " "), d)
+		}
+	}
+}
+
+// TestExitCodes checks docs/exit-codes.md command by command for what needs no
+// target: usage errors (a missing required flag, an unknown command or flag, a
+// negative duration, a missing argument) are 2, refused before anything starts, in
+// one line; a missing or weakened profile is 9.
+func TestExitCodes(t *testing.T) {
+	testpriv.RequireRoot(t)
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	caps, web := "../../testdata/recordings/caps.json", "../../testdata/recordings/webserver.json"
+	b := generateBundle(t, dir, "bundle")
+	incomplete, err := os.ReadFile(caps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	incomplete = bytes.Replace(incomplete, []byte(`"complete": true`), []byte(`"complete": false, "incomplete": ["interrupted"]`), 1)
+	os.WriteFile(p("incomplete.json"), incomplete, 0o600)
+	marker := p("target-ran")
+	target := []string{"--", "/bin/sh", "-c", "touch " + marker}
+
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"nosuch"}, 2, `unknown command "nosuch"`},
+		{[]string{"--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"learn"}, 2, `Required flag "output" not set`},
+		{[]string{"learn", "--bogus"}, 2, "flag provided but not defined"},
+		{[]string{"learn", "-o", p("r.json")}, 2, "no command to learn"},
+		{append([]string{"learn", "-o", p("r.json"), "--duration", "-5s"}, target...), 2, "--duration -5s: give a positive duration"},
+		{append([]string{"learn", "-o", p("r.json"), "--stop-timeout", "-1s"}, target...), 2, "--stop-timeout -1s"},
+		{[]string{"learn", "-o", p("r.json"), "--", "/nonexistent/program"}, 2, "not found"},
+		{append([]string{"learn", "-o", p("r.json"), "--container", "c"}, target...), 2, "not both"},
+		{[]string{"learn", "-o", p("r.json"), "--attach", "--", "true"}, 2, "--attach needs --container"},
+		{[]string{"generate"}, 2, `Required flag "output" not set`},
+		{[]string{"generate", "-o", p("g")}, 2, "no recording given"},
+		{[]string{"generate", "-o", p("g"), p("none.json")}, 2, "no such file"},
+		{[]string{"generate", "-o", p("g"), p("incomplete.json")}, 2, "--allow-incomplete"},
+		{[]string{"merge"}, 2, `Required flag "output" not set`},
+		{[]string{"merge", "-o", p("m.json")}, 2, "no recording given"},
+		{[]string{"diff"}, 2, "exactly two arguments"},
+		{[]string{"diff", caps}, 2, "exactly two arguments"},
+		{[]string{"diff", caps, caps}, 0, ""},
+		{[]string{"diff", "--fail-on-added", caps, web}, 1, "allows more than the old one"},
+		{[]string{"enforce"}, 2, `Required flag "profile" not set`},
+		{[]string{"enforce", "--profile", b}, 2, "no command given"},
+		{append([]string{"enforce", "--profile", b, "--mode", "bogus"}, target...), 2, `--mode "bogus"`},
+		{append([]string{"enforce", "--profile", p("none")}, target...), 9, "profile directory"},
+		{[]string{"enforce", "--profile", b, "--container", "c", "--duration", "-1s"}, 2, "--duration -1s"},
+		{append([]string{"enforce", "--profile", b, "--workload", "true"}, target...), 2, "--workload is for container mode"},
+		{[]string{"watch"}, 2, "Required flags"},
+		{[]string{"watch", "--profile", b}, 2, `Required flag "container" not set`},
+		{[]string{"watch", "--profile", b, "--container", "c", "--duration", "-1s"}, 2, "--duration -1s"},
+		{[]string{"watch", "--profile", b, "--container", "c", "extra"}, 2, "takes no arguments"},
+	} {
+		code, msg := runTailor(t, c.args...)
+		if code != c.code || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {
+			t.Errorf("tailor %s: exit %d, stderr %q; want exit %d and one line with %q", strings.Join(c.args, " "), code, msg, c.code, c.want)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a target ran although its arguments were refused")
+	}
+	if code, msg := runTailor(t); code != 0 || msg != "" {
+		t.Errorf("tailor without arguments: exit %d, stderr %q; want the help on stdout, exit 0", code, msg)
+	}
+}
+
+// TestEnforceNotRootFailsFirst: without privilege enforce exits 3 with one line and
+// prints no start-up report (it used to print every mechanism as enforced first).
+func TestEnforceNotRootFailsFirst(t *testing.T) {
+	testpriv.RequireRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		testpriv.Unavailable(t, "setpriv (util-linux) is not installed")
+	}
+	// Under a world-searchable directory, for nobody.
+	dir, err := os.MkdirTemp("", "tailor-nonroot-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	b := generateBundle(t, dir, "bundle")
+	bin := filepath.Join(dir, "tailor")
+	data, err := os.ReadFile(tailorBin(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(bin, data, 0o755)
+	exec.Command("chmod", "-R", "a+rX", dir).Run()
+	var stderr bytes.Buffer
+	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--",
+		bin, "enforce", "--profile", b, "--", "/bin/true")
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	msg := strings.TrimSpace(stderr.String())
+	if exitCode(err) != 3 || strings.Contains(msg, "\n") || !strings.Contains(msg, "needs root") {
+		t.Errorf("enforce as nobody: exit %d, stderr:\n%s\nwant exit 3 and one line, no report", exitCode(err), msg)
+	}
+}
+
+// TestEnforceInterruptedIs130: SIGINT to tailor enforce alone stops the target
+// (passed on as SIGTERM) and tailor exits 130, not the target's 143.
+func TestEnforceInterruptedIs130(t *testing.T) {
+	testpriv.RequireRoot(t)
+	dir := t.TempDir()
+	rec, prof := filepath.Join(dir, "sleep.json"), filepath.Join(dir, "prof")
+	if code, msg := runTailor(t, "learn", "-o", rec, "--", "/bin/sleep", "0.1"); code != 0 {
+		t.Fatalf("learn: exit %d: %s", code, msg)
+	}
+	if code, msg := runTailor(t, "generate", "-o", prof, rec); code != 0 {
+		t.Fatalf("generate: exit %d: %s", code, msg)
+	}
+	cmd := exec.Command(tailorBin(t), "enforce", "--profile", prof, "--", "/bin/sleep", "30")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The report's last line comes after the target started and before it is released.
+	var log bytes.Buffer
+	buf := make([]byte, 4096)
+	for !strings.Contains(log.String(), "anomalies:") {
+		n, err := stderr.Read(buf)
+		log.Write(buf[:n])
+		if err != nil {
+			t.Fatalf("enforce ended before its report: %v\n%s", err, log.String())
+		}
+	}
+	cmd.Process.Signal(unix.SIGINT)
+	rest := make(chan string)
+	go func() {
+		b, _ := io.ReadAll(stderr)
+		rest <- string(b)
+	}()
+	out := <-rest
+	err = cmd.Wait()
+	if code := exitCode(err); code != 130 || !strings.Contains(out, "interrupted") {
+		t.Errorf("enforce after SIGINT: exit %d, stderr %q; want 130 and an interrupted line", code, out)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("enforce took %v to end after SIGINT", d)
+	}
+}
+
+// TestKilledLearnTakesItsTarget: kill -9 of tailor learn does not leave the target
+// running, orphaned under the allow-all learning filter (PR_SET_PDEATHSIG in the
+// launcher).
+func TestKilledLearnTakesItsTarget(t *testing.T) {
+	testpriv.RequireRoot(t)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "ready")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(tailorBin(t), "learn", "-o", filepath.Join(dir, "rec.json"), "--",
+		"/bin/sh", "-c", "echo ready > "+fifo+"; exec /bin/sleep 300")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	// Opening the FIFO blocks until the target opens it: then it runs.
+	ready, err := os.ReadFile(fifo)
+	if err != nil || string(ready) != "ready\n" {
+		t.Fatalf("target not started: %q %v", ready, err)
+	}
+	var target int
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/task/*/children")
+	for _, f := range tasks {
+		if b, _ := os.ReadFile(f); len(strings.Fields(string(b))) > 0 {
+			target, _ = strconv.Atoi(strings.Fields(string(b))[0])
+		}
+	}
+	if target == 0 {
+		t.Fatal("no child of tailor learn found")
+	}
+	pidfd, err := unix.PidfdOpen(target, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pidfd)
+	cmd.Process.Signal(unix.SIGKILL)
+	cmd.Wait()
+	// The pidfd becomes readable when the target exits.
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	if n, err := unix.Poll(fds, 10_000); err != nil || n != 1 {
+		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(target) + "/comm")
+		unix.Kill(target, unix.SIGKILL)
+		t.Fatalf("the target (pid %d, %s) still runs 10s after tailor learn was killed", target, strings.TrimSpace(string(comm)))
+	}
+}
+
+// TestEarlySignalIsHandled: SIGINT at any moment of tailor learn's start (the tracer
+// loads for a few hundred ms before the target starts) ends it with exit 130 and one
+// line, never the silent death by signal of a Go program that has not asked for it.
+func TestEarlySignalIsHandled(t *testing.T) {
+	testpriv.RequireRoot(t)
+	dir := t.TempDir()
+	for delay := 100 * time.Millisecond; delay <= 500*time.Millisecond; delay += 80 * time.Millisecond {
+		var stderr bytes.Buffer
+		cmd := exec.Command(tailorBin(t), "learn", "-o", filepath.Join(dir, "rec.json"), "--", "/bin/sleep", "30")
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// The delay is what is tested: a signal at that moment of start-up.
+		timer := time.AfterFunc(delay, func() { cmd.Process.Signal(unix.SIGINT) })
+		err := cmd.Wait()
+		timer.Stop()
+		msg := strings.TrimSpace(stderr.String())
+		if exitCode(err) != 130 || !strings.Contains(msg, "interrupted") {
+			t.Errorf("SIGINT %v after start: exit %d (%v), stderr %q; want 130 and a line saying interrupted", delay, exitCode(err), err, msg)
+		}
+	}
+}
