@@ -276,9 +276,15 @@ func PlanLandlock(files []profiles.FileRule, execs []string, sockets []profiles.
 	return plan, nil
 }
 
-// holdsSensitive reports whether dir is a sensitive path or has one beneath it: a
-// right on it would reach that path. A home directory (/home/NAME) may hold .ssh
-// and .gnupg.
+// notContent are sensitive paths whose file contents a write right does not reach:
+// docker's sockets are connected to, never opened for writing, and /run/secrets is a
+// read-only mount in containers. They do not stop the created-then-written widening,
+// which a daemon's pid file in /run needs.
+var notContent = []string{"/run/docker.sock", "/var/run/docker.sock", "/run/secrets/"}
+
+// holdsSensitive reports whether dir is a sensitive path or has one beneath it whose
+// contents a file right on dir would reach. A home directory (/home/NAME) may hold
+// .ssh and .gnupg.
 func holdsSensitive(dir string) bool {
 	if dir == "/" || dir == "/home" || sensitive(dir) || sensitive(dir+"/") {
 		return true
@@ -287,7 +293,7 @@ func holdsSensitive(dir string) bool {
 		return true
 	}
 	for _, p := range sensitivePrefixes {
-		if strings.HasPrefix(p, dir+"/") {
+		if strings.HasPrefix(p, dir+"/") && !slices.Contains(notContent, p) {
 			return true
 		}
 	}

@@ -214,7 +214,13 @@ func TestSensitiveNeverWidened(t *testing.T) {
 			t.Errorf("%s: the narrowing is not stated: %v", p, plan.Denied)
 		}
 	}
-	if holdsSensitive("/srv/app") || holdsSensitive("/home/u/src") {
+	// A daemon's pid file in /run: docker.sock and /run/secrets are not contents a
+	// write right reaches.
+	got, _ := grants(t, []profiles.FileRule{rule("/run/app.pid", profiles.AccessCreate, profiles.AccessWrite)}, nil)
+	if got["/run"] != ll.AccessFSMakeReg|ll.AccessFSWriteFile|ll.AccessFSTruncate {
+		t.Errorf("/run/app.pid: %v", got)
+	}
+	if holdsSensitive("/srv/app") || holdsSensitive("/home/u/src") || holdsSensitive("/var/lib/app") || !holdsSensitive("/var/lib") {
 		t.Error("ordinary directories taken for sensitive ones")
 	}
 }
