@@ -115,6 +115,10 @@ type plan struct {
 	report []string
 }
 
+// maxNamed is how many bundle rules a start-up "widened:" line names; bundle.json
+// and SUMMARY.txt name them all.
+const maxNamed = 6
+
 func makePlan(p *Policy, h Host, o *Options) (*plan, error) {
 	complain := o.Mode == ModeComplain
 	pl := &plan{config: modeConfig{Complain: complain, Seccomp: p.SeccompJSON}}
@@ -162,8 +166,8 @@ func makePlan(p *Policy, h Host, o *Options) (*plan, error) {
 				missing = append(missing, r.Path)
 			}
 		}
-		widened := plan.WideningLines()
-		add("  landlock:     enforced (ABI v%d, best effort): %d path rules from bundle.json's plan, %d grants wider than their rule (Landlock has no globs, and a right on a directory covers everything beneath it)", h.LandlockABI, len(ll.Paths), len(widened))
+		widened := plan.WideningLines(maxNamed)
+		add("  landlock:     enforced (ABI v%d, best effort): %d path rules from bundle.json's plan, %d widened (Landlock has no globs, and a right on a directory covers everything beneath it)", h.LandlockABI, len(ll.Paths), len(widened))
 		for _, w := range widened {
 			add("                widened: %s", w)
 		}

@@ -21,3 +21,24 @@ func TestLoadBundleRefusesSchema1(t *testing.T) {
 		t.Errorf("err %v", err)
 	}
 }
+
+// Widenings are reported grouped per path and reason, naming at most max rules.
+func TestWideningLines(t *testing.T) {
+	p := LandlockPlan{Paths: []LandlockPath{{Path: "/w", Widened: []LandlockWidening{
+		{Rule: "/w/a", Access: []string{"make_reg"}, Reason: "name"},
+		{Rule: "/w/b", Access: []string{"remove_file"}, Reason: "name"},
+		{Rule: "/w/c", Access: []string{"make_dir"}, Reason: "name"},
+		{Rule: "/w/a", Access: []string{"write_file", "truncate"}, Reason: "created"},
+	}}}}
+	got := p.WideningLines(2)
+	want := []string{
+		"/w gets write_file, truncate beneath it for /w/a (created)",
+		"/w gets remove_file, make_dir, make_reg beneath it for /w/a, /w/b and 1 more (bundle.json lists them) (name)",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if all := p.WideningLines(0); !strings.Contains(all[1], "/w/a, /w/b, /w/c (name)") {
+		t.Errorf("unlimited: %q", all)
+	}
+}
