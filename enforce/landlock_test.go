@@ -61,7 +61,7 @@ func TestTestBundlePlanIsGenerated(t *testing.T) {
 	if err := json.Unmarshal(bytes.ReplaceAll(data, []byte("@TESTDIR@"), []byte("/TESTDIR")), &b); err != nil {
 		t.Fatal(err)
 	}
-	plan, err := generate.PlanLandlock(b.Files, b.Execs, nil, b.Network)
+	plan, err := generate.PlanLandlock(generate.PlanInput{Files: b.Files, Execs: b.Execs, Failed: b.Failed, Network: b.Network})
 	if err != nil {
 		t.Fatal(err)
 	}
