@@ -146,6 +146,9 @@ func writeDiff(w io.Writer, d profiles.PolicyDiff) {
 		for _, f := range side.p.SocketFamilies {
 			fmt.Fprintf(w, "%s socket-family %s\n", side.sign, f)
 		}
+		for _, n := range side.p.Network {
+			fmt.Fprintf(w, "%s network %s\n", side.sign, n)
+		}
 	}
 	if d.Added.Empty() && d.Removed.Empty() {
 		fmt.Fprintln(w, "no difference")

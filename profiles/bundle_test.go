@@ -42,3 +42,23 @@ func TestWideningLines(t *testing.T) {
 		t.Errorf("unlimited: %q", all)
 	}
 }
+
+// diff compares the learned peers and ports, so a CI gate (--fail-on-added) sees a
+// new connect or listen port.
+func TestDiffNetwork(t *testing.T) {
+	older := PolicyOfBundle(&Bundle{Network: BundleNetwork{
+		Connects: []Peer{{Family: "AF_INET", Address: "127.0.0.1", Port: 5432}},
+		Listens:  []Port{{Family: "AF_INET", Port: 8080}},
+	}})
+	newer := PolicyOfRecording(&Recording{Network: Network{
+		Connects: []Peer{{Family: "AF_INET", Address: "127.0.0.1", Port: 5432}, {Family: "AF_UNIX", Address: "@bus"}},
+		Listens:  []Port{{Family: "AF_INET", Port: 8080}},
+		Sends:    []Peer{{Family: "AF_INET", Address: "10.0.0.53", Port: 53}},
+		Binds:    []Port{{Family: "AF_INET6", Port: 443}},
+	}})
+	d := Diff(older, newer)
+	want := []string{"bind AF_INET6 port 443", "connect AF_UNIX @bus", "send AF_INET 10.0.0.53 port 53"}
+	if strings.Join(d.Added.Network, "|") != strings.Join(want, "|") || len(d.Removed.Network) != 0 || d.Added.Empty() {
+		t.Errorf("added %q, removed %q", d.Added.Network, d.Removed.Network)
+	}
+}

@@ -18,6 +18,9 @@ type Policy struct {
 	Files          []FileRule     `json:"files"`
 	Capabilities   []string       `json:"capabilities"`
 	SocketFamilies []string       `json:"socketFamilies"`
+	// Network are the peers and ports used, one "connect|send|bind|listen FAMILY
+	// ADDRESS PORT" item each (networkItems).
+	Network []string `json:"network"`
 }
 
 // PolicyOfRecording returns what r shows the target needs: capabilities only when
@@ -44,8 +47,37 @@ func PolicyOfRecording(r *Recording) Policy {
 	for _, s := range r.Network.Sockets {
 		p.SocketFamilies = append(p.SocketFamilies, s.Family)
 	}
+	p.Network = networkItems(BundleNetwork{Connects: r.Network.Connects, Sends: r.Network.Sends, Binds: r.Network.Binds, Listens: r.Network.Listens})
 	p.normalize()
 	return p
+}
+
+// networkItems lists the peers connected and sent to and the ports bound and
+// listened on, in the form diff compares. Accepted connections and failed connects
+// are not listed: the first come with a listening port, the second are no needs.
+func networkItems(n BundleNetwork) []string {
+	var items []string
+	for _, l := range []struct {
+		verb  string
+		peers []Peer
+	}{{"connect", n.Connects}, {"send", n.Sends}} {
+		for _, p := range l.peers {
+			item := l.verb + " " + p.Family + " " + p.Address
+			if p.Port != 0 || p.Family != "AF_UNIX" {
+				item += fmt.Sprintf(" port %d", p.Port)
+			}
+			items = append(items, item)
+		}
+	}
+	for _, l := range []struct {
+		verb  string
+		ports []Port
+	}{{"bind", n.Binds}, {"listen", n.Listens}} {
+		for _, p := range l.ports {
+			items = append(items, fmt.Sprintf("%s %s port %d", l.verb, p.Family, p.Port))
+		}
+	}
+	return items
 }
 
 // PolicyOfBundle returns what a bundle's manifest allows.
@@ -56,6 +88,7 @@ func PolicyOfBundle(b *Bundle) Policy {
 		Files:          slices.Clone(b.Files),
 		Capabilities:   slices.Clone(b.Capabilities),
 		SocketFamilies: slices.Clone(b.SocketFamilies),
+		Network:        networkItems(b.Network),
 	}
 	p.normalize()
 	return p
@@ -126,6 +159,7 @@ func (p *Policy) normalize() {
 	p.Execs = sortedUnique(p.Execs)
 	p.Capabilities = sortedUnique(p.Capabilities)
 	p.SocketFamilies = sortedUnique(p.SocketFamilies)
+	p.Network = sortedUnique(p.Network)
 }
 
 func keys[V any](m map[string]V) []string {
@@ -150,7 +184,7 @@ func (p Policy) Empty() bool {
 			return false
 		}
 	}
-	return len(p.Execs) == 0 && len(p.Files) == 0 && len(p.Capabilities) == 0 && len(p.SocketFamilies) == 0
+	return len(p.Execs) == 0 && len(p.Files) == 0 && len(p.Capabilities) == 0 && len(p.SocketFamilies) == 0 && len(p.Network) == 0
 }
 
 // Diff returns what newer allows that older did not (Added) and the reverse (Removed).
@@ -188,6 +222,7 @@ func minus(a, b Policy) Policy {
 	out.Execs = setMinus(a.Execs, b.Execs)
 	out.Capabilities = setMinus(a.Capabilities, b.Capabilities)
 	out.SocketFamilies = setMinus(a.SocketFamilies, b.SocketFamilies)
+	out.Network = setMinus(a.Network, b.Network)
 	return out
 }
 
