@@ -131,6 +131,10 @@ type plan struct {
 	report []string
 }
 
+// maxNamed is how many bundle rules a start-up "widened:" line names; bundle.json
+// and SUMMARY.txt name them all.
+const maxNamed = 6
+
 func makePlan(p *Policy, h Host, o *Options) (*plan, error) {
 	complain := o.Mode == ModeComplain
 	pl := &plan{config: modeConfig{Complain: complain, Seccomp: p.SeccompJSON}}
@@ -156,7 +160,7 @@ func makePlan(p *Policy, h Host, o *Options) (*plan, error) {
 	}
 	add("  no_new_privs: set")
 
-	ll, err := landlockRules(p.Bundle.Landlock)
+	lc, err := landlockRules(p.Bundle.Landlock)
 	if err != nil {
 		return nil, refuse("%v", err)
 	}
@@ -170,16 +174,16 @@ func makePlan(p *Policy, h Host, o *Options) (*plan, error) {
 		add("  landlock:     not available on this host - file rules NOT enforced (--allow-partial)")
 	default:
 		fileRulesEnforced = true
-		pl.config.Landlock = ll
+		pl.config.Landlock = lc
 		plan := p.Bundle.Landlock
 		var missing []string
-		for _, r := range ll.Paths {
+		for _, r := range lc.Paths {
 			if _, err := os.Stat(r.Path); err != nil {
 				missing = append(missing, r.Path)
 			}
 		}
-		widened := plan.WideningLines()
-		add("  landlock:     enforced (ABI v%d, best effort): %d path rules from bundle.json's plan, %d grants wider than their rule (Landlock has no globs, and a right on a directory covers everything beneath it)", h.LandlockABI, len(ll.Paths), len(widened))
+		widened := plan.WideningLines(maxNamed)
+		add("  landlock:     enforced (ABI v%d, best effort): %d path rules from bundle.json's plan, %d widened (Landlock has no globs, and a right on a directory covers everything beneath it)", h.LandlockABI, len(lc.Paths), len(widened))
 		for _, w := range widened {
 			add("                widened: %s", w)
 		}
@@ -189,8 +193,8 @@ func makePlan(p *Policy, h Host, o *Options) (*plan, error) {
 		if h.LandlockABI < 2 {
 			// go-landlock would drop the whole ruleset for a refer right it cannot
 			// handle: renames across directories stay refused instead.
-			for i := range ll.Paths {
-				ll.Paths[i].Access &^= landlock.AccessFSSet(lls.AccessFSRefer)
+			for i := range lc.Paths {
+				lc.Paths[i].Access &^= landlock.AccessFSSet(lls.AccessFSRefer)
 			}
 			add("                not enforced as learned: renames and links across directories are refused (refer needs Landlock ABI 2)")
 		}

@@ -92,7 +92,7 @@ func TestPathOperations(t *testing.T) {
 		}
 		if i == 0 {
 			for _, want := range []string{
-				"widened: " + ops + " gets write_file, truncate beneath it for " + in("f") + " (created then written",
+				"widened: " + ops + " gets write_file, truncate beneath it for " + in("f") + ", " + in("g") + " (created then written",
 				"not enforced: setattr (chmod, chown, utimes) is not enforced by Landlock",
 				"widened: " + filepath.Join(ops, "b") + " gets refer beneath it for " + by + " (rename or link across directories)",
 			} {

@@ -157,6 +157,9 @@ func writeDiff(w io.Writer, d profiles.PolicyDiff) {
 		for _, p := range side.p.Problems {
 			fmt.Fprintf(w, "%s problem %s\n", side.sign, p)
 		}
+		for _, n := range side.p.Network {
+			fmt.Fprintf(w, "%s network %s\n", side.sign, n)
+		}
 	}
 	for _, f := range d.Changed {
 		fmt.Fprintf(w, "~ file %s differs\n", f)

@@ -120,7 +120,8 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 	}
 
 	network := bundleNetwork(rec.Network)
-	plan, err := PlanLandlock(files, execs, rec.Network.Sockets, network)
+	failed := failedRules(rec.Failed)
+	plan, err := PlanLandlock(PlanInput{Files: files, Execs: execs, Failed: failed, Sockets: rec.Network.Sockets, Network: network})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", fail.ErrBadInput, err)
 	}
@@ -136,7 +137,7 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		Files:          files,
 		Capabilities:   nonNil(caps),
 		SocketFamilies: sortedKeys(fams),
-		Failed:         failedRules(rec.Failed),
+		Failed:         failed,
 		Network:        network,
 		Landlock:       plan,
 		Generalised:    append(slices.Clone(sc.generalised), pathGens...),

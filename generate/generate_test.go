@@ -120,6 +120,11 @@ func TestDeterministic(t *testing.T) {
 		}
 		slices.Reverse(r.Capabilities)
 		slices.Reverse(r.Execs)
+		slices.Reverse(r.Failed)
+		slices.Reverse(r.Network.Connects)
+		slices.Reverse(r.Network.Sends)
+		slices.Reverse(r.Network.Binds)
+		slices.Reverse(r.Network.Sockets)
 		second, err := Generate([]*profiles.Recording{r}, testOptions(name))
 		if err != nil {
 			t.Fatal(err)

@@ -25,6 +25,9 @@ const (
 	whyDirectory      = "file rights on a directory"
 	whyCreatedDir     = "on the nearest directory the target does not create"
 	whyRefer          = "rename or link across directories"
+	// whyFailedSame: a device open fails with ENXIO in the driver, after Landlock's
+	// check; without the right it would fail with EACCES instead.
+	whyFailedSame = "learned failure (ENXIO): granted so that it fails the same way"
 )
 
 // fileRights are the rights Landlock accepts on a rule for a non-directory.
@@ -108,6 +111,17 @@ func anchor(pattern string) (p string, widened bool) {
 	return prefix, rest != "/**"
 }
 
+// PlanInput is what a Landlock plan is computed from: a bundle's rules.
+type PlanInput struct {
+	Files  []profiles.FileRule
+	Execs  []string
+	Failed []profiles.FailedRule
+	// Sockets are the recorded sockets: TCP ports are planned only when one of them
+	// is TCP. bundle.json keeps only the families, so nil there.
+	Sockets []profiles.Socket
+	Network profiles.BundleNetwork
+}
+
 // PlanLandlock turns a bundle's file rules, execs and network use into the Landlock
 // rules enforce applies. Each right goes on the inode Landlock checks it on: rights
 // on the content of a file on the file, rights to make or remove a name on its
@@ -115,8 +129,11 @@ func anchor(pattern string) (p string, widened bool) {
 // Paths the target creates itself may be missing at start, so rights that must sit
 // on them climb to the nearest directory the target does not create; file rights of
 // a created file widen to its directory only when the target also wrote it. Every
-// grant beyond a bundle rule is recorded with its reason.
-func PlanLandlock(files []profiles.FileRule, execs []string, sockets []profiles.Socket, net profiles.BundleNetwork) (profiles.LandlockPlan, error) {
+// grant beyond a bundle rule is recorded with its reason. A device opened in vain
+// (ENXIO: /dev/tty without a controlling terminal) keeps its rights, so that it
+// fails as it did while learning.
+func PlanLandlock(in PlanInput) (profiles.LandlockPlan, error) {
+	files, execs, net := in.Files, in.Execs, in.Network
 	b := planBuilder{byPath: map[string]*planRule{}}
 
 	type parsed struct {
@@ -273,7 +290,21 @@ func PlanLandlock(files []profiles.FileRule, execs []string, sockets []profiles.
 		}
 	}
 
-	plan := profiles.LandlockPlan{Paths: b.rules(), TCP: tcpPlan(sockets, net), NotEnforced: notEnforced(files, net), Denied: denied}
+	for _, f := range in.Failed {
+		p, widened := anchor(f.Pattern)
+		if f.Errno != "ENXIO" || widened || p != f.Pattern || !strings.HasPrefix(p, "/dev/") {
+			continue
+		}
+		var access landlock.AccessFSSet
+		for _, a := range f.Access {
+			access |= fileKindRights[a]
+		}
+		if access != 0 {
+			b.grant(p, access|ll.AccessFSIoctlDev, f.Pattern, whyFailedSame)
+		}
+	}
+
+	plan := profiles.LandlockPlan{Paths: b.rules(), TCP: tcpPlan(in.Sockets, net), NotEnforced: notEnforced(files, net), Denied: denied}
 	return plan, nil
 }
 

@@ -37,7 +37,7 @@ func TestAnchor(t *testing.T) {
 // grants runs landlockPlan and returns the rights per path.
 func grants(t *testing.T, files []profiles.FileRule, execs []string) (map[string]landlock.AccessFSSet, profiles.LandlockPlan) {
 	t.Helper()
-	plan, err := PlanLandlock(files, execs, nil, profiles.BundleNetwork{})
+	plan, err := PlanLandlock(PlanInput{Files: files, Execs: execs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,13 @@ func TestSensitiveNeverWidened(t *testing.T) {
 			t.Errorf("%s: the narrowing is not stated: %v", p, plan.Denied)
 		}
 	}
-	if holdsSensitive("/srv/app") || holdsSensitive("/home/u/src") {
+	// A daemon's pid file in /run: docker.sock and /run/secrets are not contents a
+	// write right reaches.
+	got, _ := grants(t, []profiles.FileRule{rule("/run/app.pid", profiles.AccessCreate, profiles.AccessWrite)}, nil)
+	if got["/run"] != ll.AccessFSMakeReg|ll.AccessFSWriteFile|ll.AccessFSTruncate {
+		t.Errorf("/run/app.pid: %v", got)
+	}
+	if holdsSensitive("/srv/app") || holdsSensitive("/home/u/src") || holdsSensitive("/var/lib/app") || !holdsSensitive("/var/lib") {
 		t.Error("ordinary directories taken for sensitive ones")
 	}
 }
@@ -233,11 +239,11 @@ func TestLandlockPlanRefusesBadRules(t *testing.T) {
 		{rule("relative", profiles.AccessRead)},
 		{rule("/x", "chmod")},
 	} {
-		if _, err := PlanLandlock(files, nil, nil, profiles.BundleNetwork{}); err == nil {
+		if _, err := PlanLandlock(PlanInput{Files: files}); err == nil {
 			t.Errorf("%v accepted", files)
 		}
 	}
-	if _, err := PlanLandlock(nil, []string{"prog"}, nil, profiles.BundleNetwork{}); err == nil {
+	if _, err := PlanLandlock(PlanInput{Execs: []string{"prog"}}); err == nil {
 		t.Error("relative exec accepted")
 	}
 }
@@ -277,5 +283,24 @@ func TestLandlockRightNamesRoundTrip(t *testing.T) {
 	}
 	if _, err := profiles.ParseLandlockRights([]string{"read_everything"}); err == nil {
 		t.Error("unknown right accepted")
+	}
+}
+
+// A device open that failed with ENXIO while learning keeps its rights (so it fails
+// the same way under Landlock); other failures grant nothing.
+func TestFailedDeviceOpenFailsTheSameWay(t *testing.T) {
+	plan, err := PlanLandlock(PlanInput{Failed: []profiles.FailedRule{
+		{Pattern: "/dev/tty", Access: []string{profiles.AccessRead, profiles.AccessWrite}, Errno: "ENXIO"},
+		{Pattern: "/dev/pts/*", Access: []string{profiles.AccessRead}, Errno: "ENXIO"},
+		{Pattern: "/etc/app.conf", Access: []string{profiles.AccessRead}, Errno: "ENOENT"},
+		{Pattern: "/dev/sda", Access: []string{profiles.AccessRead}, Errno: "EACCES"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Paths) != 1 || plan.Paths[0].Path != "/dev/tty" ||
+		!slices.Equal(plan.Paths[0].Access, []string{"write_file", "read_file", "truncate", "ioctl_dev"}) ||
+		len(plan.Paths[0].Widened) != 1 || plan.Paths[0].Widened[0].Reason != whyFailedSame {
+		t.Errorf("plan %+v", plan.Paths)
 	}
 }

@@ -115,16 +115,22 @@ func sensitive(p string) bool {
 	return strings.Contains(p, "/.ssh/") || strings.HasSuffix(p, "/.ssh") || strings.Contains(p, "/.gnupg/")
 }
 
-// holdsSensitive reports whether dir is a sensitive path or has one beneath it, so
-// that a rule for dir/* (Landlock grants beneath a directory, recursively) or a right
-// on dir could reach it. A home directory (/home/NAME) counts: its .ssh and .gnupg are
-// sensitive.
+// notContent are sensitive paths whose file contents a right on a directory above them
+// does not reach: docker's sockets are connected to, never opened for writing, and
+// /run/secrets is a read-only mount in containers. They do not stop the
+// created-then-written widening, which a daemon's pid file in /run needs.
+var notContent = []string{"/run/docker.sock", "/var/run/docker.sock", "/run/secrets/"}
+
+// holdsSensitive reports whether dir is a sensitive path or has one beneath it whose
+// contents a rule for dir/* (Landlock grants beneath a directory, recursively) or a
+// file right on dir would reach. A home directory (/home/NAME) counts: its .ssh and
+// .gnupg are sensitive.
 func holdsSensitive(dir string) bool {
 	if dir == "/" || dir == "/home" || path.Dir(dir) == "/home" || sensitive(dir) || sensitive(dir+"/") {
 		return true
 	}
 	for _, pre := range sensitivePrefixes {
-		if strings.HasPrefix(pre, dir+"/") {
+		if strings.HasPrefix(pre, dir+"/") && !slices.Contains(notContent, pre) {
 			return true
 		}
 	}

@@ -83,7 +83,7 @@ func summarize(rec *profiles.Recording, sc *seccompPlan, m *profiles.Bundle, str
 		Accepts:            len(m.Network.Accepts),
 		Ports:              []string{},
 		LandlockRules:      len(m.Landlock.Paths),
-		Widened:            m.Landlock.WideningLines(),
+		Widened:            m.Landlock.WideningLines(0),
 		TCP:                m.Landlock.TCP.String(),
 		NotEnforced:        m.Landlock.NotEnforced,
 		Denied:             m.Landlock.Denied,
@@ -166,7 +166,7 @@ func (s Summary) Text() string {
 	fmt.Fprintf(&b, "socket families: %s\n", listOrNone(s.SocketFamilies))
 	fmt.Fprintf(&b, "network: %d peers connected to, %d sent to, %d accepted on; bound or listening: %s\n", s.Connects, s.Sends, s.Accepts, listOrNone(s.Ports))
 	fmt.Fprintf(&b, "failed attempts learned (not needs, a repeat is no anomaly): %d\n", s.Failed)
-	fmt.Fprintf(&b, "landlock (local enforcement): %d path rules, %d grants wider than their rule\n", s.LandlockRules, len(s.Widened))
+	fmt.Fprintf(&b, "landlock (local enforcement): %d path rules, %d widened (bundle.json landlock.paths has each rule's grant)\n", s.LandlockRules, len(s.Widened))
 	for _, w := range s.Widened {
 		fmt.Fprintf(&b, "  widened: %s\n", w)
 	}

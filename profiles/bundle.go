@@ -60,7 +60,7 @@ type Bundle struct {
 	// Network are the peers and ports the target used while learning.
 	Network BundleNetwork `json:"network"`
 	// Landlock is exactly what local enforcement grants with Landlock, computed by
-	// generate from Files, Execs and Network; enforce applies it as written.
+	// generate from Files, Execs, Failed and Network; enforce applies it as written.
 	Landlock LandlockPlan `json:"landlock"`
 	// Generalised lists what the profiles allow beyond the recorded observations, and
 	// the rule that added it (docs/generate.md); empty for generate --strict, apart

@@ -27,6 +27,9 @@ type Policy struct {
 	Problems []string `json:"problems,omitempty"`
 	// digests are a bundle's file digests, to tell which files differ.
 	digests map[string]string
+	// Network are the peers and ports used, one "connect|send|bind|listen FAMILY
+	// ADDRESS PORT" item each (networkItems).
+	Network []string `json:"network"`
 }
 
 // PolicyOfRecording returns what r shows the target needs: capabilities only when
@@ -53,8 +56,37 @@ func PolicyOfRecording(r *Recording) Policy {
 	for _, s := range r.Network.Sockets {
 		p.SocketFamilies = append(p.SocketFamilies, s.Family)
 	}
+	p.Network = networkItems(BundleNetwork{Connects: r.Network.Connects, Sends: r.Network.Sends, Binds: r.Network.Binds, Listens: r.Network.Listens})
 	p.normalize()
 	return p
+}
+
+// networkItems lists the peers connected and sent to and the ports bound and
+// listened on, in the form diff compares. Accepted connections and failed connects
+// are not listed: the first come with a listening port, the second are no needs.
+func networkItems(n BundleNetwork) []string {
+	var items []string
+	for _, l := range []struct {
+		verb  string
+		peers []Peer
+	}{{"connect", n.Connects}, {"send", n.Sends}} {
+		for _, p := range l.peers {
+			item := l.verb + " " + p.Family + " " + p.Address
+			if p.Port != 0 || p.Family != "AF_UNIX" {
+				item += fmt.Sprintf(" port %d", p.Port)
+			}
+			items = append(items, item)
+		}
+	}
+	for _, l := range []struct {
+		verb  string
+		ports []Port
+	}{{"bind", n.Binds}, {"listen", n.Listens}} {
+		for _, p := range l.ports {
+			items = append(items, fmt.Sprintf("%s %s port %d", l.verb, p.Family, p.Port))
+		}
+	}
+	return items
 }
 
 // PolicyOfBundle returns what a bundle's manifest allows.
@@ -65,6 +97,7 @@ func PolicyOfBundle(b *Bundle) Policy {
 		Files:          slices.Clone(b.Files),
 		Capabilities:   slices.Clone(b.Capabilities),
 		SocketFamilies: slices.Clone(b.SocketFamilies),
+		Network:        networkItems(b.Network),
 	}
 	p.normalize()
 	return p
@@ -141,6 +174,7 @@ func (p *Policy) normalize() {
 	p.Execs = sortedUnique(p.Execs)
 	p.Capabilities = sortedUnique(p.Capabilities)
 	p.SocketFamilies = sortedUnique(p.SocketFamilies)
+	p.Network = sortedUnique(p.Network)
 }
 
 func keys[V any](m map[string]V) []string {
@@ -169,7 +203,7 @@ func (p Policy) Empty() bool {
 		}
 	}
 	return len(p.Execs) == 0 && len(p.Files) == 0 && len(p.Capabilities) == 0 && len(p.SocketFamilies) == 0 &&
-		len(p.Problems) == 0
+		len(p.Network) == 0 && len(p.Problems) == 0
 }
 
 // Diff returns what newer allows that older did not (Added) and the reverse (Removed),
@@ -226,6 +260,7 @@ func minus(a, b Policy) Policy {
 	if d := setMinus(a.Problems, b.Problems); len(d) > 0 {
 		out.Problems = d
 	}
+	out.Network = setMinus(a.Network, b.Network)
 	return out
 }
 

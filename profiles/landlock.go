@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
@@ -94,13 +95,32 @@ func ParseLandlockRights(names []string) (landlock.AccessFSSet, error) {
 	return a, nil
 }
 
-// WideningLines renders every widening of the plan, one line each: the path, the
-// rights it gets beneath it, the bundle rule it implements and why.
-func (p LandlockPlan) WideningLines() []string {
+// WideningLines renders the widenings of the plan grouped by path and reason, one
+// line each: the path, the rights it gets beneath it, the bundle rules that need them
+// and why. At most max rules are named per line (all when max <= 0); the rest are
+// counted, and bundle.json lists them all.
+func (p LandlockPlan) WideningLines(max int) []string {
 	lines := []string{}
 	for _, r := range p.Paths {
+		var reasons []string
+		access := map[string]landlock.AccessFSSet{}
+		rules := map[string][]string{}
 		for _, w := range r.Widened {
-			lines = append(lines, fmt.Sprintf("%s gets %s beneath it for %s (%s)", r.Path, strings.Join(w.Access, ", "), w.Rule, w.Reason))
+			if _, ok := access[w.Reason]; !ok {
+				reasons = append(reasons, w.Reason)
+			}
+			a, _ := ParseLandlockRights(w.Access)
+			access[w.Reason] |= a
+			rules[w.Reason] = append(rules[w.Reason], w.Rule)
+		}
+		slices.Sort(reasons)
+		for _, why := range reasons {
+			names := rules[why]
+			list := strings.Join(names, ", ")
+			if max > 0 && len(names) > max {
+				list = fmt.Sprintf("%s and %d more (bundle.json lists them)", strings.Join(names[:max], ", "), len(names)-max)
+			}
+			lines = append(lines, fmt.Sprintf("%s gets %s beneath it for %s (%s)", r.Path, strings.Join(LandlockRightNames(access[why]), ", "), list, why))
 		}
 	}
 	return lines

@@ -87,6 +87,7 @@ func TestDiff(t *testing.T) {
 		Files:          []FileRule{{Pattern: "/etc/hosts", Access: []string{AccessWrite}}},
 		Capabilities:   []string{},
 		SocketFamilies: []string{"AF_INET"},
+		Network:        []string{},
 	}
 	if !reflect.DeepEqual(d.Added, wantAdded) {
 		t.Errorf("added %+v\nwant  %+v", d.Added, wantAdded)
