@@ -48,15 +48,17 @@ static __always_inline __u32 open_access(__u64 flags)
 	}
 }
 
-/* A successful open: the new fd's struct file gives the real path. */
-static __always_inline int on_open_success(__u64 target_flags, long fd)
+/* A successful open: the new fd's struct file gives the real path. An open that asked
+ * to create the file counts as a create even when the file was already there (a stale
+ * pid file while learning): the next run may find it missing. */
+static __always_inline int on_open_success(__u64 target_flags, long fd, __u64 oflags)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct file *f = fd_file(task, fd);
 	if (!f)
 		return 0;
 	__u32 access = open_access(BPF_CORE_READ(f, f_flags));
-	if (BPF_CORE_READ(f, f_mode) & FMODE_CREATED)
+	if ((BPF_CORE_READ(f, f_mode) & FMODE_CREATED) || (oflags & O_CREAT))
 		access |= ACC_CREATE;
 	return emit_file(f, target_flags, access);
 }
@@ -202,13 +204,15 @@ static __noinline int on_path_op(struct pt_regs *regs, __u64 nr_arch, long ret, 
 	switch (kind) {
 	case SOP_OPEN:
 	case SOP_OPENAT2:
-		if (ret >= 0)
-			return on_open_success(target_flags, ret);
 		if (kind == SOP_OPENAT2) {
 			__u64 how = flags;
 			flags = 0;
 			bpf_probe_read_user(&flags, sizeof(flags), (const void *)how);
+		} else if (flags_arg >= 6) {
+			flags = O_CREAT | O_WRONLY | O_TRUNC; /* creat(2) */
 		}
+		if (ret >= 0)
+			return on_open_success(target_flags, ret, flags);
 		access = open_access(flags) | ((flags & O_CREAT) ? ACC_CREATE : 0);
 		break;
 	case SOP_EXEC:

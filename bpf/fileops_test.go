@@ -22,10 +22,14 @@ func TestTracerSeesPathOperations(t *testing.T) {
 	if err := os.WriteFile(dir+"/prog", []byte("#!/bin/sh\ntrue\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A file that exists while learning but may not next time (a stale pid file).
+	if err := os.WriteFile(dir+"/stale.pid", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	// Relative paths throughout: the kernel must join them to the working directory.
 	script := "cd " + dir + " && mkdir d && : > d/f && mv d/f d/g && ln d/g d/h && ln -s g d/s && " +
 		"chmod 600 d/g && mkfifo d/p && rm d/h d/s d/p && rm d/g && rmdir d && ./prog && " +
-		"(cat missing 2>/dev/null; true)"
+		"(cat missing 2>/dev/null; true) && echo 1 > stale.pid"
 	target := runTraced(t, tr, "/bin/sh", "-c", script)
 	tr.Flush()
 
@@ -56,6 +60,7 @@ func TestTracerSeesPathOperations(t *testing.T) {
 		{AccDelete, d + "/g", "", 0},
 		{AccRmdir, d, "", 0},
 		{AccRead, dir + "/missing", "", -int32(syscall.ENOENT)},
+		{AccWrite | AccCreate, dir + "/stale.pid", "", 0},
 	} {
 		if !ops[want] {
 			t.Errorf("missing %+v\ngot %+v", want, ops)
