@@ -288,7 +288,7 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if o.Watcher != nil {
 		wt := WatchTarget{Pid: proc.Pid()}
 		if pl.config.Landlock != nil {
-			wt.Files = landlockCheck(pl.config.Landlock.Paths)
+			wt.Files = appliedLandlock(pl.config.Landlock.Paths)
 		}
 		if err := o.Watcher.Watch(ctx, wt, policy); err != nil {
 			_, _ = proc.Wait() // aborts the unreleased child

@@ -1,6 +1,7 @@
 package enforce
 
 import (
+	"os"
 	"path"
 	"strings"
 
@@ -14,6 +15,19 @@ import (
 // grants: within one ruleset the rights of every rule on a file or on a directory
 // above it add up, and a right the ruleset does not handle is never refused.
 type landlockCheck []pathRule
+
+// appliedLandlock is the check for the rules the launcher applies: a rule on a path
+// missing now is skipped there (Landlock attaches rules to existing inodes), so it
+// grants nothing here either.
+func appliedLandlock(rules []pathRule) landlockCheck {
+	var out landlockCheck
+	for _, r := range rules {
+		if _, err := os.Stat(r.Path); err == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 // needs are the Landlock rights an access kind asks for, on the file itself and on
 // the directory holding it (creating, removing and renaming are rights of the parent).

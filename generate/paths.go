@@ -44,6 +44,9 @@ var (
 	// mkstempTail is a lowercase word followed by six letters and digits, the shape of
 	// mkstemp("wordXXXXXX") (sortXyZ12a, sedAb12Cd).
 	mkstempTail = regexp.MustCompile(`^([a-z]{2,})([A-Za-z0-9]{6})$`)
+	// transientTail is mkstemp's shape with a prefix of one letter or more (git's
+	// .git/tXXXXXX probe), widened only for a name the target both made and removed.
+	transientTail = regexp.MustCompile(`^([a-z]+)([A-Za-z0-9]{6})$`)
 )
 
 // longNumber is the shortest run of digits after a separator that is a pid or a
@@ -176,6 +179,10 @@ type nameContext struct {
 	// counters widens every number of a created name: other files the target created
 	// in the same directory differ from this one in a number.
 	counters bool
+	// transient is true when the target made the name and removed it again (a
+	// temporary file): a mkstemp-shaped tail is random even when this run's draw
+	// happens to look like a word (all one case).
+	transient bool
 }
 
 // path generalises p and returns the pattern and the rules that changed it, sorted.
@@ -306,6 +313,8 @@ func (g pathGeneralizer) tokens(part, seg string, ctx nameContext, rules map[str
 		case ctx.created && !first && randomRun(w):
 			glob(sep, "", ruleCreated)
 		case ctx.created && mkstempTail.MatchString(w) && randomRun(w[len(w)-6:]):
+			glob(sep, w[:len(w)-6], ruleCreated)
+		case ctx.transient && transientTail.MatchString(w):
 			glob(sep, w[:len(w)-6], ruleCreated)
 		default:
 			ps = append(ps, piece{text: sep + w})
@@ -469,7 +478,10 @@ func GeneralizeFiles(files []profiles.FileAccess, strict bool) ([]profiles.FileR
 			access = rest
 		}
 		counters, made := g.made[f.Path]
-		pat, rules := g.path(f.Path, nameContext{created: made, counters: counters})
+		removed := slices.ContainsFunc(f.Access, func(a string) bool {
+			return a == profiles.AccessDelete || a == profiles.AccessRmdir || a == profiles.AccessRenameFrom
+		})
+		pat, rules := g.path(f.Path, nameContext{created: made, counters: counters, transient: made && removed})
 		if f.Dir && pat != "/" {
 			pat += "/"
 		}

@@ -251,6 +251,10 @@ func TestGeneralizeFiles(t *testing.T) {
 		{"beneath a created random directory", []profiles.FileAccess{
 			{Path: "/tmp/work_Xa12bc", Access: []string{profiles.AccessMkdir}, Dir: true}, fa("/tmp/work_Xa12bc/out.txt", create, write), fa("/tmp/work_Xa12bc/in.txt", read)},
 			[]profiles.FileRule{rule("/tmp/work_*/", profiles.AccessMkdir), rule("/tmp/work_*/in.txt", read), rule("/tmp/work_*/out.txt", create, write)}},
+		{"a transient mkstemp name, even one that looks like a word", []profiles.FileAccess{fa("/srv/r/.git/tabcdef", create, write, profiles.AccessDelete, profiles.AccessSymlink)},
+			[]profiles.FileRule{rule("/srv/r/.git/t*", create, profiles.AccessDelete, profiles.AccessSymlink, write)}},
+		{"a kept created name that looks like a word stays", []profiles.FileAccess{fa("/srv/r/tabcdef", create, write)},
+			[]profiles.FileRule{rule("/srv/r/tabcdef", create, write)}},
 		{"read counters stay", []profiles.FileAccess{fa("/srv/in/part-1.csv", read), fa("/srv/in/part-2.csv", read)},
 			[]profiles.FileRule{rule("/srv/in/part-1.csv", read), rule("/srv/in/part-2.csv", read)}},
 		{"a sensitive created name stays", []profiles.FileAccess{fa("/root/.cache/sortXyZ12a", create, write), fa("/etc/ssh/tmp_obj_a1B2c3", create)},

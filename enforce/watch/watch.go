@@ -646,7 +646,7 @@ func (w *Watcher) fileUse(tg *target, e *bpf.FileEvent, path string, kinds []str
 	a.Kind, a.Action = "file", "allowed"
 	a.Detail = strings.Join(missing, ", ") + " of " + path
 	a.Rule = "no file rule of apparmor.profile grants " + strings.Join(missing, ", ") + " on " + path
-	w.rep.observe("file|"+path+"|"+strings.Join(missing, ","), a, 1, false)
+	w.rep.observe("used|"+path+"|"+strings.Join(missing, ","), a, 1, false)
 }
 
 // denied judges an operation the kernel refused with EACCES or EPERM. It is the
@@ -656,8 +656,17 @@ func (w *Watcher) fileUse(tg *target, e *bpf.FileEvent, path string, kinds []str
 // the program's own failure, counted but not an anomaly.
 func (w *Watcher) denied(tg *target, e *bpf.FileEvent, first, second []string) {
 	name := ""
-	if _, n, ok := bpf.SyscallName(e.Table, int(e.Nr)); ok {
+	arch, n, ok := bpf.SyscallName(e.Table, int(e.Nr))
+	if ok {
 		name = n
+		if !tg.allowed[string(arch)+"/"+name] {
+			// The seccomp filter refused the call itself: the syscall anomaly says
+			// so, and no file rule was ever asked.
+			w.mu.Lock()
+			tg.paths[e.Key] = ""
+			w.mu.Unlock()
+			return
+		}
 	}
 	dir := isDirOp(first, e.Dir)
 	var missing []string
@@ -696,7 +705,7 @@ func (w *Watcher) denied(tg *target, e *bpf.FileEvent, first, second []string) {
 	if e.Path2 != "" {
 		target += " -> " + e.Path2
 	}
-	key := "file|" + target + "|" + strings.Join(missing, ",")
+	key := "denied|" + name + "|" + target + "|" + strings.Join(missing, ",")
 	if slices.Contains(first, profiles.AccessExec) {
 		a.Kind = "exec"
 		a.Detail = "exec of " + e.Path + " " + result
