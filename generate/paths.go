@@ -44,9 +44,9 @@ var (
 	// mkstempTail is a lowercase word followed by six letters and digits, the shape of
 	// mkstemp("wordXXXXXX") (sortXyZ12a, sedAb12Cd).
 	mkstempTail = regexp.MustCompile(`^([a-z]{2,})([A-Za-z0-9]{6})$`)
-	// transientTail is mkstemp's shape with a prefix of one letter or more (git's
-	// .git/tXXXXXX probe), widened only for a name the target both made and removed.
-	transientTail = regexp.MustCompile(`^([a-z]+)([A-Za-z0-9]{6})$`)
+	// transientTail is mkstemp's shape with a short prefix (git's .git/tXXXXXX probe),
+	// as a whole name: widened only for a name the target both made and removed.
+	transientTail = regexp.MustCompile(`^([a-z]{1,3})([A-Za-z0-9]{6})$`)
 )
 
 // longNumber is the shortest run of digits after a separator that is a pid or a
@@ -314,7 +314,7 @@ func (g pathGeneralizer) tokens(part, seg string, ctx nameContext, rules map[str
 			glob(sep, "", ruleCreated)
 		case ctx.created && mkstempTail.MatchString(w) && randomRun(w[len(w)-6:]):
 			glob(sep, w[:len(w)-6], ruleCreated)
-		case ctx.transient && transientTail.MatchString(w):
+		case ctx.transient && part == w && transientTail.MatchString(w):
 			glob(sep, w[:len(w)-6], ruleCreated)
 		default:
 			ps = append(ps, piece{text: sep + w})

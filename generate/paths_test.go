@@ -253,6 +253,8 @@ func TestGeneralizeFiles(t *testing.T) {
 			[]profiles.FileRule{rule("/tmp/work_*/", profiles.AccessMkdir), rule("/tmp/work_*/in.txt", read), rule("/tmp/work_*/out.txt", create, write)}},
 		{"a transient mkstemp name, even one that looks like a word", []profiles.FileAccess{fa("/srv/r/.git/tabcdef", create, write, profiles.AccessDelete, profiles.AccessSymlink)},
 			[]profiles.FileRule{rule("/srv/r/.git/t*", create, profiles.AccessDelete, profiles.AccessSymlink, write)}},
+		{"a transient name with a word in it stays", []profiles.FileAccess{fa("/etc/tailor-test-uzlizovigo.conf", create, write, profiles.AccessDelete)},
+			[]profiles.FileRule{rule("/etc/tailor-test-uzlizovigo.conf", create, profiles.AccessDelete, write)}},
 		{"a kept created name that looks like a word stays", []profiles.FileAccess{fa("/srv/r/tabcdef", create, write)},
 			[]profiles.FileRule{rule("/srv/r/tabcdef", create, write)}},
 		{"read counters stay", []profiles.FileAccess{fa("/srv/in/part-1.csv", read), fa("/srv/in/part-2.csv", read)},

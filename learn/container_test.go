@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -337,20 +336,22 @@ func TestLearnContainerShortLivedDynamic(t *testing.T) {
 	}
 }
 
-// tracerProgramsHeld lists loaded BPF programs with one of the tracer's names that
-// this process still holds.
+// tracerProgramsHeld lists the IDs of the BPF programs this process still holds, read
+// from the fdinfo of its program and link descriptors.
 func tracerProgramsHeld(t *testing.T) []string {
 	t.Helper()
-	out, err := exec.Command("bpftool", "prog", "show").CombinedOutput()
+	entries, err := os.ReadDir("/proc/self/fdinfo")
 	if err != nil {
-		testpriv.Unavailable(t, "bpftool prog show failed: "+string(out))
+		t.Fatal(err)
 	}
-	names := map[string]bool{"sys_enter_btf": true, "sys_enter_raw": true, "exit_openat": true, "capable_btf": true, "exec_btf": true, "fork_btf": true}
 	var held []string
-	for _, block := range regexp.MustCompile(`(?m)^\d+: `).Split(string(out), -1) {
-		m := regexp.MustCompile(`name (\S+)`).FindStringSubmatch(block)
-		if m != nil && names[m[1]] && strings.Contains(block, "("+strconv.Itoa(os.Getpid())+")") {
-			held = append(held, m[1])
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join("/proc/self/fdinfo", e.Name()))
+		if err != nil {
+			continue
+		}
+		if m := regexp.MustCompile(`(?m)^prog_id:\s+(\d+)$`).FindSubmatch(b); m != nil {
+			held = append(held, string(m[1]))
 		}
 	}
 	return held

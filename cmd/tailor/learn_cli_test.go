@@ -64,25 +64,35 @@ func exitCode(err error) int {
 	return 0
 }
 
-// tailorProgramsLeft lists loaded BPF programs with one of tailor's names that no live
-// process holds (a leak: pinned or orphaned), or that pid still holds. Programs of
-// other test processes running at the same time are held by those and not counted.
-func tailorProgramsLeft(t *testing.T, pid int) []string {
+// heldPrograms returns the IDs of the BPF programs process pid holds, read from the
+// fdinfo of its program and link descriptors.
+func heldPrograms(t *testing.T, pid int) map[string]bool {
 	t.Helper()
-	out, err := exec.Command("bpftool", "prog", "show").CombinedOutput()
+	dir := "/proc/" + strconv.Itoa(pid) + "/fdinfo"
+	entries, err := os.ReadDir(dir)
 	if err != nil {
-		testpriv.Unavailable(t, "bpftool prog show failed: "+string(out))
+		t.Fatalf("reading %s: %v", dir, err)
 	}
-	names := map[string]bool{"sys_enter_btf": true, "sys_enter_raw": true, "exit_openat": true, "capable_btf": true, "exec_btf": true, "fork_btf": true}
-	var left []string
-	// Blocks start with "ID: type  name NAME ..." and may have a "pids comm(PID)" line.
-	for _, block := range regexp.MustCompile(`(?m)^\d+: `).Split(string(out), -1) {
-		m := regexp.MustCompile(`name (\S+)`).FindStringSubmatch(block)
-		if m == nil || !names[m[1]] {
-			continue
+	ids := map[string]bool{}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			continue // closed meanwhile
 		}
-		if !strings.Contains(block, "pids ") || strings.Contains(block, "("+strconv.Itoa(pid)+")") {
-			left = append(left, m[1])
+		if m := regexp.MustCompile(`(?m)^prog_id:\s+(\d+)$`).FindSubmatch(b); m != nil {
+			ids[string(m[1])] = true
+		}
+	}
+	return ids
+}
+
+// programsLoaded returns those of ids the kernel still has loaded.
+func programsLoaded(t *testing.T, ids map[string]bool) []string {
+	t.Helper()
+	var left []string
+	for id := range ids {
+		if err := exec.Command("bpftool", "prog", "show", "id", id).Run(); err == nil {
+			left = append(left, id)
 		}
 	}
 	return left
@@ -112,6 +122,10 @@ func TestLearnInterruptedSavesIncomplete(t *testing.T) {
 	ready, err := os.ReadFile(fifo)
 	if err != nil || !strings.Contains(string(ready), "ready") {
 		t.Fatalf("target never got ready: %v %q", err, ready)
+	}
+	held := heldPrograms(t, cmd.Process.Pid)
+	if len(held) < 4 {
+		t.Fatalf("the running learn holds %d BPF programs, want its tracer's (>= 4)", len(held))
 	}
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
@@ -144,16 +158,16 @@ func TestLearnInterruptedSavesIncomplete(t *testing.T) {
 		}
 	}
 	// The kernel frees a program from a work queue after its last reference goes, so
-	// a program may still be listed for a moment after tailor exited: it must be gone
-	// within a bounded time, held by nobody.
+	// a program may still be listed for a moment after tailor exited: every program
+	// the learn held must be gone within a bounded time.
 	deadline := time.Now().Add(5 * time.Second)
-	left := tailorProgramsLeft(t, cmd.Process.Pid)
+	left := programsLoaded(t, held)
 	for len(left) > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
-		left = tailorProgramsLeft(t, cmd.Process.Pid)
+		left = programsLoaded(t, held)
 	}
 	if len(left) > 0 {
-		t.Errorf("BPF programs left loaded after the interrupt: %v", left)
+		t.Errorf("BPF programs %v of the interrupted learn are still loaded", left)
 	}
 	if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n") + 1; !strings.Contains(stderr.String(), "interrupted") || lines > 4 {
 		t.Errorf("stderr should say briefly that it was interrupted and saved; got:\n%s", stderr.String())
