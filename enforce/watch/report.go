@@ -119,8 +119,34 @@ func (r *reporter) tick() {
 	}
 }
 
-// final writes the last counts and what was suppressed.
-func (r *reporter) final() {
+// Summary is the closing record of an anomalies file, written when anything was
+// suppressed, lost or left unattributed, so what the lines do not show is said in the
+// output itself.
+type Summary struct {
+	Time time.Time `json:"time"`
+	// Kind is "summary".
+	Kind string `json:"kind"`
+	// Anomalies counts every occurrence, repeats included; Distinct the distinct ones.
+	Anomalies uint64 `json:"anomalies"`
+	Distinct  int    `json:"distinct"`
+	// Suppressed counts distinct anomalies counted but not shown (past MaxShown).
+	Suppressed int `json:"suppressed"`
+	// Lost counts observations the tracer could not deliver (full ring buffer or
+	// maps, unreadable arguments, decode errors): anomalies may be missing.
+	Lost uint64 `json:"lost"`
+	// RefusedElsewhere counts distinct refused operations the profile's rules grant:
+	// file permissions or another security module refused them, not the profile.
+	RefusedElsewhere uint64 `json:"refusedElsewhere"`
+}
+
+// finalFacts are what the watcher knows at the end besides the anomalies.
+type finalFacts struct {
+	lost, refusedElsewhere uint64
+}
+
+// final writes the last counts, then the closing summary record when anything was
+// suppressed, lost or not attributed.
+func (r *reporter) final(f finalFacts) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range r.order {
@@ -131,8 +157,19 @@ func (r *reporter) final() {
 	}
 	if r.suppressed > 0 {
 		r.writeHuman(fmt.Sprintf("tailor: %d more distinct anomalies were counted but not shown", r.suppressed))
-		if r.json != nil {
-			line, _ := json.Marshal(map[string]any{"time": r.now(), "kind": "suppressed", "distinct": r.suppressed})
+	}
+	if f.lost > 0 {
+		r.writeHuman(fmt.Sprintf("tailor: %d observations were lost: anomalies may be missing", f.lost))
+	}
+	if f.refusedElsewhere > 0 {
+		r.writeHuman(fmt.Sprintf("tailor: %d refused operations were allowed by the profile (file permissions or another module refused them): not anomalies", f.refusedElsewhere))
+	}
+	if r.json != nil && (r.suppressed > 0 || f.lost > 0 || f.refusedElsewhere > 0) {
+		line, err := json.Marshal(Summary{Time: r.now(), Kind: "summary", Anomalies: r.total, Distinct: len(r.entries),
+			Suppressed: r.suppressed, Lost: f.lost, RefusedElsewhere: f.refusedElsewhere})
+		if err != nil {
+			r.setErr(err)
+		} else {
 			r.writeLine(r.json, string(line))
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,7 +41,7 @@ func TestReporterDeduplicatesAndBounds(t *testing.T) {
 		r.tick()
 		c.t = c.t.Add(time.Second)
 	}
-	r.final()
+	r.final(finalFacts{})
 	got := lines(t, &js)
 	if len(got) < 2 || len(got) > 8 {
 		t.Fatalf("%d lines for one looping anomaly, want a handful: %+v", len(got), got)
@@ -66,11 +67,16 @@ func TestReporterCapsDistinctAnomalies(t *testing.T) {
 	for i := 0; i < 50; i++ {
 		r.observe(fmt.Sprintf("file|/x/%d", i), Anomaly{Kind: "file"}, 1, false)
 	}
-	r.final()
+	r.final(finalFacts{})
 	got := lines(t, &js)
-	// Five shown, then one line saying how many more were counted.
-	if len(got) != 6 || got[5].Kind != "suppressed" {
+	// Five shown, then the summary saying how many more were counted.
+	if len(got) != 6 || got[5].Kind != "summary" {
 		t.Fatalf("%d lines: %+v", len(got), got)
+	}
+	var sum Summary
+	if err := json.Unmarshal([]byte(strings.Split(strings.TrimSpace(js.String()), "\n")[5]), &sum); err != nil ||
+		sum.Suppressed != 45 || sum.Anomalies != 50 || sum.Distinct != 50 {
+		t.Errorf("summary %+v, %v", sum, err)
 	}
 	if _, total := r.counts(); total != 50 {
 		t.Errorf("total %d, want 50", total)
@@ -83,9 +89,23 @@ func TestReporterAddsUserCounts(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		r.observe("exec|/bin/sh", Anomaly{Kind: "exec"}, 1, false)
 	}
-	r.final()
+	r.final(finalFacts{})
 	got := lines(t, &js)
 	if len(got) != 2 || got[1].Count != 3 {
 		t.Fatalf("%+v", got)
+	}
+}
+
+func TestReporterSummaryOfLossAndRefusals(t *testing.T) {
+	var js bytes.Buffer
+	r := newReporter(&js, nil, time.Hour, 10)
+	r.final(finalFacts{})
+	if js.Len() != 0 {
+		t.Fatalf("a clean run wrote %q", js.String())
+	}
+	r.final(finalFacts{lost: 3, refusedElsewhere: 2})
+	var sum Summary
+	if err := json.Unmarshal(js.Bytes(), &sum); err != nil || sum.Kind != "summary" || sum.Lost != 3 || sum.RefusedElsewhere != 2 {
+		t.Errorf("summary %q: %+v %v", js.String(), sum, err)
 	}
 }

@@ -335,7 +335,13 @@ func (w *Watcher) Stop() (int, error) {
 		w.checkLoss()
 		tr.Close()
 	}
-	w.rep.final()
+	w.mu.Lock()
+	facts := finalFacts{lost: w.lost}
+	for _, tg := range w.targets {
+		facts.refusedElsewhere += tg.refusedElsewhere
+	}
+	w.mu.Unlock()
+	w.rep.final(facts)
 	if w.opt.Close != nil {
 		if cerr := w.opt.Close.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("closing the anomalies file: %w", cerr)
@@ -380,7 +386,7 @@ func (w *Watcher) checkLoss() {
 	if err != nil {
 		return
 	}
-	lost := c.RingbufDrops + c.TasksFull + c.CapsFull + c.NetFull + c.ContainersFull + c.AnomaliesFull + c.DecodeErrors + c.ChannelDrops
+	lost := c.RingbufDrops + c.TasksFull + c.CapsFull + c.NetFull + c.ContainersFull + c.AnomaliesFull + c.DecodeErrors + c.ChannelDrops + c.ArgsUnreadable
 	w.mu.Lock()
 	prev := w.lost
 	w.lost = lost
