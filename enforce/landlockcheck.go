@@ -29,53 +29,22 @@ func appliedLandlock(rules []pathRule) landlockCheck {
 	return out
 }
 
-// needs are the Landlock rights an access kind asks for, on the file itself and on
-// the directory holding it (creating, removing and renaming are rights of the parent).
+// needs are the Landlock rights an access kind asks for on the file itself and on the
+// directory holding it, as generate grants them; setattr is a Landlock right only for
+// truncate (chmod, chown and utimes are never refused by Landlock).
 func needs(kind string, dir bool, syscall string) (self, parent landlock.AccessFSSet) {
-	switch kind {
-	case profiles.AccessRead:
-		if dir {
-			return ll.AccessFSReadDir, 0
-		}
-		return ll.AccessFSReadFile, 0
-	case profiles.AccessList:
-		return ll.AccessFSReadDir, 0
-	case profiles.AccessWrite:
-		return ll.AccessFSWriteFile, 0
-	case profiles.AccessExec:
-		return ll.AccessFSExecute, 0
-	case profiles.AccessSetattr:
-		if strings.HasPrefix(syscall, "truncate") {
-			return ll.AccessFSTruncate, 0
-		}
-		return 0, 0 // chmod, chown and utimes are not Landlock rights
-	case profiles.AccessCreate, profiles.AccessLinkTo:
-		return 0, ll.AccessFSMakeReg
-	case profiles.AccessMkdir:
-		return 0, ll.AccessFSMakeDir
-	case profiles.AccessSymlink:
-		return 0, ll.AccessFSMakeSym
-	case profiles.AccessBind:
-		return 0, ll.AccessFSMakeSock
-	case profiles.AccessMknod:
-		return 0, ll.AccessFSMakeFifo
-	case profiles.AccessDelete:
-		return 0, ll.AccessFSRemoveFile
-	case profiles.AccessRmdir:
-		return 0, ll.AccessFSRemoveDir
-	case profiles.AccessRenameFrom:
-		if dir {
-			return 0, ll.AccessFSRemoveDir
-		}
-		return 0, ll.AccessFSRemoveFile
-	case profiles.AccessRenameTo:
-		if dir {
-			return 0, ll.AccessFSMakeDir
-		}
-		return 0, ll.AccessFSMakeReg
+	if kind == profiles.AccessSetattr && !strings.HasPrefix(syscall, "truncate") {
+		return 0, 0
 	}
-	// mmap-exec, link-from and unix connects are not mediated by the rights handled.
-	return 0, 0
+	self, parent = profiles.LandlockRights(kind, dir)
+	// Exec and mmap are granted with read, but refused only for execute.
+	if kind == profiles.AccessExec || kind == profiles.AccessMmapExec {
+		self = ll.AccessFSExecute
+	}
+	if kind == profiles.AccessMmapExec {
+		self = 0 // Landlock does not mediate mmap
+	}
+	return self, parent
 }
 
 // rights is what the ruleset grants on p.

@@ -33,55 +33,6 @@ const (
 // fileRights are the rights Landlock accepts on a rule for a non-directory.
 const fileRights = ll.AccessFSExecute | ll.AccessFSWriteFile | ll.AccessFSReadFile | ll.AccessFSTruncate | ll.AccessFSIoctlDev
 
-// Rights on the object itself, per access kind, for a file and for a directory.
-// read on a file is read_file only and on a directory read_dir only: read_file on a
-// directory would let the target read every file beneath it.
-var (
-	fileKindRights = map[string]landlock.AccessFSSet{
-		profiles.AccessRead:     ll.AccessFSReadFile,
-		profiles.AccessList:     ll.AccessFSReadDir,
-		profiles.AccessWrite:    ll.AccessFSWriteFile | ll.AccessFSTruncate,
-		profiles.AccessExec:     ll.AccessFSExecute | ll.AccessFSReadFile,
-		profiles.AccessMmapExec: ll.AccessFSExecute | ll.AccessFSReadFile,
-		// Landlock has no chmod/chown/utimes right; truncate by path is its
-		// truncate right.
-		profiles.AccessSetattr: ll.AccessFSTruncate,
-	}
-	dirKindRights = map[string]landlock.AccessFSSet{
-		profiles.AccessRead:     ll.AccessFSReadDir,
-		profiles.AccessList:     ll.AccessFSReadDir,
-		profiles.AccessWrite:    ll.AccessFSWriteFile | ll.AccessFSTruncate, // O_TMPFILE
-		profiles.AccessExec:     ll.AccessFSExecute | ll.AccessFSReadFile,
-		profiles.AccessMmapExec: ll.AccessFSExecute | ll.AccessFSReadFile,
-	}
-)
-
-// Rights on the parent directory, per access kind: what making, removing or
-// renaming a name there needs. mknod cannot tell a FIFO from a socket or a device:
-// FIFO and socket are granted, character and block devices never (making one needs
-// CAP_MKNOD, which a learned profile does not keep for that). A rename may replace
-// an existing name, so rename-to also gets the remove right.
-var (
-	fileParentRights = map[string]landlock.AccessFSSet{
-		profiles.AccessCreate:     ll.AccessFSMakeReg,
-		profiles.AccessSymlink:    ll.AccessFSMakeSym,
-		profiles.AccessMknod:      ll.AccessFSMakeFifo | ll.AccessFSMakeSock,
-		profiles.AccessBind:       ll.AccessFSMakeSock,
-		profiles.AccessDelete:     ll.AccessFSRemoveFile,
-		profiles.AccessRenameFrom: ll.AccessFSRemoveFile,
-		profiles.AccessRenameTo:   ll.AccessFSMakeReg | ll.AccessFSRemoveFile,
-		profiles.AccessLinkTo:     ll.AccessFSMakeReg,
-	}
-	dirParentRights = map[string]landlock.AccessFSSet{
-		profiles.AccessMkdir: ll.AccessFSMakeDir,
-		// A directory recorded as created (schema 1 had no mkdir kind) was made by mkdir.
-		profiles.AccessCreate:     ll.AccessFSMakeDir,
-		profiles.AccessRmdir:      ll.AccessFSRemoveDir,
-		profiles.AccessRenameFrom: ll.AccessFSRemoveDir,
-		profiles.AccessRenameTo:   ll.AccessFSMakeDir | ll.AccessFSRemoveDir,
-	}
-)
-
 // referKinds reparent a name when their directories differ.
 var referKinds = []string{profiles.AccessRenameFrom, profiles.AccessRenameTo, profiles.AccessLinkFrom, profiles.AccessLinkTo}
 
@@ -209,13 +160,10 @@ func PlanLandlock(in PlanInput) (profiles.LandlockPlan, error) {
 	denied := []string{}
 	for _, r := range rules {
 		var own, parent landlock.AccessFSSet
-		ownKinds, parentKinds := fileKindRights, fileParentRights
-		if r.dir {
-			ownKinds, parentKinds = dirKindRights, dirParentRights
-		}
 		for _, a := range r.rule.Access {
-			own |= ownKinds[a]
-			parent |= parentKinds[a]
+			o, p := profiles.LandlockRights(a, r.dir)
+			own |= o
+			parent |= p
 		}
 		if strings.HasPrefix(r.anchor, "/dev/") && own&fileRights != 0 {
 			// Terminals and other devices opened by path need their ioctls.
@@ -297,7 +245,8 @@ func PlanLandlock(in PlanInput) (profiles.LandlockPlan, error) {
 		}
 		var access landlock.AccessFSSet
 		for _, a := range f.Access {
-			access |= fileKindRights[a]
+			o, _ := profiles.LandlockRights(a, false)
+			access |= o
 		}
 		if access != 0 {
 			b.grant(p, access|ll.AccessFSIoctlDev, f.Pattern, whyFailedSame)

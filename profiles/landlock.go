@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 )
 
 // LandlockPlan is what local enforcement grants with Landlock. generate computes it
@@ -139,4 +140,64 @@ func (t LandlockTCP) String() string {
 		return strings.Join(s, ", ")
 	}
 	return fmt.Sprintf("bind to ports %s; connect to ports %s (to any address: Landlock filters TCP by port only)", list(t.Bind), list(t.Connect))
+}
+
+// Rights on the object itself, per access kind, for a file and for a directory.
+// read on a file is read_file only and on a directory read_dir only: read_file on a
+// directory would let the target read every file beneath it.
+var (
+	landlockFileRights = map[string]landlock.AccessFSSet{
+		AccessRead:     ll.AccessFSReadFile,
+		AccessList:     ll.AccessFSReadDir,
+		AccessWrite:    ll.AccessFSWriteFile | ll.AccessFSTruncate,
+		AccessExec:     ll.AccessFSExecute | ll.AccessFSReadFile,
+		AccessMmapExec: ll.AccessFSExecute | ll.AccessFSReadFile,
+		// Landlock has no chmod/chown/utimes right; truncate by path is its
+		// truncate right.
+		AccessSetattr: ll.AccessFSTruncate,
+	}
+	landlockDirRights = map[string]landlock.AccessFSSet{
+		AccessRead:     ll.AccessFSReadDir,
+		AccessList:     ll.AccessFSReadDir,
+		AccessWrite:    ll.AccessFSWriteFile | ll.AccessFSTruncate, // O_TMPFILE
+		AccessExec:     ll.AccessFSExecute | ll.AccessFSReadFile,
+		AccessMmapExec: ll.AccessFSExecute | ll.AccessFSReadFile,
+	}
+)
+
+// Rights on the parent directory, per access kind: what making, removing or
+// renaming a name there needs. mknod cannot tell a FIFO from a socket or a device:
+// FIFO and socket are granted, character and block devices never (making one needs
+// CAP_MKNOD, which a learned profile does not keep for that). A rename may replace
+// an existing name, so rename-to also gets the remove right.
+var (
+	landlockFileParentRights = map[string]landlock.AccessFSSet{
+		AccessCreate:     ll.AccessFSMakeReg,
+		AccessSymlink:    ll.AccessFSMakeSym,
+		AccessMknod:      ll.AccessFSMakeFifo | ll.AccessFSMakeSock,
+		AccessBind:       ll.AccessFSMakeSock,
+		AccessDelete:     ll.AccessFSRemoveFile,
+		AccessRenameFrom: ll.AccessFSRemoveFile,
+		AccessRenameTo:   ll.AccessFSMakeReg | ll.AccessFSRemoveFile,
+		AccessLinkTo:     ll.AccessFSMakeReg,
+	}
+	landlockDirParentRights = map[string]landlock.AccessFSSet{
+		AccessMkdir: ll.AccessFSMakeDir,
+		// A directory recorded as created (schema 1 had no mkdir kind) was made by mkdir.
+		AccessCreate:     ll.AccessFSMakeDir,
+		AccessRmdir:      ll.AccessFSRemoveDir,
+		AccessRenameFrom: ll.AccessFSRemoveDir,
+		AccessRenameTo:   ll.AccessFSMakeDir | ll.AccessFSRemoveDir,
+	}
+)
+
+// LandlockRights returns the Landlock rights an access kind needs on the path itself
+// (own) and on the directory holding it (parent), for a file or a directory: generate
+// grants them in the Landlock plan, and the watcher asks whether the rules applied
+// grant them when the kernel refused an operation.
+func LandlockRights(kind string, dir bool) (own, parent landlock.AccessFSSet) {
+	if dir {
+		return landlockDirRights[kind], landlockDirParentRights[kind]
+	}
+	return landlockFileRights[kind], landlockFileParentRights[kind]
 }
