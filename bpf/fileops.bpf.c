@@ -49,8 +49,9 @@ static __always_inline __u32 open_access(__u64 flags)
 }
 
 /* A successful open: the new fd's struct file gives the real path. An open that asked
- * to create the file counts as a create even when the file was already there (a stale
- * pid file while learning): the next run may find it missing. */
+ * to create a regular file counts as a create even when the file was already there (a
+ * stale pid file while learning): the next run may find it missing. A device opened
+ * with O_CREAT (a shell's > /dev/null) is never created. */
 static __always_inline int on_open_success(__u64 target_flags, long fd, __u64 oflags)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -58,7 +59,8 @@ static __always_inline int on_open_success(__u64 target_flags, long fd, __u64 of
 	if (!f)
 		return 0;
 	__u32 access = open_access(BPF_CORE_READ(f, f_flags));
-	if ((BPF_CORE_READ(f, f_mode) & FMODE_CREATED) || (oflags & O_CREAT))
+	__u32 mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((BPF_CORE_READ(f, f_mode) & FMODE_CREATED) || ((oflags & O_CREAT) && (mode & S_IFMT) == S_IFREG))
 		access |= ACC_CREATE;
 	return emit_file(f, target_flags, access);
 }
