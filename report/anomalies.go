@@ -20,8 +20,8 @@ import (
 // a summary. Category and Severity are read when the watcher writes them.
 type AnomalyLine struct {
 	watch.Anomaly
-	Category string `json:"category,omitempty"`
-	Severity string `json:"severity,omitempty"`
+	Category label  `json:"category,omitempty"`
+	Severity label  `json:"severity,omitempty"`
 	Distinct int    `json:"distinct,omitempty"`
 	Lost     uint64 `json:"lost,omitempty"`
 	Total    uint64 `json:"total,omitempty"`
@@ -118,8 +118,8 @@ func anomalyView(path string, data []byte) (*AnomalyView, error) {
 				order = append(order, key)
 			}
 			d.Program = cmp.Or(d.Program, prog)
-			d.Category = cmp.Or(l.Category, d.Category)
-			d.Severity = cmp.Or(l.Severity, d.Severity)
+			d.Category = cmp.Or(string(l.Category), d.Category)
+			d.Severity = cmp.Or(string(l.Severity), d.Severity)
 			if !l.Repeat || len(d.counts) == 0 {
 				d.counts = append(d.counts, 0)
 			}
@@ -172,6 +172,24 @@ func anomalyView(path string, data []byte) (*AnomalyView, error) {
 	v.TopPrograms, v.TopRules = progs.sorted(topN), rules.sorted(topN)
 	v.Timeline = timeline(v)
 	return v, nil
+}
+
+// label is a category or severity: a string, or a number shown as one, so a watcher
+// that grades severity by number is still read.
+type label string
+
+func (l *label) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		*l = label(s)
+		return nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(data, &n); err != nil {
+		return fmt.Errorf("a category or severity is a string or a number, not %s", data)
+	}
+	*l = label(n.String())
+	return nil
 }
 
 type counter map[string]*Count

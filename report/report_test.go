@@ -268,6 +268,13 @@ func TestAnomalyView(t *testing.T) {
 		t.Errorf("categorised: suppressed %d lost %d total %d categories %v severities %v", c.Suppressed, c.Lost, c.Total, c.ByCategory, c.BySeverity)
 	}
 
+	numeric := filepath.Join(t.TempDir(), "numeric.jsonl")
+	os.WriteFile(numeric, []byte(`{"kind":"exec","detail":"x","rule":"y","action":"blocked","count":2,"severity":3,"category":"process"}`+"\n"), 0o600)
+	r, err = Build([]string{numeric})
+	if err != nil || r.Anomalies[0].BySeverity[0].Name != "3" || r.Anomalies[0].Blocked != 2 {
+		t.Errorf("numeric severity: %v %+v", err, r.Anomalies)
+	}
+
 	empty := filepath.Join(t.TempDir(), "none.jsonl")
 	os.WriteFile(empty, nil, 0o600)
 	r, err = Build([]string{empty})
