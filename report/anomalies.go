@@ -74,11 +74,17 @@ type Distinct struct {
 	Count    uint64    `json:"count"`
 	First    time.Time `json:"first"`
 	Last     time.Time `json:"last"`
-	// times are the lines' times, for the timeline.
-	times []time.Time
+	// lines are the lines' times and whether each repeats an earlier one, for the
+	// timeline.
+	lines []lineMark
 	// counts holds, per watcher entry with this key, its last count: a line that is
 	// no repeat starts an entry.
 	counts []uint64
+}
+
+type lineMark struct {
+	at     time.Time
+	repeat bool
 }
 
 // topN bounds the top programs and rules.
@@ -130,7 +136,7 @@ func anomalyView(path string, data []byte) (*AnomalyView, error) {
 				d.Count += c
 			}
 			d.Last = l.Time
-			d.times = append(d.times, l.Time)
+			d.lines = append(d.lines, lineMark{l.Time, l.Repeat})
 		}
 		if !l.Time.IsZero() {
 			if v.Start.IsZero() || l.Time.Before(v.Start) {
@@ -243,6 +249,42 @@ type TimelineDot struct {
 	// Colour is red for a blocked anomaly, amber for an allowed one.
 	Colour string
 	Title  string
+	// Lines counts the lines the dot stands for: lines that fall on the same pixel
+	// are one dot, so a night of anomalies stays a light page.
+	Lines int
+}
+
+// mergeDots makes the dots of one row that share a pixel, a kind of mark and a
+// colour one dot, the largest, whose title says how many lines it stands for.
+func mergeDots(dots []TimelineDot) []TimelineDot {
+	type key struct {
+		x      int
+		repeat bool
+		colour string
+	}
+	at := map[key]int{}
+	var out []TimelineDot
+	for _, d := range dots {
+		k := key{d.X, d.Repeat, d.Colour}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, d)
+			continue
+		}
+		m := &out[i]
+		m.Lines += d.Lines
+		if d.R > m.R {
+			m.R, m.Title = d.R, d.Title
+		}
+	}
+	for i := range out {
+		if out[i].Lines > 1 {
+			out[i].Title += fmt.Sprintf(" (one of %d lines at this point)", out[i].Lines)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b TimelineDot) int { return cmp.Compare(a.X, b.X) })
+	return out
 }
 
 // TimelineTick is one time label on the axis.
@@ -290,11 +332,12 @@ func timeline(v *AnomalyView) *Timeline {
 			if d.Action == "blocked" {
 				colour = "#b42318"
 			}
-			for j, at := range d.times {
-				row.Dots = append(row.Dots, TimelineDot{X: x(at), R: r, Repeat: j > 0, Colour: colour,
-					Title: fmt.Sprintf("%s %s: %s (%s), %d times in all", at.UTC().Format(time.RFC3339), d.Kind, d.Detail, d.Action, d.Count)})
+			for _, l := range d.lines {
+				row.Dots = append(row.Dots, TimelineDot{X: x(l.at), R: r, Repeat: l.repeat, Colour: colour, Lines: 1,
+					Title: fmt.Sprintf("%s %s: %s (%s), %d times in all", l.at.UTC().Format(time.RFC3339), d.Kind, d.Detail, d.Action, d.Count)})
 			}
 		}
+		row.Dots = mergeDots(row.Dots)
 		t.Rows = append(t.Rows, row)
 	}
 	layout := "15:04:05"

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/profiles"
@@ -250,7 +252,9 @@ func TestAnomalyView(t *testing.T) {
 	}
 	dots := 0
 	for _, row := range v.Timeline.Rows {
-		dots += len(row.Dots)
+		for _, d := range row.Dots {
+			dots += d.Lines
+		}
 	}
 	if dots != lines || len(v.Timeline.Rows) != len(v.ByKind) {
 		t.Errorf("timeline has %d dots in %d rows for %d lines and %d kinds", dots, len(v.Timeline.Rows), lines, len(v.ByKind))
@@ -273,6 +277,25 @@ func TestAnomalyView(t *testing.T) {
 	r, err = Build([]string{numeric})
 	if err != nil || r.Anomalies[0].BySeverity[0].Name != "3" || r.Anomalies[0].Blocked != 2 {
 		t.Errorf("numeric severity: %v %+v", err, r.Anomalies)
+	}
+
+	// A night of repeats: 50000 lines of 100 distinct anomalies stay a light page.
+	var night bytes.Buffer
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 50000 {
+		fmt.Fprintf(&night, `{"time":%q,"kind":"syscall","detail":"call %d","rule":"r","action":"blocked","count":%d,"repeat":%v}`+"\n",
+			start.Add(time.Duration(i)*time.Second).Format(time.RFC3339Nano), i%100, i/100+1, i >= 100)
+	}
+	nightPath := filepath.Join(t.TempDir(), "night.jsonl")
+	os.WriteFile(nightPath, night.Bytes(), 0o600)
+	r, err = Build([]string{nightPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := r.Anomalies[0]
+	page, _ := r.HTML([]string{nightPath}, "test")
+	if n.Distinct != 100 || n.Total != 100*500 || len(n.Timeline.Rows[0].Dots) > 2*(tlRight-tlLeft+1) || len(page) > 2<<20 {
+		t.Errorf("night: %d distinct, %d total, %d dots, page %d bytes", n.Distinct, n.Total, len(n.Timeline.Rows[0].Dots), len(page))
 	}
 
 	empty := filepath.Join(t.TempDir(), "none.jsonl")
