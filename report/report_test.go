@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailor-sec/tailor/generate"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/profiles"
 )
@@ -214,6 +215,44 @@ func TestDiffVerdict(t *testing.T) {
 		if n != d.Added {
 			t.Errorf("categories list %d added, total says %d", n, d.Added)
 		}
+	}
+}
+
+// TestBundleDiff: generalisation shows as added syscalls between the strict and the
+// generalised bundle of one recording, and the files whose bytes differ are named.
+func TestBundleDiff(t *testing.T) {
+	dir := t.TempDir()
+	rec := mustRecording(t, nginxRecording)
+	write := func(name string, strict bool) string {
+		out := filepath.Join(dir, name)
+		b, err := generate.Generate([]*profiles.Recording{rec}, generate.Options{Dir: out, Strict: strict, Version: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := generate.Write(out, b, nil); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	strict, general := write("strict", true), write("general", false)
+	r, err := Build([]string{strict, general})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := r.Diff
+	var syscalls []string
+	for _, c := range d.Categories {
+		if c.Name == "syscalls" {
+			for _, it := range c.Added {
+				syscalls = append(syscalls, it.Text)
+			}
+		}
+	}
+	if d.Verdict != VerdictFail || !slices.Contains(syscalls, "x86_64 dup3") || !slices.Contains(d.Changed, profiles.BundleSeccompFile) {
+		t.Errorf("strict -> generalised: verdict %s, added syscalls %v, changed %v", d.Verdict, syscalls, d.Changed)
+	}
+	if r, _ := Build([]string{general, strict}); r.Diff.Verdict != VerdictPass || r.Diff.Removed == 0 {
+		t.Errorf("generalised -> strict: %s, %d removed", r.Diff.Verdict, r.Diff.Removed)
 	}
 }
 
