@@ -1,9 +1,6 @@
 package report
 
-import (
-	"slices"
-	"strings"
-)
+import "strings"
 
 // Syscall kinds, in the order a report lists them.
 const (
@@ -97,6 +94,3 @@ func SyscallKind(name string) string {
 	}
 	return KindOther
 }
-
-// kindRank orders kinds as Kinds does.
-func kindRank(kind string) int { return slices.Index(Kinds, kind) }
