@@ -2,6 +2,7 @@ package generate
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -112,18 +113,24 @@ var dockerHostArch = map[string]string{
 	"x86_64": "amd64", "aarch64": "arm64", "i686": "x86", "i386": "x86", "armv7l": "arm",
 }
 
-// dockerDefaultCount counts the syscalls Docker's default seccomp profile allows
-// without conditions, for a container on a host of the given machine, on the given
-// syscall architecture: the names of every SCMP_ACT_ALLOW rule that has no argument
-// conditions, no capability condition (a default container lacks CAP_SYS_ADMIN and
-// the like) and no exclusion, whose arch condition (if any) includes the host; rules
-// gated only on a minimum kernel count (every kernel tailor supports is newer); names
-// that are not real syscalls of the architecture (according to libseccomp) do not.
+// dockerDefaultCount counts the syscalls of DockerDefaultSyscalls.
 func dockerDefaultCount(machine, arch string) int {
+	return len(DockerDefaultSyscalls(machine, arch))
+}
+
+// DockerDefaultSyscalls returns, sorted, the syscalls Docker's default seccomp
+// profile allows without conditions, for a container on a host of the given machine,
+// on the given syscall architecture: the names of every SCMP_ACT_ALLOW rule that has
+// no argument conditions, no capability condition (a default container lacks
+// CAP_SYS_ADMIN and the like) and no exclusion, whose arch condition (if any) includes
+// the host; rules gated only on a minimum kernel count (every kernel tailor supports
+// is newer); names that are not real syscalls of the architecture (according to
+// libseccomp) do not.
+func DockerDefaultSyscalls(machine, arch string) []string {
 	host := dockerHostArch[machine]
 	sa, err := profiles.ScmpArch(arch)
 	if err != nil {
-		return 0
+		return nil
 	}
 	names := map[string]bool{}
 	for _, r := range mobyseccomp.DefaultProfile().Syscalls {
@@ -139,7 +146,7 @@ func dockerDefaultCount(machine, arch string) int {
 			}
 		}
 	}
-	return len(names)
+	return slices.Sorted(maps.Keys(names))
 }
 
 // Text renders the summary for SUMMARY.txt and the terminal.

@@ -1,6 +1,6 @@
 // Command tailor measures what a container or command really does and cuts its
 // security profiles to fit. This file only wires the subcommands; each lives in the
-// package of its step (learn, generate, enforce).
+// package of its step (learn, generate, enforce, report).
 package main
 
 import (
@@ -20,6 +20,7 @@ import (
 	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/version"
 	"github.com/tailor-sec/tailor/learn"
+	"github.com/tailor-sec/tailor/report"
 )
 
 func main() {
@@ -37,6 +38,7 @@ func main() {
 			generate.DiffCommand(),
 			enforce.Command(tracerWatcher),
 			enforce.WatchCommand(tracerWatcher),
+			report.Command(),
 		},
 		// Without a known command: help, or bad input naming what was given.
 		Action: func(c *cli.Context) error {
