@@ -14,17 +14,17 @@ import (
 	"github.com/tailor-sec/tailor/enforce/watch"
 )
 
-// AnomalyLine is one line of an anomalies file: an anomaly (watch.Anomaly), or a
-// line about the report itself: kind "suppressed" (Distinct more anomalies were
-// counted, not shown), a loss line (Lost observations, anomalies may be missing) or
-// a summary. Category and Severity are read when the watcher writes them.
+// AnomalyLine is one line of an anomalies file: an anomaly (watch.Anomaly), or the
+// watcher's closing summary record (kind "summary", watch.Summary: what was
+// suppressed, lost or refused by something other than the profile). Category and
+// Severity are read when the watcher writes them.
 type AnomalyLine struct {
 	watch.Anomaly
-	Category label  `json:"category,omitempty"`
-	Severity label  `json:"severity,omitempty"`
-	Distinct int    `json:"distinct,omitempty"`
-	Lost     uint64 `json:"lost,omitempty"`
-	Total    uint64 `json:"total,omitempty"`
+	Category         label  `json:"category,omitempty"`
+	Severity         label  `json:"severity,omitempty"`
+	Suppressed       int    `json:"suppressed,omitempty"`
+	Lost             uint64 `json:"lost,omitempty"`
+	RefusedElsewhere uint64 `json:"refusedElsewhere,omitempty"`
 }
 
 // AnomalyView summarises one anomalies file.
@@ -41,6 +41,9 @@ type AnomalyView struct {
 	// write; Lost the observations it lost (anomalies may be missing).
 	Suppressed int    `json:"suppressed"`
 	Lost       uint64 `json:"lost"`
+	// RefusedElsewhere counts refusals the profile granted (file permissions or
+	// another module refused them): not anomalies.
+	RefusedElsewhere uint64 `json:"refusedElsewhere"`
 	// Unknown counts lines that are neither anomalies nor lines about the report.
 	Unknown     int        `json:"unknown"`
 	Start       time.Time  `json:"start"`
@@ -107,10 +110,10 @@ func anomalyView(path string, data []byte) (*AnomalyView, error) {
 			return nil, errBad("%s line %d: not an anomaly line (JSON lines as `tailor enforce --anomalies` and `tailor watch` write them): %v", path, n, err)
 		}
 		switch {
-		case l.Kind == "suppressed":
-			v.Suppressed = max(v.Suppressed, l.Distinct)
-		case l.Lost > 0 || l.Kind == "lost" || l.Kind == "loss":
+		case l.Kind == "summary":
+			v.Suppressed = max(v.Suppressed, l.Suppressed)
 			v.Lost = max(v.Lost, l.Lost)
+			v.RefusedElsewhere = max(v.RefusedElsewhere, l.RefusedElsewhere)
 		case l.Kind == "" || l.Detail == "" && l.Rule == "":
 			v.Unknown++
 			continue

@@ -140,6 +140,9 @@ func (a *AnomalyView) writeText(b *strings.Builder) {
 	if a.Lost > 0 {
 		fmt.Fprintf(b, "WARNING: %d observations lost: anomalies may be missing\n", a.Lost)
 	}
+	if a.RefusedElsewhere > 0 {
+		fmt.Fprintf(b, "%d refusals were file permissions or another module, not the profile\n", a.RefusedElsewhere)
+	}
 	if a.Suppressed > 0 {
 		fmt.Fprintf(b, "%d more distinct anomalies were counted but not written\n", a.Suppressed)
 	}
