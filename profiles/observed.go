@@ -58,3 +58,49 @@ func Under(p, dir string) bool {
 	}
 	return p == dir || strings.HasPrefix(p, dir+"/")
 }
+
+// mergeObserved combines the observed sections of several runs: the written
+// directories are united (the larger size and count kept), the peaks are the highest,
+// and the user is the first run's. Nil when no run has one.
+func mergeObserved(recs []*Recording) *Observed {
+	var out *Observed
+	dirs := map[string]WrittenDir{}
+	for _, r := range recs {
+		o := r.Observed
+		if o == nil {
+			continue
+		}
+		if out == nil {
+			out = &Observed{}
+		}
+		for _, d := range o.WrittenDirs {
+			if have, ok := dirs[d.Path]; ok {
+				d.Bytes, d.Files = max(d.Bytes, have.Bytes), max(d.Files, have.Files)
+			}
+			dirs[d.Path] = d
+		}
+		if out.User == nil && o.User != nil {
+			u := *o.User
+			u.Groups = slices.Clone(u.Groups)
+			out.User = &u
+		}
+		if res := o.Resources; res != nil {
+			if out.Resources == nil {
+				c := *res
+				out.Resources = &c
+				continue
+			}
+			m := out.Resources
+			m.MemoryPeak, m.TasksPeak, m.CPUNanos = max(m.MemoryPeak, res.MemoryPeak), max(m.TasksPeak, res.TasksPeak), max(m.CPUNanos, res.CPUNanos)
+			m.TasksSampled = m.TasksSampled || res.TasksSampled
+			m.Samples += res.Samples
+		}
+	}
+	if out != nil {
+		for _, d := range dirs {
+			out.WrittenDirs = append(out.WrittenDirs, d)
+		}
+		slices.SortFunc(out.WrittenDirs, func(a, b WrittenDir) int { return strings.Compare(a.Path, b.Path) })
+	}
+	return out
+}
