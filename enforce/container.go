@@ -455,7 +455,21 @@ func (r *containerRun) supervise(ctx context.Context) (int, error) {
 			r.stop(ctx)
 		}
 	}
-	// A workload still running when the copy ended by itself has nothing left to talk to.
+	// A workload still running when the copy ended by itself gets the stop grace to
+	// finish: it may have asked the app to quit (nginx -s quit, redis SHUTDOWN) and
+	// still be reporting. Past that it has nothing left to talk to.
+	if workDone != nil && !interrupted {
+		grace := time.NewTimer(o.StopTimeout)
+		select {
+		case err := <-workDone:
+			workDone = nil
+			if err != nil && ctx.Err() == nil {
+				workErr = err
+			}
+		case <-grace.C:
+		}
+		grace.Stop()
+	}
 	cancelWork()
 	if workDone != nil {
 		<-workDone

@@ -34,7 +34,7 @@ const (
 
 // persistentDirs hold data that should outlive the container: written there, they
 // get a volume suggestion instead of a tmpfs.
-var persistentDirs = []string{"/data", "/home", "/srv", "/var/lib"}
+var persistentDirs = []string{"/data", "/home", "/var/lib"}
 
 // hardening derives the hardened run configuration of a container from the merged
 // recording, or returns nil and why not.
@@ -73,20 +73,20 @@ func hardenReadOnly(rec *profiles.Recording, h *profiles.Hardening, fact func(st
 			elsewhere = append(elsewhere, fmt.Sprintf("%s (%s %s)", d.Path, d.Mount, d.MountPoint))
 		}
 	}
-	// A directory below another written one is covered by the outer mount.
-	var top []profiles.WrittenDir
-	for _, d := range onRoot {
-		if i := len(top) - 1; i >= 0 && profiles.Under(d.Path, top[i].Path) {
-			top[i].Bytes += d.Bytes
-			top[i].Files += d.Files
+	fact(profiles.HardenReadOnly, []string{"--read-only"}, "the target wrote on its root filesystem only in %s; elsewhere on mounts of its own: %s",
+		listOrNone(dirPaths(onRoot)), listOrNone(elsewhere))
+	// Parents first (the list is sorted): a directory below a tmpfs is covered by it;
+	// one below a volume gets its own decision, so that a volume taken for image
+	// content does not also swallow the scratch directories beneath it.
+	var total int64
+	var tmpfs []*profiles.WrittenDir
+	for i := range onRoot {
+		d := onRoot[i]
+		if j := slices.IndexFunc(tmpfs, func(t *profiles.WrittenDir) bool { return profiles.Under(d.Path, t.Path) }); j >= 0 {
+			tmpfs[j].Bytes += d.Bytes
+			tmpfs[j].Files += d.Files
 			continue
 		}
-		top = append(top, d)
-	}
-	fact(profiles.HardenReadOnly, []string{"--read-only"}, "the target wrote on its root filesystem only in %s; elsewhere on mounts of its own: %s",
-		listOrNone(dirPaths(top)), listOrNone(elsewhere))
-	var total int64
-	for _, d := range top {
 		if read := imageContentRead(rec.Files, d.Path); read != "" {
 			h.Volumes = append(h.Volumes, profiles.HardenVolume{Path: d.Path, Reason: "holds image content the target read (" + read + "): a tmpfs would hide it, a new volume starts with a copy"})
 			fact(profiles.HardenReadOnly, []string{"--mount", "type=volume,dst=" + d.Path}, "%s: the target wrote %d file(s) there and read %s from the image, which a tmpfs would hide", d.Path, d.Files, read)
@@ -97,11 +97,14 @@ func hardenReadOnly(rec *profiles.Recording, h *profiles.Hardening, fact func(st
 			fact(profiles.HardenReadOnly, []string{"--mount", "type=volume,dst=" + d.Path}, "%s: the target wrote %d file(s) (%d bytes) there, data that must persist (use a named volume: -v NAME:%s)", d.Path, d.Files, d.Bytes, d.Path)
 			continue
 		}
+		tmpfs = append(tmpfs, &d)
+	}
+	for _, d := range tmpfs {
 		size := roundMiB(max(int64(d.Bytes)*tmpfsFactor, tmpfsMin))
 		total += size
 		h.Tmpfs = append(h.Tmpfs, profiles.HardenTmpfs{Path: d.Path, Size: size})
 		fact(profiles.HardenReadOnly, []string{"--tmpfs", fmt.Sprintf("%s:rw,size=%dm", d.Path, size>>20)},
-			"%s: the target wrote %d file(s), %d bytes at the end; size %d x that, at least %d MiB", d.Path, d.Files, d.Bytes, tmpfsFactor, tmpfsMin>>20)
+			"%s: the target wrote %d file(s), %d bytes at the end (directories below it included); size %d x that, at least %d MiB", d.Path, d.Files, d.Bytes, tmpfsFactor, tmpfsMin>>20)
 	}
 	return total
 }
