@@ -142,6 +142,15 @@ func TestBadContainer(t *testing.T) {
 		{"no-new-privileges", Medium, "5.26", ""},
 	}, common...))
 
+	// --all finds the created container among the daemon's.
+	out.Reset()
+	if err := Run(context.Background(), Options{All: true, JSON: true, Stdout: &out}); err != nil {
+		t.Fatalf("Run --all: %v", err)
+	}
+	if !strings.Contains(out.String(), `"name": "`+name+`"`) || strings.Contains(out.String(), password) {
+		t.Errorf("--all report lacks %s (or shows the password):\n%s", name, out.String())
+	}
+
 	// The table says the same, without the secret either.
 	out.Reset()
 	if err := Run(context.Background(), Options{Containers: []string{name}, Stdout: &out}); err != nil {

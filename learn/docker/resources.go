@@ -43,15 +43,28 @@ type CgroupSampler struct {
 // SampleCgroup starts sampling the cgroup of pid (a container's init), cgroup v2 where
 // its memory controller is there, else v1.
 func SampleCgroup(pid int) (*CgroupSampler, error) {
-	files, err := probeCgroup(pid)
+	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return nil, fmt.Errorf("reading the cgroup of pid %d: %w", pid, err)
+	}
+	mounts, err := cgroupMounts()
 	if err != nil {
 		return nil, err
 	}
+	files, err := probeCgroup(string(cg), mounts)
+	if err != nil {
+		return nil, err
+	}
+	return startSampler(files), nil
+}
+
+// startSampler samples files from now on.
+func startSampler(files cgroupFiles) *CgroupSampler {
 	s := &CgroupSampler{files: files, stop: make(chan struct{}), done: make(chan struct{})}
 	s.res = profiles.Resources{Cgroup: files.version, SampleInterval: SampleInterval, TasksSampled: files.pidsPeak == ""}
 	s.sample()
 	go s.loop()
-	return s, nil
+	return s
 }
 
 func (s *CgroupSampler) loop() {
@@ -137,19 +150,12 @@ func (s *CgroupSampler) Stop() *profiles.Resources {
 	return &r
 }
 
-// probeCgroup finds the cgroup files of pid: v2 when the unified hierarchy has the
-// memory controller in its cgroup, v1 otherwise.
-func probeCgroup(pid int) (cgroupFiles, error) {
-	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		return cgroupFiles{}, fmt.Errorf("reading the cgroup of pid %d: %w", pid, err)
-	}
-	mounts, err := cgroupMounts()
-	if err != nil {
-		return cgroupFiles{}, err
-	}
+// probeCgroup finds the files of the cgroup a /proc/PID/cgroup text names, given the
+// hierarchies' mount points (cgroupMounts): v2 when the unified hierarchy has the
+// memory controller in that cgroup, v1 otherwise.
+func probeCgroup(cg string, mounts map[string]string) (cgroupFiles, error) {
 	paths := map[string]string{} // controller ("" for v2) -> path in its hierarchy
-	for _, line := range strings.Split(strings.TrimSpace(string(cg)), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(cg), "\n") {
 		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
 			continue
