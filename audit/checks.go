@@ -239,6 +239,10 @@ func checkUser(s Subject, rec *profiles.Recording) []Finding {
 	if !rootUser(s.Config.User) {
 		return nil
 	}
+	// A recording that saw the app run as another user outweighs an empty field.
+	if rec != nil && rec.Observed != nil && rec.Observed.User != nil && rec.Observed.User.UID != 0 {
+		return nil
+	}
 	ev := "Config.User is empty (the image's default, root)"
 	if s.Config.User != "" {
 		ev = fmt.Sprintf("Config.User is %q", s.Config.User)
