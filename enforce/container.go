@@ -277,7 +277,7 @@ func RunContainer(ctx context.Context, o ContainerOptions) (int, error) {
 	}
 	// The run with a workload is the verification run: when it fails, find out
 	// whether a hardening part is why.
-	if (err != nil || status != 0) && o.Workload != "" && len(hp.parts()) > 0 && !o.NoDiagnose && diagnosable(err) {
+	if (err != nil || status != 0) && o.Workload != "" && len(hp.parts()) > 0 && !o.NoDiagnose && diagnosable(status, err) {
 		part, why := diagnose(ctx, dc, o, policy, pl, hp)
 		if why != "" {
 			fmt.Fprintf(o.Log, "tailor: %s\n", why)
@@ -291,8 +291,16 @@ func RunContainer(ctx context.Context, o ContainerOptions) (int, error) {
 
 // diagnosable tells a run that failed on its own (the workload, the app's exit) from
 // one that tailor or the user ended: only the first can be the hardening's fault.
-func diagnosable(err error) bool {
-	return err == nil || errors.Is(err, fail.ErrWorkload) || errors.Is(err, fail.ErrAnomaly)
+func diagnosable(status int, err error) bool {
+	switch {
+	case err == nil, errors.Is(err, fail.ErrWorkload), errors.Is(err, fail.ErrAnomaly):
+		return true
+	case errors.Is(err, fail.ErrInterrupted), errors.Is(err, fail.ErrRefused):
+		return false
+	}
+	// The workload could not enter the copy's namespaces: the app had already exited,
+	// with this status.
+	return status != 0
 }
 
 // diagnose replays the run with each applied hardening part left out in turn, quietly

@@ -105,8 +105,10 @@ func TestHardenedVerifiedAndDiagnosed(t *testing.T) {
 
 	other := busyboxContainer(t, env, img, httpdScript("/data"))
 	res = runCopy(ctx, other, ContainerOptions{Profile: dir, Workload: probe})
-	if !errors.Is(res.err, fail.ErrWorkload) {
-		t.Fatalf("a container writing outside the learned directories: %v, want a failed workload\n%s", res.err, res.log.String())
+	// The app exits at once: the workload fails, or (when the copy is already gone)
+	// cannot even enter its network namespace.
+	if !errors.Is(res.err, fail.ErrWorkload) && !(errors.Is(res.err, fail.ErrDocker) && res.status != 0) {
+		t.Fatalf("a container writing outside the learned directories: status %d, %v, want a failed workload\n%s", res.status, res.err, res.log.String())
 	}
 	want := `works without its "readonly" part (--read-only: the target wrote on its root filesystem only in /tmp`
 	if !strings.Contains(res.err.Error(), want) || !strings.Contains(res.err.Error(), "--no-harden=readonly") {
