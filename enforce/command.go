@@ -36,6 +36,8 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			&cli.StringFlag{Name: "workload", Usage: "container mode: host shell `CMD` run in the copy's network namespace; its end stops the copy"},
 			&cli.DurationFlag{Name: "duration", Usage: "container mode: stop the copy after `D`"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: DefaultStopTimeout, Usage: "container mode: grace between SIGTERM and SIGKILL when stopping the copy"},
+			&cli.StringFlag{Name: "no-harden", Usage: "container mode: leave these `PARTS` of the bundle's hardened run configuration out (readonly,user,limits,ports,network or all)"},
+			&cli.BoolFlag{Name: "no-diagnose", Usage: "container mode: when the hardened copy fails, do not replay it with each hardening part left out to find the one that breaks it"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := positiveDurations(c, "duration", "stop-timeout"); err != nil {
@@ -47,7 +49,7 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			if c.IsSet("container") {
 				return containerAction(c, newWatcher)
 			}
-			for _, f := range []string{"workload", "duration", "stop-timeout"} {
+			for _, f := range []string{"workload", "duration", "stop-timeout", "no-harden", "no-diagnose"} {
 				if c.IsSet(f) {
 					return fmt.Errorf("%w: --%s is for container mode (--container NAME)", fail.ErrBadInput, f)
 				}
@@ -86,7 +88,13 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 	if c.IsSet("allow-partial") {
 		return fmt.Errorf("%w: --allow-partial is for local mode: container mode warns instead when AppArmor is absent", fail.ErrBadInput)
 	}
+	skip, err := ParseNoHarden(c.String("no-harden"))
+	if err != nil {
+		return err
+	}
 	o := ContainerOptions{
+		NoHarden:        skip,
+		NoDiagnose:      c.Bool("no-diagnose"),
 		Profile:         c.String("profile"),
 		Mode:            c.String("mode"),
 		Container:       c.String("container"),

@@ -59,6 +59,11 @@ type ContainerOptions struct {
 	AllowIncomplete bool
 	// CopyLabels are added to the copy's labels (tests mark their containers).
 	CopyLabels map[string]string
+	// NoHarden names the parts of the bundle's hardened run configuration to leave
+	// out (see ParseNoHarden); the rest is applied.
+	NoHarden map[string]bool
+	// NoDiagnose skips the runs that find which hardening part broke a failed run.
+	NoDiagnose bool
 }
 
 // containerPlan is what a confined copy gets, decided from the policy and the host
@@ -264,8 +269,66 @@ func RunContainer(ctx context.Context, o ContainerOptions) (int, error) {
 			return 0, err
 		}
 	}
+	hp := hardenPlan{h: policy.Bundle.Hardening, skip: o.NoHarden}
+	pl.report = append(pl.report, hp.report()...)
+	status, err := startCopy(ctx, dc, &o, policy, pl, hp, true)
+	if err == nil && status == 0 && o.Workload != "" && len(hp.parts()) > 0 {
+		fmt.Fprintf(o.Log, "tailor: hardened configuration verified: the workload succeeded under %s\n", strings.Join(hp.parts(), ", "))
+	}
+	// The run with a workload is the verification run: when it fails, find out
+	// whether a hardening part is why.
+	if (err != nil || status != 0) && o.Workload != "" && len(hp.parts()) > 0 && !o.NoDiagnose && diagnosable(status, err) {
+		part, why := diagnose(ctx, dc, o, policy, pl, hp)
+		if why != "" {
+			fmt.Fprintf(o.Log, "tailor: %s\n", why)
+		}
+		if part != "" && err != nil {
+			err = fmt.Errorf("%w; %s", err, why)
+		}
+	}
+	return status, err
+}
+
+// diagnosable tells a run that failed on its own (the workload, the app's exit) from
+// one that tailor or the user ended: only the first can be the hardening's fault.
+func diagnosable(status int, err error) bool {
+	switch {
+	case err == nil, errors.Is(err, fail.ErrWorkload), errors.Is(err, fail.ErrAnomaly):
+		return true
+	case errors.Is(err, fail.ErrInterrupted), errors.Is(err, fail.ErrRefused):
+		return false
+	}
+	// The workload could not enter the copy's namespaces: the app had already exited,
+	// with this status.
+	return status != 0
+}
+
+// diagnose replays the run with each applied hardening part left out in turn, quietly
+// and without the watcher, and names the first part whose absence makes the run
+// succeed, with the facts it was derived from. A part is never dropped silently: the
+// run that failed stays failed, and the message says what to leave out.
+func diagnose(ctx context.Context, dc *docker.Client, o ContainerOptions, policy *Policy, pl *containerPlan, hp hardenPlan) (part, why string) {
+	q := o
+	q.Watcher, q.FailOnAnomaly = nil, false
+	q.Stdout, q.Stderr, q.Log = io.Discard, io.Discard, io.Discard
+	for _, part := range hp.parts() {
+		status, err := startCopy(ctx, dc, &q, policy, pl, hp.without(part), false)
+		if ctx.Err() != nil {
+			return "", ""
+		}
+		if err == nil && status == 0 {
+			return part, fmt.Sprintf("the app fails under the hardened configuration and works without its %q part (%s): leave it out with --no-harden=%s, or re-learn with a workload that shows why it is needed",
+				part, strings.Join(hp.facts(part), "; "), part)
+		}
+	}
+	return "", fmt.Sprintf("the app also fails with each hardening part (%s) left out in turn: the failure is not one part's (try --no-harden=all)", strings.Join(hp.parts(), ", "))
+}
+
+// startCopy makes a copy of the container confined by the policy and hardened by hp,
+// runs it, and removes it.
+func startCopy(ctx context.Context, dc *docker.Client, o *ContainerOptions, policy *Policy, pl *containerPlan, hp hardenPlan, report bool) (int, error) {
 	cp, err := dc.PrepareCopy(ctx, o.Container, docker.CopyOptions{
-		Labels: o.CopyLabels, SecurityOpt: pl.securityOpt, CapDrop: pl.capDrop, CapAdd: pl.capAdd,
+		Labels: o.CopyLabels, SecurityOpt: pl.securityOpt, CapDrop: pl.capDrop, CapAdd: pl.capAdd, Adjust: hp.adjust,
 	})
 	if err != nil {
 		return 0, seccompRejected(policy, err)
@@ -276,14 +339,16 @@ func RunContainer(ctx context.Context, o ContainerOptions) (int, error) {
 			fmt.Fprintf(o.Log, "tailor: warning: %v\n", err)
 		}
 	}()
-	for _, l := range pl.report {
-		fmt.Fprintln(o.Log, "tailor: "+l)
+	if report {
+		for _, l := range pl.report {
+			fmt.Fprintln(o.Log, "tailor: "+l)
+		}
 	}
 	fmt.Fprintf(o.Log, "tailor: container %s runs as copy %s\n", o.Container, cp.Name())
 	for _, w := range cp.Warnings() {
 		fmt.Fprintf(o.Log, "tailor: docker warning: %s\n", w)
 	}
-	r := &containerRun{o: &o, cp: cp, policy: policy}
+	r := &containerRun{o: o, cp: cp, policy: policy}
 	return r.run(ctx)
 }
 
@@ -398,7 +463,21 @@ func (r *containerRun) supervise(ctx context.Context) (int, error) {
 			r.stop(ctx)
 		}
 	}
-	// A workload still running when the copy ended by itself has nothing left to talk to.
+	// A workload still running when the copy ended by itself gets the stop grace to
+	// finish: it may have asked the app to quit (nginx -s quit, redis SHUTDOWN) and
+	// still be reporting. Past that it has nothing left to talk to.
+	if workDone != nil && !interrupted {
+		grace := time.NewTimer(o.StopTimeout)
+		select {
+		case err := <-workDone:
+			workDone = nil
+			if err != nil && ctx.Err() == nil {
+				workErr = err
+			}
+		case <-grace.C:
+		}
+		grace.Stop()
+	}
 	cancelWork()
 	if workDone != nil {
 		<-workDone

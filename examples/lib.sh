@@ -92,3 +92,45 @@ local_replays() {
 	cat "$OUT/heldout.txt"
 	[ "$failed" = 0 ] || die "a replay failed: see $OUT/replay-*.txt and $OUT/enforce-*.log"
 }
+
+# inspect_copy FILE: `docker inspect` of the running copy tailor enforce --container
+# made of the container labelled $COPY_LABEL (a copy keeps the original's labels and
+# adds tailor.copy-of).
+inspect_copy() {
+	id=$(docker ps -q --filter "label=$COPY_LABEL" --filter label=tailor.copy-of --filter status=running)
+	[ -n "$id" ] || die "no running copy labelled $COPY_LABEL"
+	docker inspect "$id" >"$1"
+}
+
+# hardened_replays NAME IMAGE LABEL: learn a container of IMAGE under the learning
+# workload, generate its bundle, then run it REPLAYS times with tailor enforce
+# --container, which applies the profiles and the hardened run configuration, under
+# the learning workload (and once more under the held-out one). Each workload first
+# saves `docker inspect` of the running copy as OUT/inspect-N.json. Results:
+# OUT/replay-N.txt (tailor's and the workload's output, then "enforce-exit N"),
+# OUT/heldout.txt.
+hardened_replays() {
+	name=example-$1-$$
+	COPY_LABEL=$3
+	export COPY_LABEL
+	trap 'docker rm -f $(docker ps -aq --filter "label=$COPY_LABEL") >/dev/null 2>&1 || true' EXIT
+	docker create --name "$name" --label "$COPY_LABEL" --network none "$2" >/dev/null
+	"$TAILOR" learn --container "$name" -o "$OUT/$1.rec.json" --workload "$self workload-learn"
+	"$TAILOR" generate -o "$OUT/$1.profile" "$OUT/$1.rec.json"
+	failed=0
+	for n in $(seq "$REPLAYS") heldout; do
+		wl=workload-learn
+		[ "$n" = heldout ] && wl=workload-heldout
+		rc=0
+		"$TAILOR" enforce --profile "$OUT/$1.profile" --container "$name" \
+			--workload "$self inspected $OUT/inspect-$n.json $wl" >"$OUT/replay-$n.txt" 2>&1 || rc=$?
+		echo "enforce-exit $rc" >>"$OUT/replay-$n.txt"
+		[ "$n" = heldout ] && continue
+		echo "replay $n under tailor enforce --container (hardened): $(tail -n 1 "$OUT/replay-$n.txt")"
+		[ "$rc" = 0 ] || { failed=1; tail -n 40 "$OUT/replay-$n.txt"; }
+	done
+	mv "$OUT/replay-heldout.txt" "$OUT/heldout.txt"
+	echo "held-out workload under tailor enforce --container (hardened):"
+	cat "$OUT/heldout.txt"
+	[ "$failed" = 0 ] || die "a replay failed: see $OUT/replay-*.txt"
+}

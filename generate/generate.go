@@ -150,7 +150,10 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		out.Manifest.Sources = append(out.Manifest.Sources, profiles.BundleSource{File: sourceName(opt, i), Target: r.Target, Complete: r.Complete})
 	}
 
+	hard, noHarden := hardening(rec, caps)
+	out.Manifest.Hardening = hard
 	out.Summary = summarize(rec, sc, &out.Manifest, opt.Strict)
+	out.Summary.NoHardening = noHarden
 
 	add := func(file string, data []byte, err error) error {
 		if err != nil {
@@ -173,7 +176,10 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 	if err := add(profiles.BundleSPOFile, spo, err); err != nil {
 		return nil, err
 	}
-	pod, err := renderPodSecurityContext(name, caps)
+	if hard != nil {
+		out.Files[profiles.BundleHardenedRunFile] = []byte(renderHardenedRun(hard))
+	}
+	pod, err := renderPodSecurityContext(name, caps, hard)
 	if err := add(profiles.BundlePodSnippetFile, pod, err); err != nil {
 		return nil, err
 	}

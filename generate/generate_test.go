@@ -20,7 +20,7 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 const recordingsDir = "../testdata/recordings"
 
 // recordingNames are the hand-written recordings every property below is checked on.
-var recordingNames = []string{"caps", "compat-i386", "many-files", "pathops", "shell-tree", "webserver"}
+var recordingNames = []string{"caps", "compat-i386", "hardened", "many-files", "pathops", "shell-tree", "webserver"}
 
 func loadRec(t *testing.T, name string) *profiles.Recording {
 	t.Helper()

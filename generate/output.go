@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
@@ -119,13 +120,45 @@ func renderSPO(name string, p *profiles.Seccomp) ([]byte, error) {
 
 type podSnippet struct {
 	SecurityContext podSecurityContext `json:"securityContext"`
+	Resources       *podResources      `json:"resources,omitempty"`
+	VolumeMounts    []podVolumeMount   `json:"volumeMounts,omitempty"`
+	// Volumes belong in the pod's spec, beside its containers.
+	Volumes []podVolume `json:"volumes,omitempty"`
 }
 
 type podSecurityContext struct {
 	AllowPrivilegeEscalation bool           `json:"allowPrivilegeEscalation"`
 	AppArmorProfile          localProfile   `json:"appArmorProfile"`
 	Capabilities             podCapabilites `json:"capabilities"`
+	ReadOnlyRootFilesystem   bool           `json:"readOnlyRootFilesystem,omitempty"`
+	RunAsNonRoot             bool           `json:"runAsNonRoot,omitempty"`
+	RunAsUser                *int64         `json:"runAsUser,omitempty"`
+	RunAsGroup               *int64         `json:"runAsGroup,omitempty"`
 	SeccompProfile           localProfile   `json:"seccompProfile"`
+}
+
+type podResources struct {
+	Limits map[string]string `json:"limits"`
+}
+
+type podVolumeMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+}
+
+type podVolume struct {
+	Name     string          `json:"name"`
+	EmptyDir *podEmptyDir    `json:"emptyDir,omitempty"`
+	PVC      *podClaimSource `json:"persistentVolumeClaim,omitempty"`
+}
+
+type podEmptyDir struct {
+	Medium    string `json:"medium,omitempty"`
+	SizeLimit string `json:"sizeLimit,omitempty"`
+}
+
+type podClaimSource struct {
+	ClaimName string `json:"claimName"`
 }
 
 type localProfile struct {
@@ -138,19 +171,25 @@ type podCapabilites struct {
 	Add  []string `json:"add,omitempty"`
 }
 
-// renderPodSecurityContext writes a container securityContext applying the bundle.
-// Kubernetes spells capabilities without the CAP_ prefix.
-func renderPodSecurityContext(name string, caps []string) ([]byte, error) {
+// renderPodSecurityContext writes a container securityContext applying the bundle,
+// with the hardened configuration h (nil for none): a read-only root with emptyDir
+// volumes for the written directories, a non-root user, resource limits. Kubernetes
+// spells capabilities without the CAP_ prefix.
+func renderPodSecurityContext(name string, caps []string, h *profiles.Hardening) ([]byte, error) {
 	var add []string
 	for _, c := range caps {
 		add = append(add, strings.TrimPrefix(c, "CAP_"))
 	}
-	body, err := yaml.Marshal(podSnippet{SecurityContext: podSecurityContext{
+	snip := podSnippet{SecurityContext: podSecurityContext{
 		AllowPrivilegeEscalation: false,
 		AppArmorProfile:          localProfile{Type: "Localhost", LocalhostProfile: name},
 		Capabilities:             podCapabilites{Drop: []string{"ALL"}, Add: add},
 		SeccompProfile:           localProfile{Type: "Localhost", LocalhostProfile: "operator/default/" + name + ".json"},
-	}})
+	}}
+	if h != nil {
+		hardenPod(&snip, h)
+	}
+	body, err := yaml.Marshal(snip)
 	if err != nil {
 		return nil, err
 	}
@@ -159,5 +198,42 @@ func renderPodSecurityContext(name string, caps []string) ([]byte, error) {
 		"# namespace \"default\"; without the operator, copy seccomp.json to\n" +
 		"# <kubelet root>/seccomp/tailor/" + name + ".json and use localhostProfile: tailor/" + name + ".json.\n" +
 		"# appArmorProfile: load apparmor.profile on every node first.\n"
+	if h != nil {
+		head += "# resources, volumeMounts: the hardened configuration (hardened-run.txt says why);\n" +
+			"# volumes: move them to the pod's spec.volumes (a persistentVolumeClaim named CLAIM-* is yours to create).\n"
+	}
 	return append([]byte(head), body...), nil
+}
+
+// hardenPod adds the hardened configuration to a container snippet.
+func hardenPod(snip *podSnippet, h *profiles.Hardening) {
+	sc := &snip.SecurityContext
+	sc.ReadOnlyRootFilesystem = h.ReadOnly
+	if uid, gid, ok := strings.Cut(h.User, ":"); ok {
+		u, errU := strconv.ParseInt(uid, 10, 64)
+		g, errG := strconv.ParseInt(gid, 10, 64)
+		if errU == nil && errG == nil {
+			sc.RunAsNonRoot, sc.RunAsUser, sc.RunAsGroup = u != 0, &u, &g
+		}
+	}
+	limits := map[string]string{}
+	if h.Memory > 0 {
+		limits["memory"] = fmt.Sprintf("%dMi", h.Memory>>20)
+	}
+	if h.NanoCPUs > 0 {
+		limits["cpu"] = fmt.Sprintf("%dm", h.NanoCPUs/1_000_000)
+	}
+	if len(limits) > 0 {
+		snip.Resources = &podResources{Limits: limits}
+	}
+	for i, t := range h.Tmpfs {
+		v := fmt.Sprintf("tmp-%d", i)
+		snip.VolumeMounts = append(snip.VolumeMounts, podVolumeMount{Name: v, MountPath: t.Path})
+		snip.Volumes = append(snip.Volumes, podVolume{Name: v, EmptyDir: &podEmptyDir{Medium: "Memory", SizeLimit: fmt.Sprintf("%dMi", t.Size>>20)}})
+	}
+	for i, d := range h.Volumes {
+		v := fmt.Sprintf("data-%d", i)
+		snip.VolumeMounts = append(snip.VolumeMounts, podVolumeMount{Name: v, MountPath: d.Path})
+		snip.Volumes = append(snip.Volumes, podVolume{Name: v, PVC: &podClaimSource{ClaimName: "CLAIM-" + v}})
+	}
 }

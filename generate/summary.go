@@ -53,6 +53,10 @@ type Summary struct {
 	// GeneralisedPaths are the file rules wider than the recorded paths, each with
 	// its rules ("/srv/www/* (content directory)").
 	GeneralisedPaths []string `json:"generalisedPaths"`
+	// Hardening pairs each part of the hardened run configuration with its flags and
+	// the learned fact behind them; NoHardening says why there is none.
+	Hardening   []profiles.HardenFact `json:"hardening,omitempty"`
+	NoHardening string                `json:"noHardening,omitempty"`
 }
 
 // ArchSummary compares one architecture's allowed syscalls with Docker's default.
@@ -100,6 +104,9 @@ func summarize(rec *profiles.Recording, sc *seccompPlan, m *profiles.Bundle, str
 		} else {
 			s.GeneralisedPaths = append(s.GeneralisedPaths, item)
 		}
+	}
+	if m.Hardening != nil {
+		s.Hardening = m.Hardening.Facts
 	}
 	for _, a := range m.Syscalls {
 		s.Archs = append(s.Archs, ArchSummary{Arch: a.Arch, Allowed: len(a.Names), DockerDefault: dockerDefaultCount(rec.Host.Machine, a.Arch)})
@@ -183,6 +190,18 @@ func (s Summary) Text() string {
 	}
 	for _, n := range s.Denied {
 		fmt.Fprintf(&b, "  WARNING: %s\n", n)
+	}
+	if s.NoHardening != "" {
+		fmt.Fprintf(&b, "hardened run configuration: none (%s)\n", s.NoHardening)
+	} else if len(s.Hardening) > 0 {
+		b.WriteString("hardened run configuration (hardened-run.txt; enforce --container applies it):\n")
+		for _, f := range s.Hardening {
+			flags := "(none)"
+			if len(f.Flags) > 0 {
+				flags = shellJoin(f.Flags)
+			}
+			fmt.Fprintf(&b, "  [%s] %s: %s\n", f.Part, flags, f.Fact)
+		}
 	}
 	return b.String()
 }

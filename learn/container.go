@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -109,8 +110,19 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 	// The init's pid is read once, for the mount namespace the recording names and for
 	// the workload's network namespace. A copy that already exited has neither.
 	pid, pidErr := cp.Pid(ctx)
+	var obs profiles.Observed
+	var sampler *docker.CgroupSampler
 	if pidErr == nil {
 		tgt.Container.MntNS = mountNamespace(pid)
+		if obs.User, err = processUser(pid); err != nil {
+			opt.Logger.Warn("reading the container's user", "error", err)
+		}
+		if sampler, err = docker.SampleCgroup(pid); err != nil {
+			opt.Logger.Warn("reading the container's cgroup", "error", err)
+		}
+	}
+	if obs.User != nil {
+		obs.User.Configured = configuredUser(tgt.Container)
 	}
 	exited := make(chan waitResult, 1)
 	go func() {
@@ -120,6 +132,10 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 	}()
 	l := &runLoop{tr: tr, sess: sess, opt: opt, sigs: sigs, exited: exited,
 		stop: func(string) {
+			// The cgroup goes with the copy: its last reading is taken first.
+			if sampler != nil {
+				obs.Resources = sampler.Stop()
+			}
 			go func() {
 				if err := cp.Stop(ctx, opt.StopTimeout); err != nil {
 					opt.Logger.Warn("stopping the copy", "container", cp.Name(), "error", err)
@@ -145,7 +161,31 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 	// The copy still exists (it is removed on return): its file system gives the
 	// interpreters of executables whose processes exited before they could be read.
 	readInterpreters(ctx, dc, sess, opt, cp.ID())
-	return finish(sess, opt, tgt, out)
+	if sampler != nil {
+		obs.Resources = sampler.Stop()
+	}
+	return finish(sess, opt, tgt, out, func(rec *profiles.Recording) {
+		var files []profiles.FileAccess
+		for _, f := range rec.Files {
+			if !slices.Contains(docker.RuntimeFiles, f.Path) {
+				files = append(files, f)
+			}
+		}
+		obs.WrittenDirs = profiles.WrittenDirs(files)
+		// The copy still exists (it is removed on return): its mounts and files say
+		// where the written directories lie and what they hold.
+		if err := dc.ClassifyWritten(ctx, cp.ID(), obs.WrittenDirs, changedPaths(files)); err != nil {
+			opt.Logger.Warn("classifying written directories", "container", cp.Name(), "error", err)
+		}
+		rec.Observed = &obs
+	})
+}
+
+// configuredUser is the user the container was configured with (Config.User).
+func configuredUser(c *profiles.Container) string {
+	cfg, _ := c.Config["Config"].(map[string]any)
+	u, _ := cfg["User"].(string)
+	return u
 }
 
 // attach learns the running container from now on. Its processes already installed
@@ -200,7 +240,7 @@ func attach(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sessio
 		return nil, out.res.err
 	}
 	readInterpreters(ctx, dc, sess, opt, id)
-	return finish(sess, opt, tgt, out, attachedReason)
+	return finish(sess, opt, tgt, out, nil, attachedReason)
 }
 
 // readInterpreters reads, through Docker, the ELF interpreters the session could not

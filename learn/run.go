@@ -132,11 +132,15 @@ drain:
 // finish builds and saves the recording of a run that ended with out, prints the
 // summary and returns the run's error: interrupted, lost observations (unless
 // allowed), or a failed workload, in that order. incomplete lists reasons known
-// before the run why the recording cannot be complete.
-func finish(sess *Session, opt *Options, target profiles.Target, out runOutcome, incomplete ...string) (*Result, error) {
+// before the run why the recording cannot be complete. observe, when set, adds the
+// run-time facts (profiles.Observed) to the recording before it is saved.
+func finish(sess *Session, opt *Options, target profiles.Target, out runOutcome, observe func(*profiles.Recording), incomplete ...string) (*Result, error) {
 	rec, err := sess.Recording(target)
 	if err != nil {
 		return nil, err
+	}
+	if observe != nil {
+		observe(rec)
 	}
 	if out.interrupted {
 		incomplete = append(incomplete, "interrupted before the target finished")

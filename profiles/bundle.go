@@ -11,6 +11,8 @@ package profiles
 //	seccompprofile.yaml  Security Profiles Operator SeccompProfile resource
 //	pod-securitycontext.yaml  a pod securityContext snippet
 //	SUMMARY.txt          short human summary
+//	hardened-run.txt     hardened docker run flags and the facts behind them
+//	                     (containers learned with an observed section only)
 const (
 	BundleManifestFile     = "bundle.json"
 	BundleSeccompFile      = "seccomp.json"
@@ -70,6 +72,10 @@ type Bundle struct {
 	// Digests holds the digest ("sha256:<hex>") of every other file of the bundle, by
 	// file name, so a changed, truncated or missing file is found (VerifyBundleFile).
 	Digests map[string]string `json:"digests,omitempty"`
+	// Hardening is the hardened run configuration for a container, from the
+	// recordings' observed section; absent for a local command or a recording
+	// without one.
+	Hardening *Hardening `json:"hardening,omitempty"`
 }
 
 // Generalisation kinds.

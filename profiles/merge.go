@@ -58,6 +58,7 @@ func Merge(recs ...*Recording) *Recording {
 			out.Failed = append(out.Failed, FailedAccess{Path: f.Path, Access: slices.Clone(f.Access), Errno: f.Errno})
 		}
 	}
+	out.Observed = mergeObserved(recs)
 	// A merged recording of complete runs that lost something is still incomplete.
 	if out.Loss.Total() > 0 {
 		out.Complete = false

@@ -64,6 +64,76 @@ type Recording struct {
 	Failed       []FailedAccess `json:"failed,omitempty"`
 	Capabilities []Capability   `json:"capabilities"`
 	Network      Network        `json:"network"`
+	// Observed holds run-time facts beyond the syscall level (written directories and
+	// the mounts they lie on, resource peaks, the user it ran as) that the hardened run
+	// configuration is cut from. Optional: recordings made before it have none, and
+	// generate then leaves out what it would have derived.
+	Observed *Observed `json:"observed,omitempty"`
+}
+
+// Observed is what learn saw of the target's run beyond its syscalls.
+type Observed struct {
+	// WrittenDirs are the directories the target created or changed files in, sorted
+	// by path (from Files: write, create, mkdir, delete, rename, link, symlink,
+	// setattr, mknod, bind).
+	WrittenDirs []WrittenDir `json:"writtenDirs,omitempty"`
+	// Resources are the peaks of the target's cgroup (containers only).
+	Resources *Resources `json:"resources,omitempty"`
+	// User is who the target's first process ran as.
+	User *RunUser `json:"user,omitempty"`
+}
+
+// Where a written directory lies, as WrittenDir.Mount says it.
+const (
+	MountRootfs = "rootfs" // the image's writable layer
+	MountVolume = "volume" // a named or anonymous Docker volume
+	MountBind   = "bind"   // a host directory bind-mounted in
+	MountTmpfs  = "tmpfs"  // a tmpfs mount
+)
+
+// WrittenDir is one directory the target wrote in.
+type WrittenDir struct {
+	Path string `json:"path"`
+	// Mount is MountRootfs, MountVolume, MountBind or MountTmpfs for a container (from
+	// its Mounts as Docker reports them); empty for a local command.
+	Mount string `json:"mount,omitempty"`
+	// MountPoint is the destination of the mount Path lies on; empty on the rootfs.
+	MountPoint string `json:"mountPoint,omitempty"`
+	// Bytes is the size of the regular files written there, as they were when the
+	// target stopped (0 when they were removed, or could not be read).
+	Bytes uint64 `json:"bytes,omitempty"`
+	// Files counts the files written there.
+	Files int `json:"files,omitempty"`
+}
+
+// Resources are a cgroup's peaks over the learning run.
+type Resources struct {
+	// Cgroup is "v1" or "v2", the hierarchy the numbers were read from.
+	Cgroup string `json:"cgroup"`
+	// MemoryPeak is the most memory the cgroup used, in bytes (v2 memory.peak, v1
+	// memory.max_usage_in_bytes); 0 when unreadable.
+	MemoryPeak uint64 `json:"memoryPeak,omitempty"`
+	// TasksPeak is the most tasks (threads) the cgroup held (v2 pids.peak). cgroup v1
+	// keeps no peak: pids.current is sampled while the target runs and TasksSampled
+	// says so (a short-lived burst between samples can be missed).
+	TasksPeak    uint64 `json:"tasksPeak,omitempty"`
+	TasksSampled bool   `json:"tasksSampled,omitempty"`
+	// CPUNanos is the CPU time the cgroup used (v2 cpu.stat usage_usec, v1
+	// cpuacct.usage), read at the last sample before the target stopped.
+	CPUNanos uint64 `json:"cpuNanos,omitempty"`
+	// Samples counts the readings taken; SampleInterval is the time between them.
+	Samples        int           `json:"samples,omitempty"`
+	SampleInterval time.Duration `json:"sampleInterval,omitempty"`
+}
+
+// RunUser is the credentials a process ran with.
+type RunUser struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
+	// Configured is the user the container was configured with (Config.User), empty
+	// when it ran as the image's default.
+	Configured string `json:"configured,omitempty"`
 }
 
 // Target describes what was learned.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tailor-sec/tailor/audit"
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/enforce/watch"
@@ -39,6 +40,7 @@ func main() {
 			enforce.Command(tracerWatcher),
 			enforce.WatchCommand(tracerWatcher),
 			report.Command(),
+			audit.Command(),
 		},
 		// Without a known command: help, or bad input naming what was given.
 		Action: func(c *cli.Context) error {

@@ -209,6 +209,13 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"watch", "--profile", b}, 2, `Required flag "container" not set`},
 		{[]string{"watch", "--profile", b, "--container", "c", "--duration", "-1s"}, 2, "--duration -1s"},
 		{[]string{"watch", "--profile", b, "--container", "c", "extra"}, 2, "takes no arguments"},
+		{[]string{"enforce", "--profile", b, "--container", "c", "--no-harden", "seccomp"}, 2, `unknown part "seccomp"`},
+		{append([]string{"enforce", "--profile", b, "--no-harden", "user"}, target...), 2, "--no-harden is for container mode"},
+		{[]string{"audit"}, 2, "nothing to audit"},
+		{[]string{"audit", "--fail-on", "bogus", web}, 2, `unknown severity "bogus"`},
+		{[]string{"audit", web}, 2, "kept no configuration"},
+		{[]string{"audit", "--fail-on", "high", "../../audit/testdata/bad-bridge.inspect.json"}, 10, "2 finding(s) of severity high or above"},
+		{[]string{"audit", "--fail-on", "critical", "../../audit/testdata/bad-bridge.inspect.json"}, 0, ""},
 	} {
 		code, msg := runTailor(t, c.args...)
 		if code != c.code || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {

@@ -5,6 +5,8 @@
 #   examples/nginx/run.sh local       nginx as a local command (tailor learn / enforce)
 #   examples/nginx/run.sh container   nginx as a Docker container (learn --container,
 #                                     docker run with the generated flags; needs DOCKER_HOST)
+#   examples/nginx/run.sh hardened    the container learned, then run by tailor enforce
+#                                     --container with the hardened run configuration
 #
 # Environment: OUT (output directory, default a new temporary one), PORT (local, 18080),
 # LOAD (seconds of wrk load, 3), REPLAYS (3), TAILOR (bin/tailor).
@@ -101,6 +103,14 @@ local_loop() {
 	local_replays
 }
 
+hardened_loop() {
+	targets --images
+	PORT=8080
+	CONTAINER_LABEL=tailor.example=nginx-$$
+	export PORT CONTAINER_LABEL
+	hardened_replays nginx "$NGINX_IMAGE" "$CONTAINER_LABEL"
+}
+
 container_loop() {
 	targets --images
 	PORT=8080
@@ -112,13 +122,14 @@ container_loop() {
 case ${1:-local} in
 workload-learn) workload_learn ;;
 workload-heldout) workload_heldout ;;
-local | container)
+inspected) inspect_copy "$2" && "$self" "$3" ;;
+local | container | hardened)
 	[ "$(id -u)" = 0 ] || die "needs root (tailor learn and enforce)"
 	OUT=${OUT:-$(mktemp -d /tmp/tailor-nginx-XXXXXX)}
 	mkdir -p "$OUT"
 	export OUT
-	if [ "$1" = container ]; then container_loop; else local_loop; fi
+	case $1 in container) container_loop ;; hardened) hardened_loop ;; *) local_loop ;; esac
 	echo "results in $OUT"
 	;;
-*) die "usage: $0 [local|container]" ;;
+*) die "usage: $0 [local|container|hardened]" ;;
 esac

@@ -5,6 +5,8 @@
 #   examples/redis/run.sh local       redis-server as a local command (tailor learn / enforce)
 #   examples/redis/run.sh container   redis as a Docker container (learn --container,
 #                                     docker run with the generated flags; needs DOCKER_HOST)
+#   examples/redis/run.sh hardened    the container learned, then run by tailor enforce
+#                                     --container with the hardened run configuration
 #
 # Environment: OUT (output directory, default a new temporary one), PORT (local, 16379),
 # REQUESTS (redis-benchmark requests per command, 2000), REPLAYS (3), TAILOR (bin/tailor).
@@ -76,6 +78,13 @@ local_loop() {
 	local_replays
 }
 
+hardened_loop() {
+	targets --images
+	PORT=6379
+	export PORT
+	hardened_replays redis "$REDIS_IMAGE" "tailor.example=redis-$$"
+}
+
 container_loop() {
 	targets --images
 	PORT=6379
@@ -86,13 +95,14 @@ container_loop() {
 case ${1:-local} in
 workload-learn) workload_learn ;;
 workload-heldout) workload_heldout ;;
-local | container)
+inspected) inspect_copy "$2" && "$self" "$3" ;;
+local | container | hardened)
 	[ "$(id -u)" = 0 ] || die "needs root (tailor learn and enforce)"
 	OUT=${OUT:-$(mktemp -d /tmp/tailor-redis-XXXXXX)}
 	mkdir -p "$OUT"
 	export OUT TARGETS
-	if [ "$1" = container ]; then container_loop; else local_loop; fi
+	case $1 in container) container_loop ;; hardened) hardened_loop ;; *) local_loop ;; esac
 	echo "results in $OUT"
 	;;
-*) die "usage: $0 [local|container]" ;;
+*) die "usage: $0 [local|container|hardened]" ;;
 esac

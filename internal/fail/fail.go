@@ -31,6 +31,8 @@ var (
 	// ErrRefused: enforce refused to run the target because a profile could not be
 	// applied as written (never widen silently). Exit 9.
 	ErrRefused = errors.New("refused")
+	// ErrFindings: tailor audit found something at or above --fail-on. Exit 10.
+	ErrFindings = errors.New("audit findings")
 	// ErrInterrupted: Ctrl-C or SIGTERM. What was recorded is saved, marked incomplete.
 	// Exit 130.
 	ErrInterrupted = errors.New("interrupted")
@@ -52,7 +54,7 @@ func Code(err error) int {
 		code int
 	}{
 		{ErrBadInput, 2}, {ErrPrivilege, 3}, {ErrKernel, 4}, {ErrLoss, 5}, {ErrDocker, 6},
-		{ErrAnomaly, 7}, {ErrWorkload, 8}, {ErrRefused, 9}, {ErrInterrupted, 130},
+		{ErrAnomaly, 7}, {ErrWorkload, 8}, {ErrRefused, 9}, {ErrFindings, 10}, {ErrInterrupted, 130},
 	} {
 		if errors.Is(err, c.err) {
 			return c.code

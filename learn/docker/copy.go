@@ -70,6 +70,10 @@ type CopyOptions struct {
 	// with CapDrop and CapAdd (Docker spelling: "ALL", "CHOWN"); nil keeps the
 	// original's.
 	CapDrop, CapAdd []string
+	// Adjust, when set, changes the copy's configuration last, just before it is
+	// created (tailor enforce applies the hardened run configuration). A copy left
+	// with network mode "none" gets no endpoint settings.
+	Adjust func(cfg *container.Config, hc *container.HostConfig)
 }
 
 // Copy is a created copy of a container, run under LearningProfile unless
@@ -178,11 +182,18 @@ func (c *Client) PrepareCopy(ctx context.Context, nameOrID string, opts CopyOpti
 	hc.ContainerIDFile = ""
 	hc.PortBindings = copyPortBindings(info.HostConfig.PortBindings, running)
 
+	nc := networkingConfig(info)
+	if opts.Adjust != nil {
+		opts.Adjust(&cfg, &hc)
+		if hc.NetworkMode.IsNone() {
+			nc = nil
+		}
+	}
 	name := opts.Name
 	if name == "" {
 		name = strings.TrimPrefix(info.Name, "/") + "-tailor-" + run
 	}
-	created, err := c.api.ContainerCreate(ctx, &cfg, &hc, networkingConfig(info), nil, name)
+	created, err := c.api.ContainerCreate(ctx, &cfg, &hc, nc, nil, name)
 	if cerrdefs.IsNotFound(err) {
 		// The daemon names what is missing: the image, a network, a volume plugin.
 		return nil, fmt.Errorf("%w: creating a copy of container %q: %s (the original refers to it but it is gone: restore it or recreate the container)", fail.ErrDocker, nameOrID, oneLine(err))
