@@ -1,8 +1,6 @@
 package docker
 
 import (
-	"golang.org/x/sys/unix"
-
 	"bytes"
 	"context"
 	"errors"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"golang.org/x/sys/unix"
 
 	"github.com/tailor-sec/tailor/internal/dockertest"
 	"github.com/tailor-sec/tailor/internal/fail"
