@@ -96,9 +96,9 @@ type spoArg struct {
 	Op       specs.LinuxSeccompOperator `json:"op"`
 }
 
-func renderSPO(name string, p *profiles.Seccomp) ([]byte, error) {
+func renderSPO(name, api string, p *profiles.Seccomp) ([]byte, error) {
 	res := spoProfile{
-		APIVersion: "security-profiles-operator.x-k8s.io/v1beta1",
+		APIVersion: spoGroup + "/" + api,
 		Kind:       "SeccompProfile",
 		Metadata:   spoMetadata{Name: name},
 		Spec:       spoSpec{DefaultAction: p.DefaultAction, Architectures: p.Architectures},
@@ -140,7 +140,7 @@ type podCapabilites struct {
 
 // renderPodSecurityContext writes a container securityContext applying the bundle.
 // Kubernetes spells capabilities without the CAP_ prefix.
-func renderPodSecurityContext(name string, caps []string) ([]byte, error) {
+func renderPodSecurityContext(name, api string, caps []string) ([]byte, error) {
 	var add []string
 	for _, c := range caps {
 		add = append(add, strings.TrimPrefix(c, "CAP_"))
@@ -149,14 +149,14 @@ func renderPodSecurityContext(name string, caps []string) ([]byte, error) {
 		AllowPrivilegeEscalation: false,
 		AppArmorProfile:          localProfile{Type: "Localhost", LocalhostProfile: name},
 		Capabilities:             podCapabilites{Drop: []string{"ALL"}, Add: add},
-		SeccompProfile:           localProfile{Type: "Localhost", LocalhostProfile: "operator/default/" + name + ".json"},
+		SeccompProfile:           localProfile{Type: "Localhost", LocalhostProfile: spoLocalhostPath(name, api)},
 	}})
 	if err != nil {
 		return nil, err
 	}
 	head := "# Container securityContext (Kubernetes 1.30+ for appArmorProfile).\n" +
-		"# seccompProfile: the path the Security Profiles Operator installs seccompprofile.yaml to in\n" +
-		"# namespace \"default\"; without the operator, copy seccomp.json to\n" +
+		"# seccompProfile: the path the Security Profiles Operator " + spoGroup + "/" + api + " installs\n" +
+		"# seccompprofile.yaml to; without the operator, copy seccomp.json to\n" +
 		"# <kubelet root>/seccomp/tailor/" + name + ".json and use localhostProfile: tailor/" + name + ".json.\n" +
 		"# appArmorProfile: load apparmor.profile on every node first.\n"
 	return append([]byte(head), body...), nil

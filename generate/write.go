@@ -83,7 +83,8 @@ func Validate(b *Bundle, check CheckAppArmor) ([]string, error) {
 var bundleFiles = []string{
 	profiles.BundleManifestFile, profiles.BundleSeccompFile, profiles.BundleAppArmorFile,
 	profiles.BundleCapabilitiesFile, profiles.BundleDockerRunFile, profiles.BundleSPOFile,
-	profiles.BundlePodSnippetFile, profiles.BundleSummaryFile,
+	profiles.BundlePodSnippetFile, profiles.BundleSummaryFile, profiles.BundleSPOAppArmorFile,
+	profiles.BundleProfileBindingFile,
 }
 
 // CheckOutput says whether dir can take a bundle: a new path or an earlier bundle

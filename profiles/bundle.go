@@ -19,7 +19,12 @@ const (
 	BundleDockerRunFile    = "docker-run.txt"
 	BundleSPOFile          = "seccompprofile.yaml"
 	BundlePodSnippetFile   = "pod-securitycontext.yaml"
-	BundleSummaryFile      = "SUMMARY.txt"
+	// BundleSPOAppArmorFile is the operator's AppArmorProfile (operator API v1 only).
+	BundleSPOAppArmorFile = "apparmorprofile.yaml"
+	// BundleProfileBindingFile binds the profiles to the learned image (only when
+	// every recording was of one image).
+	BundleProfileBindingFile = "profilebinding.yaml"
+	BundleSummaryFile        = "SUMMARY.txt"
 )
 
 // BundleKind is the value of Bundle.Kind.
