@@ -20,6 +20,7 @@ import (
 	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/version"
 	"github.com/tailor-sec/tailor/learn"
+	"github.com/tailor-sec/tailor/oci"
 )
 
 func main() {
@@ -37,6 +38,8 @@ func main() {
 			generate.DiffCommand(),
 			enforce.Command(tracerWatcher),
 			enforce.WatchCommand(tracerWatcher),
+			oci.PushCommand(),
+			oci.PullCommand(),
 		},
 		// Without a known command: help, or bad input naming what was given.
 		Action: func(c *cli.Context) error {
