@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tailor-sec/tailor/agent"
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/enforce/watch"
@@ -40,6 +41,7 @@ func main() {
 			enforce.WatchCommand(tracerWatcher),
 			oci.PushCommand(),
 			oci.PullCommand(),
+			agent.Command(bpf.CheckPrivileges),
 		},
 		// Without a known command: help, or bad input naming what was given.
 		Action: func(c *cli.Context) error {
