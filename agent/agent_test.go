@@ -20,8 +20,10 @@ import (
 	"github.com/tailor-sec/tailor/generate"
 	"github.com/tailor-sec/tailor/internal/dockertest"
 	"github.com/tailor-sec/tailor/internal/launch"
+	"github.com/tailor-sec/tailor/internal/registrytest"
 	"github.com/tailor-sec/tailor/internal/testpriv"
 	"github.com/tailor-sec/tailor/learn"
+	"github.com/tailor-sec/tailor/oci"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
@@ -206,6 +208,14 @@ func TestAgentWatchesContainersWithTheirBundles(t *testing.T) {
 	idA := runUnder(t, env, img, "agent-a", bundleA, scriptA, map[string]string{"tailor.bundle": "a"})
 	idB := runUnder(t, env, img, "agent-b", bundleB, scriptB, map[string]string{"tailor.bundle": "b"})
 
+	// The image rule's bundle comes from a registry on 127.0.0.1, pulled and
+	// verified at start.
+	reg := registrytest.Start(t)
+	ociRef := reg.Host + "/tailor/agent-a:v1"
+	if _, err := oci.Push(context.Background(), bundleA, ociRef, "", oci.Options{PlainHTTP: true}); err != nil {
+		t.Fatal(err)
+	}
+
 	cfg, err := ParseConfig([]byte(fmt.Sprintf(`
 rules:
 - labels: {tailor.bundle: a}
@@ -216,10 +226,11 @@ rules:
   name: rule-b
 - image: %s
   labels: {%s: %q}
-  bundle: %s
+  oci: %s
   name: rule-image
 metrics: 127.0.0.1:0
-`, bundleA, bundleB, img, dockertest.TestLabel, run, bundleA)))
+plainHTTP: true
+`, bundleA, bundleB, img, dockertest.TestLabel, run, ociRef)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,6 +247,10 @@ metrics: 127.0.0.1:0
 	}()
 
 	started := out.waitFor(t, 60*time.Second, "agent-started", func(m map[string]any) bool { return m["event"] == "agent-started" })
+	out.waitFor(t, time.Second, "the OCI bundle loaded", func(m map[string]any) bool {
+		d, _ := m["digest"].(string)
+		return m["event"] == "bundle-loaded" && m["bundle"] == "rule-image" && m["source"] == ociRef && strings.HasPrefix(d, "sha256:")
+	})
 	for _, w := range []struct{ name, id, bundle string }{{"agent-a", idA, "rule-a"}, {"agent-b", idB, "rule-b"}} {
 		out.waitFor(t, time.Second, "watching "+w.name, func(m map[string]any) bool {
 			return m["event"] == "watching" && m["containerName"] == w.name && m["container"] == w.id[:12] && m["bundle"] == w.bundle && m["image"] == img
