@@ -62,6 +62,23 @@ type rule struct {
 // info is what an anomaly line is attributed with.
 type info struct {
 	name, image, bundle string
+	// pod and namespace are the Kubernetes pod's, from the labels the kubelet puts
+	// on the containers it runs through Docker (cri-dockerd); "" elsewhere.
+	pod, namespace string
+}
+
+// The labels the kubelet sets on a pod's containers.
+const (
+	podLabel       = "io.kubernetes.pod.name"
+	namespaceLabel = "io.kubernetes.pod.namespace"
+)
+
+// fields adds the attribution to a JSON line.
+func (i *info) fields(m map[string]any) {
+	m["containerName"], m["image"], m["bundle"] = i.name, i.image, i.bundle
+	if i.pod != "" {
+		m["pod"], m["namespace"] = i.pod, i.namespace
+	}
 }
 
 // agent is one running agent.
@@ -263,8 +280,10 @@ func (a *agent) consider(ctx context.Context, id string, started time.Time) {
 	if r == nil {
 		return
 	}
-	inf := &info{name: trimSlash(c.Name), image: c.Config.Image, bundle: r.name}
-	ev := map[string]any{"container": id[:12], "containerName": inf.name, "image": inf.image, "bundle": inf.bundle}
+	inf := &info{name: trimSlash(c.Name), image: c.Config.Image, bundle: r.name,
+		pod: c.Config.Labels[podLabel], namespace: c.Config.Labels[namespaceLabel]}
+	ev := map[string]any{"container": id[:12]}
+	inf.fields(ev)
 	// Known before the watch starts, so the first anomaly line is attributed.
 	a.mu.Lock()
 	a.known[id[:12]] = inf
@@ -297,7 +316,9 @@ func (a *agent) stopped(id, exitCode string) {
 	inf := a.known[id[:12]]
 	a.mu.Unlock()
 	a.containers.Dec()
-	a.event(map[string]any{"event": "stopped", "container": id[:12], "containerName": inf.name, "image": inf.image, "bundle": inf.bundle, "exitCode": exitCode})
+	ev := map[string]any{"event": "stopped", "container": id[:12], "exitCode": exitCode}
+	inf.fields(ev)
+	a.event(ev)
 	time.AfterFunc(a.o.Forget, func() {
 		a.mu.Lock()
 		defer a.mu.Unlock()
@@ -326,7 +347,7 @@ func (a *agent) attribute(line map[string]any) {
 	if inf == nil {
 		return
 	}
-	line["containerName"], line["image"], line["bundle"] = inf.name, inf.image, inf.bundle
+	inf.fields(line)
 	if repeat, _ := line["repeat"].(bool); !repeat && line["detail"] != nil {
 		a.byBundle.WithLabelValues(inf.bundle).Inc()
 	}

@@ -206,7 +206,9 @@ func TestAgentWatchesContainersWithTheirBundles(t *testing.T) {
 	run := dockertest.Labels()[dockertest.TestLabel]
 
 	idA := runUnder(t, env, img, "agent-a", bundleA, scriptA, map[string]string{"tailor.bundle": "a"})
-	idB := runUnder(t, env, img, "agent-b", bundleB, scriptB, map[string]string{"tailor.bundle": "b"})
+	// b carries the labels the kubelet puts on a pod's containers.
+	idB := runUnder(t, env, img, "agent-b", bundleB, scriptB, map[string]string{"tailor.bundle": "b",
+		"io.kubernetes.pod.name": "shop-0", "io.kubernetes.pod.namespace": "shop"})
 
 	// The image rule's bundle comes from a registry on 127.0.0.1, pulled and
 	// verified at start.
@@ -263,7 +265,8 @@ plainHTTP: true
 	dockerExec(t, env, "agent-b", "chown", "1", "/tmp/f")
 	a := out.waitFor(t, 5*time.Second, "mkdir in agent-a", syscallAnomaly("agent-a", "mkdir"))
 	b := out.waitFor(t, 5*time.Second, "chown in agent-b", syscallAnomaly("agent-b", "chown"))
-	if a["bundle"] != "rule-a" || a["container"] != idA[:12] || a["image"] != img || b["bundle"] != "rule-b" || b["container"] != idB[:12] {
+	if a["bundle"] != "rule-a" || a["container"] != idA[:12] || a["image"] != img || a["pod"] != nil ||
+		b["bundle"] != "rule-b" || b["container"] != idB[:12] || b["pod"] != "shop-0" || b["namespace"] != "shop" {
 		t.Errorf("misattributed: %v / %v", a, b)
 	}
 	if got := out.matching(syscallAnomaly("agent-b", "mkdir")); len(got) > 0 {
