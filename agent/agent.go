@@ -289,6 +289,9 @@ func (a *agent) consider(ctx context.Context, id string, started time.Time) {
 	a.known[id[:12]] = inf
 	a.mu.Unlock()
 	if err := a.w.Watch(ctx, enforce.WatchTarget{ContainerID: id, Running: true}, r.policy); err != nil {
+		a.mu.Lock()
+		delete(a.known, id[:12])
+		a.mu.Unlock()
 		ev["event"], ev["error"] = "not-watched", err.Error()
 		a.event(ev)
 		return

@@ -242,7 +242,8 @@ type Pulled struct {
 	Files []File
 }
 
-// Fetch fetches the bundle at ref and verifies it without writing anything: every
+// Fetch fetches the bundle at ref and verifies it, writing it nowhere but a private
+// temporary directory for the check: every
 // blob against its descriptor (size and digest), the manifest against the digest
 // the reference pins or the registry reports, and the files against bundle.json
 // (the same checks enforce makes when it loads a bundle).
