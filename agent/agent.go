@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -169,11 +170,13 @@ func Run(ctx context.Context, o Options) error {
 	}
 	a.dc = dc
 
-	// Subscribe before listing: a container that starts in between is in the
-	// stream, and one already watched is skipped.
+	// Subscribe before listing, and from a second before: a container that starts
+	// in between is in the stream (the daemon replays from Since), and one already
+	// watched is skipped.
 	evctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	msgs, errs := dc.Events(evctx, events.ListOptions{Filters: filters.NewArgs(
+	since := strconv.FormatInt(time.Now().Add(-time.Second).Unix(), 10)
+	msgs, errs := dc.Events(evctx, events.ListOptions{Since: since, Filters: filters.NewArgs(
 		filters.Arg("type", string(events.ContainerEventType)),
 		filters.Arg("event", string(events.ActionStart)),
 		filters.Arg("event", string(events.ActionDie)),
