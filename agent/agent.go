@@ -89,6 +89,8 @@ type agent struct {
 	w     *watch.Watcher
 	out   *lineWriter
 	dc    *client.Client
+	// ownCache is the directory OCI bundles were pulled to when the agent made it.
+	ownCache string
 
 	mu      sync.Mutex
 	watched map[string]bool  // full container IDs being watched
@@ -125,7 +127,12 @@ func Run(ctx context.Context, o Options) error {
 			Help: "Distinct anomalies reported (first report of each, per container), by bundle rule."}, []string{"bundle"}),
 	}
 	a.out = &lineWriter{out: o.Out, attribute: a.attribute}
-	if err := a.loadRules(ctx); err != nil {
+	err := a.loadRules(ctx)
+	if a.ownCache != "" {
+		// The bundles are loaded in memory: a cache the agent made itself goes.
+		defer os.RemoveAll(a.ownCache)
+	}
+	if err != nil {
 		return err
 	}
 
@@ -230,7 +237,7 @@ func (a *agent) loadRules(ctx context.Context) error {
 				if err != nil {
 					return err
 				}
-				cache = c
+				cache, a.ownCache = c, c
 			}
 			dir = filepath.Join(cache, fmt.Sprintf("rule-%d", i+1))
 			if err := os.RemoveAll(dir); err != nil {
