@@ -10,7 +10,7 @@ BIN       := bin/tailor
 # Debian packages the build, the tests and the examples need.
 DEB_PKGS  := clang-14 llvm-14 libbpf-dev bpftool libseccomp-dev pkg-config gcc gcc-multilib \
              make git strace apparmor docker.io containerd runc busybox-static iproute2 util-linux \
-             nginx redis-server redis-tools wrk curl chromium
+             nginx redis-server redis-tools wrk curl chromium docker-registry
 
 export CGO_ENABLED=1
 
@@ -26,6 +26,10 @@ setup: ## install Debian packages and Go modules (run as root on a fresh Debian 
 	for pidfile in /run/nginx.pid /run/redis/redis-server.pid; do \
 		if [ -f $$pidfile ]; then $$SUDO kill $$(cat $$pidfile); fi; \
 	done # the examples and the bench start their own nginx and redis on loopback ports
+	@# Debian's docker-registry service listens on :5000 (every address); the tests start
+	@# their own registry on 127.0.0.1.
+	-@if command -v systemctl >/dev/null && systemctl is-active -q docker-registry 2>/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; $$SUDO systemctl disable --now docker-registry; fi
 	$(GO) mod download
 	$(GO) build ./...
 

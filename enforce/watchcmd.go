@@ -155,6 +155,15 @@ func metricsMux(reg *prometheus.Registry) *http.ServeMux {
 	return mux
 }
 
+// StatsCollector exports w's running totals as the metrics tailor watch serves
+// (tailor_anomalies_total, tailor_events_lost_total, tailor_targets_watched), for
+// another command serving them (the node agent).
+func StatsCollector(w Watcher) prometheus.Collector { return statsCollector{w} }
+
+// MetricsWarning is the warning tailor watch gives for metrics served on addr ("" on
+// a loopback address).
+func MetricsWarning(addr net.Addr) string { return metricsWarning(addr) }
+
 // statsCollector turns the watcher's running totals into metrics at scrape time, so
 // the metrics never disagree with what Stop later reports.
 type statsCollector struct{ w Watcher }

@@ -33,6 +33,7 @@ func Command() *cli.Command {
 			&cli.BoolFlag{Name: "no-args", Usage: "allow recorded syscalls with any arguments (no socket family, clone flag or personality filters)"},
 			&cli.BoolFlag{Name: "strict", Usage: "no generalisation: exactly the recorded syscalls, and paths widened only by the pid, id and 8-file directory rules (docs/generate.md)"},
 			&cli.BoolFlag{Name: "allow-incomplete", Usage: "generate even from an incomplete recording (the profile may miss something)"},
+			&cli.StringFlag{Name: "spo-api", Value: SPOAPIv1, Usage: "Security Profiles Operator API `VERSION` of the Kubernetes manifests: v1 (operator 1.0, cluster-scoped) or v1beta1 (operators before 0.9)"},
 		},
 		Action: func(c *cli.Context) error {
 			dir, err := filepath.Abs(c.String("output"))
@@ -49,6 +50,7 @@ func Command() *cli.Command {
 			b, err := Generate(recs, Options{
 				Name: c.String("name"), Dir: dir, NoArgs: c.Bool("no-args"), Strict: c.Bool("strict"),
 				AllowIncomplete: c.Bool("allow-incomplete"), Version: version.Version, Sources: paths,
+				SPOAPI: c.String("spo-api"),
 			})
 			if err != nil {
 				return err

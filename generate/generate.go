@@ -38,6 +38,9 @@ type Options struct {
 	Version string
 	// Sources name the recordings, parallel to the recordings given to Generate.
 	Sources []string
+	// SPOAPI is the Security Profiles Operator API version of the Kubernetes
+	// manifests (SPOAPIs); "" means SPOAPIv1.
+	SPOAPI string
 }
 
 // Bundle is a generated profile bundle, not yet written.
@@ -63,6 +66,13 @@ var profileName = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
 func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("%w: no recordings given", fail.ErrBadInput)
+	}
+	api := opt.SPOAPI
+	if api == "" {
+		api = SPOAPIv1
+	}
+	if !slices.Contains(SPOAPIs, api) {
+		return nil, fmt.Errorf("%w: --spo-api %q: use one of %v", fail.ErrBadInput, api, SPOAPIs)
 	}
 	for i, r := range recs {
 		if err := checkRecording(r); err != nil {
@@ -172,14 +182,26 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		return nil, err
 	}
 	out.Files[profiles.BundleDockerRunFile] = []byte(renderDockerRun(name, opt.Dir, caps))
-	spo, err := renderSPO(name, sc.profile)
+	spo, err := renderSPO(name, api, sc.profile)
 	if err := add(profiles.BundleSPOFile, spo, err); err != nil {
 		return nil, err
 	}
 	if hard != nil {
 		out.Files[profiles.BundleHardenedRunFile] = []byte(renderHardenedRun(hard))
 	}
-	pod, err := renderPodSecurityContext(name, caps, hard)
+	if api == SPOAPIv1 {
+		aa, err := renderSPOAppArmor(name, &out.Manifest)
+		if err := add(profiles.BundleSPOAppArmorFile, aa, err); err != nil {
+			return nil, err
+		}
+	}
+	if image := bindingImage(&out.Manifest); image != "" {
+		pb, err := renderProfileBinding(name, api, image)
+		if err := add(profiles.BundleProfileBindingFile, pb, err); err != nil {
+			return nil, err
+		}
+	}
+	pod, err := renderPodSecurityContext(name, api, caps, hard)
 	if err := add(profiles.BundlePodSnippetFile, pod, err); err != nil {
 		return nil, err
 	}

@@ -97,9 +97,9 @@ type spoArg struct {
 	Op       specs.LinuxSeccompOperator `json:"op"`
 }
 
-func renderSPO(name string, p *profiles.Seccomp) ([]byte, error) {
+func renderSPO(name, api string, p *profiles.Seccomp) ([]byte, error) {
 	res := spoProfile{
-		APIVersion: "security-profiles-operator.x-k8s.io/v1beta1",
+		APIVersion: spoGroup + "/" + api,
 		Kind:       "SeccompProfile",
 		Metadata:   spoMetadata{Name: name},
 		Spec:       spoSpec{DefaultAction: p.DefaultAction, Architectures: p.Architectures},
@@ -118,12 +118,20 @@ func renderSPO(name string, p *profiles.Seccomp) ([]byte, error) {
 	return append([]byte("# Security Profiles Operator resource: kubectl apply -f seccompprofile.yaml\n"), body...), nil
 }
 
+// podSpecSnippet is a pod spec fragment: the container's fields to merge into the
+// target's container, and the volumes its mounts need beside it.
+type podSpecSnippet struct {
+	Containers []podSnippet `json:"containers"`
+	Volumes    []podVolume  `json:"volumes,omitempty"`
+}
+
 type podSnippet struct {
+	// Name is a placeholder: the name of the container the fields are merged into.
+	Name            string             `json:"name"`
 	SecurityContext podSecurityContext `json:"securityContext"`
 	Resources       *podResources      `json:"resources,omitempty"`
 	VolumeMounts    []podVolumeMount   `json:"volumeMounts,omitempty"`
-	// Volumes belong in the pod's spec, beside its containers.
-	Volumes []podVolume `json:"volumes,omitempty"`
+	volumes         []podVolume
 }
 
 type podSecurityContext struct {
@@ -175,32 +183,33 @@ type podCapabilites struct {
 // with the hardened configuration h (nil for none): a read-only root with emptyDir
 // volumes for the written directories, a non-root user, resource limits. Kubernetes
 // spells capabilities without the CAP_ prefix.
-func renderPodSecurityContext(name string, caps []string, h *profiles.Hardening) ([]byte, error) {
+func renderPodSecurityContext(name, api string, caps []string, h *profiles.Hardening) ([]byte, error) {
 	var add []string
 	for _, c := range caps {
 		add = append(add, strings.TrimPrefix(c, "CAP_"))
 	}
-	snip := podSnippet{SecurityContext: podSecurityContext{
+	snip := podSnippet{Name: "CONTAINER", SecurityContext: podSecurityContext{
 		AllowPrivilegeEscalation: false,
 		AppArmorProfile:          localProfile{Type: "Localhost", LocalhostProfile: name},
 		Capabilities:             podCapabilites{Drop: []string{"ALL"}, Add: add},
-		SeccompProfile:           localProfile{Type: "Localhost", LocalhostProfile: "operator/default/" + name + ".json"},
+		SeccompProfile:           localProfile{Type: "Localhost", LocalhostProfile: spoLocalhostPath(name, api)},
 	}}
 	if h != nil {
 		hardenPod(&snip, h)
 	}
-	body, err := yaml.Marshal(snip)
+	body, err := yaml.Marshal(podSpecSnippet{Containers: []podSnippet{snip}, Volumes: snip.volumes})
 	if err != nil {
 		return nil, err
 	}
-	head := "# Container securityContext (Kubernetes 1.30+ for appArmorProfile).\n" +
-		"# seccompProfile: the path the Security Profiles Operator installs seccompprofile.yaml to in\n" +
-		"# namespace \"default\"; without the operator, copy seccomp.json to\n" +
+	head := "# Pod spec fragment: merge containers[0] into your container (its name), and the\n" +
+		"# volumes into the pod's spec.volumes (Kubernetes 1.30+ for appArmorProfile).\n" +
+		"# seccompProfile: the path the Security Profiles Operator " + spoGroup + "/" + api + " installs\n" +
+		"# seccompprofile.yaml to; without the operator, copy seccomp.json to\n" +
 		"# <kubelet root>/seccomp/tailor/" + name + ".json and use localhostProfile: tailor/" + name + ".json.\n" +
 		"# appArmorProfile: load apparmor.profile on every node first.\n"
 	if h != nil {
-		head += "# resources, volumeMounts: the hardened configuration (hardened-run.txt says why);\n" +
-			"# volumes: move them to the pod's spec.volumes (a persistentVolumeClaim named CLAIM-* is yours to create).\n"
+		head += "# resources, volumeMounts, volumes: the hardened configuration (hardened-run.txt says\n" +
+			"# why); a persistentVolumeClaim named CLAIM-* is yours to create.\n"
 	}
 	return append([]byte(head), body...), nil
 }
@@ -229,11 +238,11 @@ func hardenPod(snip *podSnippet, h *profiles.Hardening) {
 	for i, t := range h.Tmpfs {
 		v := fmt.Sprintf("tmp-%d", i)
 		snip.VolumeMounts = append(snip.VolumeMounts, podVolumeMount{Name: v, MountPath: t.Path})
-		snip.Volumes = append(snip.Volumes, podVolume{Name: v, EmptyDir: &podEmptyDir{Medium: "Memory", SizeLimit: fmt.Sprintf("%dMi", t.Size>>20)}})
+		snip.volumes = append(snip.volumes, podVolume{Name: v, EmptyDir: &podEmptyDir{Medium: "Memory", SizeLimit: fmt.Sprintf("%dMi", t.Size>>20)}})
 	}
 	for i, d := range h.Volumes {
 		v := fmt.Sprintf("data-%d", i)
 		snip.VolumeMounts = append(snip.VolumeMounts, podVolumeMount{Name: v, MountPath: d.Path})
-		snip.Volumes = append(snip.Volumes, podVolume{Name: v, PVC: &podClaimSource{ClaimName: "CLAIM-" + v}})
+		snip.volumes = append(snip.volumes, podVolume{Name: v, PVC: &podClaimSource{ClaimName: "CLAIM-" + v}})
 	}
 }

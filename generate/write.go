@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tailor-sec/tailor/internal/safeio"
@@ -84,7 +85,11 @@ var bundleFiles = []string{
 	profiles.BundleManifestFile, profiles.BundleSeccompFile, profiles.BundleAppArmorFile,
 	profiles.BundleCapabilitiesFile, profiles.BundleDockerRunFile, profiles.BundleSPOFile,
 	profiles.BundlePodSnippetFile, profiles.BundleSummaryFile, profiles.BundleHardenedRunFile,
+	profiles.BundleSPOAppArmorFile, profiles.BundleProfileBindingFile,
 }
+
+// BundleFileNames are the names a bundle directory may hold.
+func BundleFileNames() []string { return slices.Clone(bundleFiles) }
 
 // CheckOutput says whether dir can take a bundle: a new path or an earlier bundle
 // directory (not a symlink, nothing but bundle files in it). The CLI checks before it

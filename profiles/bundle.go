@@ -9,7 +9,7 @@ package profiles
 //	capabilities.json    {"drop": ["ALL"], "add": [...]}
 //	docker-run.txt       flags to paste into docker run
 //	seccompprofile.yaml  Security Profiles Operator SeccompProfile resource
-//	pod-securitycontext.yaml  a pod securityContext snippet
+//	pod-securitycontext.yaml  a pod spec fragment: the container securityContext (and hardening) to merge
 //	SUMMARY.txt          short human summary
 //	hardened-run.txt     hardened docker run flags and the facts behind them
 //	                     (containers learned with an observed section only)
@@ -21,7 +21,12 @@ const (
 	BundleDockerRunFile    = "docker-run.txt"
 	BundleSPOFile          = "seccompprofile.yaml"
 	BundlePodSnippetFile   = "pod-securitycontext.yaml"
-	BundleSummaryFile      = "SUMMARY.txt"
+	// BundleSPOAppArmorFile is the operator's AppArmorProfile (operator API v1 only).
+	BundleSPOAppArmorFile = "apparmorprofile.yaml"
+	// BundleProfileBindingFile binds the profiles to the learned image (only when
+	// every recording was of one image).
+	BundleProfileBindingFile = "profilebinding.yaml"
+	BundleSummaryFile        = "SUMMARY.txt"
 )
 
 // BundleKind is the value of Bundle.Kind.

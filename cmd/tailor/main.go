@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tailor-sec/tailor/audit"
+	"github.com/tailor-sec/tailor/agent"
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/enforce/watch"
@@ -22,6 +23,7 @@ import (
 	"github.com/tailor-sec/tailor/internal/version"
 	"github.com/tailor-sec/tailor/learn"
 	"github.com/tailor-sec/tailor/report"
+	"github.com/tailor-sec/tailor/oci"
 )
 
 func main() {
@@ -41,6 +43,9 @@ func main() {
 			enforce.WatchCommand(tracerWatcher),
 			report.Command(),
 			audit.Command(),
+			oci.PushCommand(),
+			oci.PullCommand(),
+			agent.Command(bpf.CheckPrivileges),
 		},
 		// Without a known command: help, or bad input naming what was given.
 		Action: func(c *cli.Context) error {

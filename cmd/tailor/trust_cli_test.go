@@ -216,6 +216,15 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"audit", web}, 2, "kept no configuration"},
 		{[]string{"audit", "--fail-on", "high", "../../audit/testdata/bad-bridge.inspect.json"}, 10, "2 finding(s) of severity high or above"},
 		{[]string{"audit", "--fail-on", "critical", "../../audit/testdata/bad-bridge.inspect.json"}, 0, ""},
+		{[]string{"push", b}, 2, "tailor push BUNDLE REF"},
+		{[]string{"push", p("none"), "127.0.0.1:1/x:y"}, 2, "not a bundle"},
+		{[]string{"push", "--plain-http", b, "registry.example/x:y"}, 2, "only for a registry on a loopback address"},
+		{[]string{"push", b, "127.0.0.1:1/x@sha256:" + strings.Repeat("0", 64)}, 2, "push needs a tag"},
+		{[]string{"pull", "127.0.0.1:1/x:y"}, 2, `Required flag "output" not set`},
+		{[]string{"pull", "-o", p("pulled"), "not a ref"}, 2, "reference"},
+		{[]string{"agent"}, 2, `Required flag "config" not set`},
+		{[]string{"agent", "--config", p("none.yaml")}, 2, "--config"},
+		{[]string{"agent", "--config", caps}, 2, "agent config"},
 	} {
 		code, msg := runTailor(t, c.args...)
 		if code != c.code || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {

@@ -39,3 +39,32 @@ func TestCompileTreatsENOSYSAsExpected(t *testing.T) {
 		t.Errorf("watched allowed set %v: want read and clone3, not ptrace", got)
 	}
 }
+
+// TestSameAnomalyInTwoTargetsIsTwo: the same behaviour in two targets watched at
+// once is reported for each, with its own container and count.
+func TestSameAnomalyInTwoTargetsIsTwo(t *testing.T) {
+	var js lockedBuffer
+	w := New(Options{JSON: &js})
+	p := &enforce.Policy{Bundle: profiles.Bundle{Name: "t"}, Seccomp: &profiles.Seccomp{}}
+	for id, ctr := range map[uint32]string{1: "aaaaaaaaaaaa", 2: "bbbbbbbbbbbb"} {
+		tg, _, err := compile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg.id, tg.container = id, ctr
+		w.targets[id] = tg
+	}
+	for _, id := range []uint32{1, 2, 2} {
+		w.handle(&bpf.ExecEvent{Target: id, Filename: "/bin/mkdir", By: "sh", Comm: "mkdir"})
+	}
+	got := map[string]uint64{}
+	for _, a := range js.anomalies(t) {
+		got[a.Container] = a.Count
+	}
+	if len(got) != 2 || got["aaaaaaaaaaaa"] != 1 || got["bbbbbbbbbbbb"] != 1 {
+		t.Errorf("anomaly lines by container: %v, want one for each", got)
+	}
+	if s := w.Stats(); s.Anomalies["exec"] != 3 {
+		t.Errorf("exec anomalies counted %d, want 3", s.Anomalies["exec"])
+	}
+}

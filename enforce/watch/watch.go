@@ -157,14 +157,8 @@ func (w *Watcher) Watch(ctx context.Context, t enforce.WatchTarget, p *enforce.P
 			return err
 		}
 	}
-	if w.tr == nil {
-		tr, err := bpf.Open(bpf.Options{Watch: true, Logger: w.log})
-		if err != nil {
-			return err
-		}
-		w.tr = tr
-		w.stop, w.done = make(chan struct{}), make(chan struct{})
-		go w.loop()
+	if err := w.open(); err != nil {
+		return err
 	}
 	if tg.id, err = w.tr.NewTarget(); err != nil {
 		return err
@@ -200,6 +194,32 @@ func (w *Watcher) Watch(ctx context.Context, t enforce.WatchTarget, p *enforce.P
 	default:
 		return errors.New("watch: no pid and no container given")
 	}
+	return nil
+}
+
+// Open loads the tracer now rather than at the first Watch, so a target that comes
+// later (the node agent's next container) is followed at once.
+func (w *Watcher) Open() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return errors.New("watcher already stopped")
+	}
+	return w.open()
+}
+
+// open loads the tracer if it is not loaded; w.mu is held.
+func (w *Watcher) open() error {
+	if w.tr != nil {
+		return nil
+	}
+	tr, err := bpf.Open(bpf.Options{Watch: true, Logger: w.log})
+	if err != nil {
+		return err
+	}
+	w.tr = tr
+	w.stop, w.done = make(chan struct{}), make(chan struct{})
+	go w.loop()
 	return nil
 }
 
@@ -446,7 +466,7 @@ func (w *Watcher) handle(ev bpf.Event) {
 		a.Kind, a.Action = "exec", "allowed"
 		a.Detail = "exec of " + e.Filename + " by " + e.By
 		a.Rule = e.Filename + " is not among the programs the profile runs"
-		w.rep.observe("exec|"+e.Filename, a, 1, false)
+		w.observe(tg, "exec|"+e.Filename, a, 1, false)
 	case *bpf.AnomalyEvent:
 		tg := w.target(e.Target)
 		if tg == nil {
@@ -455,9 +475,16 @@ func (w *Watcher) handle(ev bpf.Event) {
 		a := w.base(tg, e.Pid, e.Comm, e.DockerExec)
 		key, ok := w.describe(tg, e, &a)
 		if ok {
-			w.rep.observe(key, a, e.Count, true)
+			w.observe(tg, key, a, e.Count, true)
 		}
 	}
+}
+
+// observe reports one anomaly of tg. The key is the target's own: the same
+// behaviour in two targets (two containers watched at once by the node agent) is two
+// anomalies, each with its container and count.
+func (w *Watcher) observe(tg *target, key string, a Anomaly, n uint64, cumulative bool) {
+	w.rep.observe(strconv.FormatUint(uint64(tg.id), 10)+"|"+key, a, n, cumulative)
 }
 
 // describe fills in a kernel anomaly's kind, detail, rule and action, and returns its
@@ -597,7 +624,7 @@ func (w *Watcher) netUse(tg *target, e *bpf.NetEvent) {
 		}
 	}
 	a.Rule = "bundle.json's network part has no such peer or port"
-	w.rep.observe(key, a, 1, false)
+	w.observe(tg, key, a, 1, false)
 }
 
 // abstractPeer judges a connect or send to an abstract unix socket: its name must be
@@ -621,7 +648,7 @@ func (w *Watcher) abstractPeer(tg *target, e *bpf.FileEvent) {
 		a.Detail += " returned " + errno
 	}
 	a.Rule = "bundle.json's network part has no such peer"
-	w.rep.observe("net|abstract|"+name, a, 1, false)
+	w.observe(tg, "net|abstract|"+name, a, 1, false)
 }
 
 // escapeGlobChars makes an address match only itself when read as a glob.
@@ -652,7 +679,7 @@ func (w *Watcher) fileUse(tg *target, e *bpf.FileEvent, path string, kinds []str
 	a.Kind, a.Action = "file", "allowed"
 	a.Detail = strings.Join(missing, ", ") + " of " + path
 	a.Rule = "no file rule of apparmor.profile grants " + strings.Join(missing, ", ") + " on " + path
-	w.rep.observe("used|"+path+"|"+strings.Join(missing, ","), a, 1, false)
+	w.observe(tg, "used|"+path+"|"+strings.Join(missing, ","), a, 1, false)
 }
 
 // denied judges an operation the kernel refused with EACCES or EPERM. It is the
@@ -729,7 +756,7 @@ func (w *Watcher) denied(tg *target, e *bpf.FileEvent, first, second []string) {
 	w.mu.Lock()
 	tg.paths[e.Key] = key
 	w.mu.Unlock()
-	w.rep.observe(key, a, e.Count, true)
+	w.observe(tg, key, a, e.Count, true)
 }
 
 // learnedDenial reports whether a refusal repeats a failure learned with the same
@@ -780,7 +807,7 @@ func (w *Watcher) reconcile() {
 					continue
 				}
 			}
-			w.rep.observe(key, a, c.Count, true)
+			w.observe(tg, key, a, c.Count, true)
 		}
 	}
 }
