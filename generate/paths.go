@@ -167,6 +167,10 @@ type pathGeneralizer struct {
 	// directory it made under a changing name is generalised alike in the paths
 	// beneath it.
 	made map[string]bool
+	// keep is a directory whose own segments stay literal in the paths beneath it (the
+	// working directory a local command's rules are made relative to): its name is
+	// replaced by @{cwd} afterwards, never matched.
+	keep string
 }
 
 // nameContext is what the recording says about the file whose name is generalised.
@@ -190,8 +194,14 @@ func (g pathGeneralizer) path(p string, ctx nameContext) (string, []string) {
 	rules := map[string]bool{}
 	last := len(segs) - 1
 	orig := slices.Clone(segs)
+	kept := 0
+	if g.keep != "" && (p == g.keep || strings.HasPrefix(p, g.keep+"/")) {
+		kept = strings.Count(g.keep, "/") + 1
+	}
 	for i, s := range segs {
 		switch {
+		case i < kept:
+			segs[i] = escapeGlob(s)
 		case i == 2 && segs[1] == "proc" && numericSeg.MatchString(s):
 			segs[i] = "@{pid}"
 			rules[ruleProcPid] = true
@@ -384,7 +394,12 @@ var readKinds = []string{profiles.AccessRead, profiles.AccessMmapExec}
 // generalisation apply: proc pids, numbers and ids, and 8 files of any access in one
 // non-sensitive directory become dir/* with the union of their access.
 func GeneralizeFiles(files []profiles.FileAccess, strict bool) ([]profiles.FileRule, []profiles.Generalisation) {
-	g := pathGeneralizer{strict: strict, pids: map[string]bool{}}
+	return generalizeFiles(files, strict, "")
+}
+
+// generalizeFiles is GeneralizeFiles keeping the segments of the directory keep literal.
+func generalizeFiles(files []profiles.FileAccess, strict bool, keep string) ([]profiles.FileRule, []profiles.Generalisation) {
+	g := pathGeneralizer{strict: strict, pids: map[string]bool{}, keep: keep}
 	if !strict {
 		for _, f := range files {
 			if rest, ok := strings.CutPrefix(f.Path, "/proc/"); ok {
