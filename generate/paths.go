@@ -73,7 +73,7 @@ var ruleReasons = map[string]string{
 	ruleTempName:   "digits or a random run in a name with a tmp/temp word are a pid, counter or mkstemp suffix",
 	ruleLongNumber: "7+ digits after a separator are a pid or a random number, not a version",
 	ruleTargetPid:  "the number is a pid the target looked up as /proc/<pid> in the same recording (its own processes')",
-	ruleCreated:    "the target created the file under a changing name (a mkstemp-like run, or a counter that differs between files it created in the same directory): the create rule covers that name pattern in that directory only",
+	ruleCreated:    "the target created the file under a changing name (a mkstemp-like run, a counter that differs between files it created in the same directory, or a number in a name it created and renamed into place): the create rule covers that name pattern in that directory only",
 	ruleContentDir: "several files read in one directory: its other files are content of the same kind (read only; writes, creates and deletes keep their own rules)",
 	ruleDevice:     "harmless pseudo-device every profile allows, as AppArmor's base abstraction does",
 }
@@ -484,6 +484,11 @@ func generalizeFiles(files []profiles.FileAccess, strict bool, keep string) ([]p
 			access = rest
 		}
 		counters, made := g.made[f.Path]
+		if created(f) && slices.Contains(f.Access, profiles.AccessRenameFrom) {
+			// A temporary name, written then renamed into place (PostgreSQL's
+			// pg_internal.init.<pid>): its numbers are a pid or a counter.
+			made, counters = true, true
+		}
 		pat, rules := g.path(f.Path, nameContext{created: made, counters: counters})
 		if f.Dir && pat != "/" {
 			pat += "/"

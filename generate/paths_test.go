@@ -246,6 +246,10 @@ func TestGeneralizeFiles(t *testing.T) {
 			[]profiles.FileRule{rule("/srv/out/result-1.txt", create, write)}},
 		{"created counters that change", []profiles.FileAccess{fa("/srv/out/result-1.txt", create, write), fa("/srv/out/result-2.txt", create, write), fa("/srv/out/summary.txt", create, write)},
 			[]profiles.FileRule{rule("/srv/out/result-*.txt", create, write), rule("/srv/out/summary.txt", create, write)}},
+		{"a created, renamed-away name's number", []profiles.FileAccess{fa("/pg/data/global/pg_internal.init.739", create, write, profiles.AccessRenameFrom), fa("/pg/data/global/pg_internal.init", read, profiles.AccessRenameTo)},
+			[]profiles.FileRule{rule("/pg/data/global/pg_internal.init", read, profiles.AccessRenameTo), rule("/pg/data/global/pg_internal.init.*", create, profiles.AccessRenameFrom, write)}},
+		{"a renamed-away name that was not created keeps its number", []profiles.FileAccess{fa("/srv/out/log.1", profiles.AccessRenameFrom)},
+			[]profiles.FileRule{rule("/srv/out/log.1", profiles.AccessRenameFrom)}},
 		{"redis multi-part AOF", []profiles.FileAccess{fa("/data/appendonly.aof.1.incr.aof", create, write), fa("/data/appendonly.aof.2.incr.aof", create, write)},
 			[]profiles.FileRule{rule("/data/appendonly.aof.*.incr.aof", create, write)}},
 		{"beneath a created random directory", []profiles.FileAccess{
