@@ -41,9 +41,9 @@ var (
 	// pythonTemp is the shape of Python's tempfile names: tmp, eight characters of
 	// [a-z0-9_], an optional suffix (tmpk3j4_8xz, tmpab_cdefg.json).
 	pythonTemp = regexp.MustCompile(`^tmp([a-z0-9_]{8})((?:\.[A-Za-z0-9]+)*)$`)
-	// mkstempTail is a lowercase word followed by six letters and digits, the shape of
-	// mkstemp("wordXXXXXX") (sortXyZ12a, sedAb12Cd).
-	mkstempTail = regexp.MustCompile(`^([a-z]{2,})([A-Za-z0-9]{6})$`)
+	// mkstempTail is a lowercase word or letter followed by six letters and digits, the shape of
+	// mkstemp("wordXXXXXX") (sortXyZ12a, sedAb12Cd, git's probe tHE5ACw).
+	mkstempTail = regexp.MustCompile(`^([a-z]+)([A-Za-z0-9]{6})$`)
 )
 
 // longNumber is the shortest run of digits after a separator that is a pid or a
