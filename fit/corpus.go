@@ -169,7 +169,7 @@ var nginx = program{
 			paths = []string{"/new-0.html", "/new-3.html", "/new-7.html", "/a-2.html", "/files/", "/files/g-1.html", "/files/f-1.html"}
 		}
 		return httpGet(e.port, paths, func(p, body string) bool {
-			return strings.Contains(body, strings.TrimPrefix(p, "/files/")[1:]) || strings.HasSuffix(p, "/")
+			return strings.HasSuffix(p, "/") || strings.Contains(body, filepath.Base(p))
 		})
 	},
 }
@@ -384,6 +384,19 @@ var postgres = program{
 	workload: func(e *env, dir, phase, _ string) error {
 		if err := waitPort(e.port, 20*time.Second); err != nil {
 			return err
+		}
+		// The port opens before the server accepts sessions ("the database system is
+		// starting up"): wait for a query to work.
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			err := exec.Command("psql", "-X", "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(e.port), "-U", "postgres", "-d", "postgres", "-c", "SELECT 1").Run()
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("postgres never accepted a session: %v", err)
+			}
+			time.Sleep(100 * time.Millisecond) // polling the server's state
 		}
 		sqls := []string{"CREATE TABLE IF NOT EXISTS kv(k text primary key, v text)", "INSERT INTO kv VALUES ('a','1') ON CONFLICT DO NOTHING", "SELECT v FROM kv WHERE k='a'"}
 		if phase == "B" {
