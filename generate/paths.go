@@ -554,6 +554,10 @@ func contentDirs(files []profiles.FileAccess, strict bool) map[string]bool {
 		}
 	}
 	out := map[string]bool{}
+	excluded := func(dir string) bool {
+		return holdsSensitive(dir) ||
+			slices.ContainsFunc(notContentDirs, func(d string) bool { return dir == d || strings.HasPrefix(dir, d+"/") })
+	}
 	for dir, n := range entries {
 		if sensitive(dir + "/") {
 			continue
@@ -562,11 +566,26 @@ func contentDirs(files []profiles.FileAccess, strict bool) map[string]bool {
 			out[dir] = n >= strictSiblingThreshold
 			continue
 		}
-		if len(reads[dir]) < ContentDirThreshold || holdsSensitive(dir) ||
-			slices.ContainsFunc(notContentDirs, func(d string) bool { return dir == d || strings.HasPrefix(dir, d+"/") }) {
+		if len(reads[dir]) < ContentDirThreshold || excluded(dir) {
 			continue
 		}
 		out[dir] = true
+	}
+	if strict {
+		return out
+	}
+	// A directory beneath a content directory, some of whose files were read, holds
+	// content of the same kind (nginx's www/files/ under www/): its reads widen too.
+	for _, dir := range slices.Sorted(maps.Keys(reads)) {
+		if out[dir] || sensitive(dir+"/") || excluded(dir) {
+			continue
+		}
+		for up := path.Dir(dir); up != "/" && up != "."; up = path.Dir(up) {
+			if out[up] {
+				out[dir] = true
+				break
+			}
+		}
 	}
 	return out
 }
