@@ -161,7 +161,7 @@ var nginx = program{
 	},
 	argv: func(e *env, dir string) []string { return []string{"/usr/sbin/nginx", "-p", dir, "-c", "nginx.conf"} },
 	workload: func(e *env, dir, phase, _ string) error {
-		if err := waitPort(e.port, 10*time.Second); err != nil {
+		if err := waitPort(e.port, 30*time.Second); err != nil {
 			return err
 		}
 		paths := []string{"/a-0.html", "/a-1.html", "/a-2.html", "/a-3.html", "/a-4.html", "/a-5.html", "/files/", "/files/f-0.html"}
@@ -231,7 +231,7 @@ var redis = program{
 	},
 	argv: func(e *env, dir string) []string { return []string{"/usr/bin/redis-server", "redis.conf"} },
 	workload: func(e *env, dir, phase, _ string) error {
-		if err := waitPort(e.port, 10*time.Second); err != nil {
+		if err := waitPort(e.port, 30*time.Second); err != nil {
 			return err
 		}
 		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", e.port))
@@ -287,7 +287,7 @@ var pythonHTTP = program{
 		return []string{"/usr/bin/python3", "-m", "http.server", "--bind", "127.0.0.1", strconv.Itoa(e.port)}
 	},
 	workload: func(e *env, dir, phase, _ string) error {
-		if err := waitPort(e.port, 10*time.Second); err != nil {
+		if err := waitPort(e.port, 30*time.Second); err != nil {
 			return err
 		}
 		paths := []string{"/doc-0.html", "/doc-1.html", "/doc-2.html", "/"}
