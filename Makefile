@@ -10,11 +10,11 @@ BIN       := bin/tailor
 # Debian packages the build, the tests and the examples need.
 DEB_PKGS  := clang-14 llvm-14 libbpf-dev bpftool libseccomp-dev pkg-config gcc gcc-multilib \
              make git strace apparmor docker.io containerd runc busybox-static iproute2 util-linux \
-             nginx redis-server redis-tools wrk curl chromium docker-registry
+             nginx redis-server redis-tools wrk curl chromium docker-registry postgresql sqlite3 python3
 
 export CGO_ENABLED=1
 
-.PHONY: help setup build test fuzz test-unit bench generate check-generate vmlinux lint clean
+.PHONY: help setup build test fuzz test-unit bench fit generate check-generate vmlinux lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ test-unit: ## run only the tests that need no privilege
 
 bench: build ## measure the cost (root): getpid per config, nginx/redis untraced vs learned, open flood, tailor RSS/CPU, profile sizes; chart in docs/
 	$(GO) run ./bench
+
+fit: build ## fit benchmark (root): real programs learned, replayed, used otherwise and attacked under their profiles; writes docs/fit.md and docs/fit.svg
+	$(GO) run ./fit -tailor $(BIN)
 
 generate: ## regenerate the BPF objects and bindings from bpf/*.bpf.c and the committed vmlinux.h
 	cd bpf && BPF2GO_CC=$(CLANG) BPF2GO_STRIP=$(STRIP) $(GO) generate ./...

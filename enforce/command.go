@@ -32,6 +32,7 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			&cli.BoolFlag{Name: "fail-on-anomaly", Usage: "exit 7 when an anomaly was seen (needs the tracer)"},
 			&cli.BoolFlag{Name: "allow-partial", Usage: "local mode: run even where file rules cannot be enforced (no Landlock on this host)"},
 			&cli.BoolFlag{Name: "allow-incomplete", Usage: "run a bundle generated from an incomplete recording (it may deny what the target needs)"},
+			&cli.StringFlag{Name: "cwd", Usage: "local mode: run COMMAND in `DIR` (default: tailor's working directory); the bundle's @{cwd} rules resolve to it"},
 			&cli.StringFlag{Name: "container", Usage: "relaunch a copy of the Docker container `NAME|ID` confined by the bundle, instead of a command"},
 			&cli.StringFlag{Name: "workload", Usage: "container mode: host shell `CMD` run in the copy's network namespace; its end stops the copy"},
 			&cli.DurationFlag{Name: "duration", Usage: "container mode: stop the copy after `D`"},
@@ -61,6 +62,7 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 				AllowIncomplete: c.Bool("allow-incomplete"),
 				FailOnAnomaly:   c.Bool("fail-on-anomaly"),
 				Argv:            c.Args().Slice(),
+				Dir:             c.String("cwd"),
 				Stdin:           os.Stdin,
 				Stdout:          os.Stdout,
 				Stderr:          os.Stderr,
@@ -84,6 +86,9 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 	if c.Args().Len() > 0 {
 		return fmt.Errorf("%w: --container runs the container's own command: give no COMMAND (got %q)", fail.ErrBadInput, c.Args().Slice())
+	}
+	if c.IsSet("cwd") {
+		return fmt.Errorf("%w: --cwd is for local mode: a container runs in its own working directory", fail.ErrBadInput)
 	}
 	if c.IsSet("allow-partial") {
 		return fmt.Errorf("%w: --allow-partial is for local mode: container mode warns instead when AppArmor is absent", fail.ErrBadInput)

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -255,9 +257,32 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if o.Env == nil {
 		o.Env = os.Environ()
 	}
+	if o.Dir != "" {
+		// As a shell's cd would: a program that finds PWD naming another directory
+		// asks getcwd, which it did not while learning.
+		abs, err := filepath.Abs(o.Dir)
+		if err != nil {
+			return 0, fmt.Errorf("--cwd: %w", err)
+		}
+		o.Dir = abs
+		o.Env = append(slices.DeleteFunc(slices.Clone(o.Env), func(e string) bool { return strings.HasPrefix(e, "PWD=") }), "PWD="+abs)
+	}
 	policy, err := Load(o.Profile, *o.Host)
 	if err != nil {
 		return 0, err
+	}
+	cwdLine := ""
+	if usesCwd(&policy.Bundle) {
+		dir := o.Dir
+		if dir == "" {
+			if dir, err = os.Getwd(); err != nil {
+				return 0, fmt.Errorf("working directory: %w", err)
+			}
+		}
+		if err := resolveCwd(&policy.Bundle, dir); err != nil {
+			return 0, refuse("%v", err)
+		}
+		cwdLine = "  working dir:  " + cwdVar + " = " + dir + " (rules beneath the learning run's directory follow the target's)"
 	}
 	incomplete, err := checkIncomplete(policy, o.AllowIncomplete)
 	if err != nil {
@@ -266,6 +291,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 	pl, err := makePlan(policy, *o.Host, &o)
 	if err != nil {
 		return 0, err
+	}
+	if cwdLine != "" {
+		pl.report = append(pl.report, cwdLine)
 	}
 	if incomplete != "" {
 		pl.report = append(pl.report, incomplete)

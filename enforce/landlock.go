@@ -40,11 +40,12 @@ const fileRights = ll.AccessFSExecute | ll.AccessFSWriteFile | ll.AccessFSReadFi
 
 // landlockRules checks a bundle's Landlock plan and turns it into what the launcher
 // applies. It is pure: whether a path exists is decided when the rules are applied.
+// Paths beneath @{cwd} pass the check: Run resolves them before it plans.
 func landlockRules(plan profiles.LandlockPlan) (*landlockConfig, error) {
 	c := &landlockConfig{Paths: []pathRule{}, BindTCP: plan.TCP.Bind, ConnectTCP: plan.TCP.Connect}
 	for _, p := range plan.Paths {
-		if !strings.HasPrefix(p.Path, "/") {
-			return nil, fmt.Errorf("landlock rule %q is not an absolute path", p.Path)
+		if !strings.HasPrefix(p.Path, "/") && p.Path != cwdVar && !strings.HasPrefix(p.Path, cwdVar+"/") {
+			return nil, fmt.Errorf("landlock rule %q is not an absolute path nor beneath %s", p.Path, cwdVar)
 		}
 		access, err := profiles.ParseLandlockRights(p.Access)
 		if err != nil {

@@ -72,6 +72,9 @@ func Watch(ctx context.Context, o WatchOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := refuseCwd(policy, "a container"); err != nil {
+		return err
+	}
 	dc, err := docker.Connect(ctx)
 	if err != nil {
 		return err

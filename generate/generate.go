@@ -114,7 +114,11 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 	out.Seccomp = sc.profile
 
 	caps := neededCaps(rec)
-	files, pathGens := GeneralizeFiles(withExecs(rec), opt.Strict)
+	cwd := ""
+	if !opt.Strict {
+		cwd = relocatableCwd(recs)
+	}
+	files, pathGens := generalizeFiles(withExecs(rec), opt.Strict, cwd)
 	var execs []string
 	for _, e := range rec.Execs {
 		execs = append(execs, e.Path)
@@ -130,7 +134,7 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 	}
 
 	network := bundleNetwork(rec.Network)
-	failed := failedRules(rec.Failed)
+	failed := failedRules(rec.Failed, cwd)
 	plan, err := PlanLandlock(PlanInput{Files: files, Execs: execs, Failed: failed, Sockets: rec.Network.Sockets, Network: network})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", fail.ErrBadInput, err)
@@ -151,6 +155,19 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		Network:        network,
 		Landlock:       plan,
 		Generalised:    append(slices.Clone(sc.generalised), pathGens...),
+	}
+	if cwd != "" && relocate(&out.Manifest, cwd) {
+		for i := range out.Manifest.Generalised {
+			if g := &out.Manifest.Generalised[i]; g.Kind == profiles.GeneralisedPath {
+				g.Added, _ = underCwd(g.Added, escapeGlob(cwd))
+			}
+		}
+		out.Manifest.Generalised = append(out.Manifest.Generalised, profiles.Generalisation{
+			Kind: profiles.GeneralisedPath, Added: CwdVar, From: []string{cwd}, Rule: "working directory",
+			Reason: "a local command's rules beneath the directory it was learned in follow the directory it runs in at enforce time (a checkout at another path)"})
+		sortRelocated(&out.Manifest)
+	} else {
+		cwd = ""
 	}
 	if out.Manifest.Generalised == nil {
 		out.Manifest.Generalised = []profiles.Generalisation{}
@@ -176,7 +193,7 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 	if err := add(profiles.BundleSeccompFile, seccompJSON, err); err != nil {
 		return nil, err
 	}
-	out.Files[profiles.BundleAppArmorFile] = []byte(renderAppArmor(name, rec, files, network, caps, opt.Version))
+	out.Files[profiles.BundleAppArmorFile] = []byte(renderAppArmor(name, rec, out.Manifest.Files, cwd, network, caps, opt.Version))
 	capsJSON, err := encodeJSON(capabilitiesFile{Drop: []string{"ALL"}, Add: nonNil(caps)})
 	if err := add(profiles.BundleCapabilitiesFile, capsJSON, err); err != nil {
 		return nil, err
@@ -259,11 +276,13 @@ func sourceName(opt Options, i int) string {
 
 // failedRules generalises the failed attempts like file paths, merging the access
 // kinds of attempts that end up with the same pattern and errno.
-func failedRules(failed []profiles.FailedAccess) []profiles.FailedRule {
+// Paths beneath keep (the relocatable working directory) keep its segments literal.
+func failedRules(failed []profiles.FailedAccess, keep string) []profiles.FailedRule {
 	type key struct{ pattern, errno string }
 	access := map[key]map[string]bool{}
 	for _, f := range failed {
-		k := key{GeneralizePath(f.Path), f.Errno}
+		pat, _ := pathGeneralizer{keep: keep}.path(f.Path, nameContext{})
+		k := key{pat, f.Errno}
 		if access[k] == nil {
 			access[k] = map[string]bool{}
 		}

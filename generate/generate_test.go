@@ -387,7 +387,7 @@ func TestFailedAndPeersInBundle(t *testing.T) {
 		{Path: "/proc/4242/status", Access: []string{profiles.AccessWrite}, Errno: "ENOENT"},
 		{Path: "/proc/4242/status", Access: []string{profiles.AccessRead}, Errno: "EACCES"},
 		{Path: "/etc/app.conf", Access: []string{profiles.AccessRead}, Errno: "ENOENT"},
-	})
+	}, "")
 	want := []profiles.FailedRule{
 		{Pattern: "/etc/app.conf", Access: []string{profiles.AccessRead}, Errno: "ENOENT"},
 		{Pattern: "/proc/@{pid}/status", Access: []string{profiles.AccessRead}, Errno: "EACCES"},

@@ -13,12 +13,14 @@ import (
 // ContentDirThreshold is how many distinct files read in one directory make the
 // generator allow reading the whole directory (dir/*) instead of each file: a directory
 // whose contents the target serves or loads (pages, assets, modules) holds other files
-// next run. Real targets read 5 (python's http.server) and 6 (nginx) of their pages
-// while learning and failed on the rest at the former threshold of 8; four files of one
-// directory are already a pattern rather than a configuration. The issue asks for this
-// value to be chosen by the fit benchmark (make fit): keep it this one constant.
-// Only reads widen this way; writes, creates and deletes keep their own rules.
-const ContentDirThreshold = 4
+// next run. Chosen with make fit (docs/fit.md): python's http.server read 3 pages while
+// learning and refused the pages added after it at 4; at 3 the other widenings in the
+// corpus are module directories of the Python install (http/__pycache__,
+// lib-dynload) and git's .git (already widened by git init's own reads), while at 2
+// nginx's prefix (its nginx.conf and pid file: a read of any file beside the
+// configuration) and PostgreSQL's pg_logical would widen too. Only reads widen this
+// way; writes, creates and deletes keep their own rules.
+const ContentDirThreshold = 3
 
 // strictSiblingThreshold is the threshold of generate --strict, the behaviour from
 // before generalisation: 8 files, any access kind.
@@ -41,11 +43,12 @@ var (
 	// pythonTemp is the shape of Python's tempfile names: tmp, eight characters of
 	// [a-z0-9_], an optional suffix (tmpk3j4_8xz, tmpab_cdefg.json).
 	pythonTemp = regexp.MustCompile(`^tmp([a-z0-9_]{8})((?:\.[A-Za-z0-9]+)*)$`)
-	// mkstempTail is a lowercase word followed by six letters and digits, the shape of
-	// mkstemp("wordXXXXXX") (sortXyZ12a, sedAb12Cd).
-	mkstempTail = regexp.MustCompile(`^([a-z]{2,})([A-Za-z0-9]{6})$`)
+	// mkstempTail is a lowercase word or letter followed by six letters and digits, the
+	// shape of mkstemp("wordXXXXXX") (sortXyZ12a, sedAb12Cd, git's probe tHE5ACw).
+	mkstempTail = regexp.MustCompile(`^([a-z]+)([A-Za-z0-9]{6})$`)
 	// transientTail is mkstemp's shape with a short prefix (git's .git/tXXXXXX probe),
-	// as a whole name: widened only for a name the target both made and removed.
+	// as a whole name: widened, even when this run's draw looks like a word, only for a
+	// name the target both made and removed.
 	transientTail = regexp.MustCompile(`^([a-z]{1,3})([A-Za-z0-9]{6})$`)
 )
 
@@ -76,7 +79,7 @@ var ruleReasons = map[string]string{
 	ruleTempName:   "digits or a random run in a name with a tmp/temp word are a pid, counter or mkstemp suffix",
 	ruleLongNumber: "7+ digits after a separator are a pid or a random number, not a version",
 	ruleTargetPid:  "the number is a pid the target looked up as /proc/<pid> in the same recording (its own processes')",
-	ruleCreated:    "the target created the file under a changing name (a mkstemp-like run, or a counter that differs between files it created in the same directory): the create rule covers that name pattern in that directory only",
+	ruleCreated:    "the target created the file under a changing name (a mkstemp-like run, a counter that differs between files it created in the same directory, or a number in a name it created and renamed into place): the create rule covers that name pattern in that directory only",
 	ruleContentDir: "several files read in one directory: its other files are content of the same kind (read only; writes, creates and deletes keep their own rules)",
 	ruleDevice:     "harmless pseudo-device every profile allows, as AppArmor's base abstraction does",
 }
@@ -170,6 +173,10 @@ type pathGeneralizer struct {
 	// directory it made under a changing name is generalised alike in the paths
 	// beneath it.
 	made map[string]bool
+	// keep is a directory whose own segments stay literal in the paths beneath it (the
+	// working directory a local command's rules are made relative to): its name is
+	// replaced by @{cwd} afterwards, never matched.
+	keep string
 }
 
 // nameContext is what the recording says about the file whose name is generalised.
@@ -197,8 +204,14 @@ func (g pathGeneralizer) path(p string, ctx nameContext) (string, []string) {
 	rules := map[string]bool{}
 	last := len(segs) - 1
 	orig := slices.Clone(segs)
+	kept := 0
+	if g.keep != "" && (p == g.keep || strings.HasPrefix(p, g.keep+"/")) {
+		kept = strings.Count(g.keep, "/") + 1
+	}
 	for i, s := range segs {
 		switch {
+		case i < kept:
+			segs[i] = escapeGlob(s)
 		case i == 2 && segs[1] == "proc" && numericSeg.MatchString(s):
 			segs[i] = "@{pid}"
 			rules[ruleProcPid] = true
@@ -393,7 +406,12 @@ var readKinds = []string{profiles.AccessRead, profiles.AccessMmapExec}
 // generalisation apply: proc pids, numbers and ids, and 8 files of any access in one
 // non-sensitive directory become dir/* with the union of their access.
 func GeneralizeFiles(files []profiles.FileAccess, strict bool) ([]profiles.FileRule, []profiles.Generalisation) {
-	g := pathGeneralizer{strict: strict, pids: map[string]bool{}}
+	return generalizeFiles(files, strict, "")
+}
+
+// generalizeFiles is GeneralizeFiles keeping the segments of the directory keep literal.
+func generalizeFiles(files []profiles.FileAccess, strict bool, keep string) ([]profiles.FileRule, []profiles.Generalisation) {
+	g := pathGeneralizer{strict: strict, pids: map[string]bool{}, keep: keep}
 	if !strict {
 		for _, f := range files {
 			if rest, ok := strings.CutPrefix(f.Path, "/proc/"); ok {
@@ -478,6 +496,11 @@ func GeneralizeFiles(files []profiles.FileAccess, strict bool) ([]profiles.FileR
 			access = rest
 		}
 		counters, made := g.made[f.Path]
+		if created(f) && slices.Contains(f.Access, profiles.AccessRenameFrom) {
+			// A temporary name, written then renamed into place (PostgreSQL's
+			// pg_internal.init.<pid>): its numbers are a pid or a counter.
+			made, counters = true, true
+		}
 		removed := slices.ContainsFunc(f.Access, func(a string) bool {
 			return a == profiles.AccessDelete || a == profiles.AccessRmdir || a == profiles.AccessRenameFrom
 		})
@@ -544,6 +567,10 @@ func contentDirs(files []profiles.FileAccess, strict bool) map[string]bool {
 		}
 	}
 	out := map[string]bool{}
+	excluded := func(dir string) bool {
+		return holdsSensitive(dir) ||
+			slices.ContainsFunc(notContentDirs, func(d string) bool { return dir == d || strings.HasPrefix(dir, d+"/") })
+	}
 	for dir, n := range entries {
 		if sensitive(dir + "/") {
 			continue
@@ -552,11 +579,26 @@ func contentDirs(files []profiles.FileAccess, strict bool) map[string]bool {
 			out[dir] = n >= strictSiblingThreshold
 			continue
 		}
-		if len(reads[dir]) < ContentDirThreshold || holdsSensitive(dir) ||
-			slices.ContainsFunc(notContentDirs, func(d string) bool { return dir == d || strings.HasPrefix(dir, d+"/") }) {
+		if len(reads[dir]) < ContentDirThreshold || excluded(dir) {
 			continue
 		}
 		out[dir] = true
+	}
+	if strict {
+		return out
+	}
+	// A directory beneath a content directory, some of whose files were read, holds
+	// content of the same kind (nginx's www/files/ under www/): its reads widen too.
+	for _, dir := range slices.Sorted(maps.Keys(reads)) {
+		if out[dir] || sensitive(dir+"/") || excluded(dir) {
+			continue
+		}
+		for up := path.Dir(dir); up != "/" && up != "."; up = path.Dir(up) {
+			if out[up] {
+				out[dir] = true
+				break
+			}
+		}
 	}
 	return out
 }

@@ -140,7 +140,8 @@ func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
 	if out.res.err != nil {
 		return nil, out.res.err
 	}
-	return finish(sess, &opt, profiles.Target{Kind: "command", Command: argv, Workload: opt.Workload}, out, observeLocal)
+	cwd, _ := os.Getwd() // the launcher child inherits it
+	return finish(sess, &opt, profiles.Target{Kind: "command", Command: argv, Workload: opt.Workload, Cwd: cwd}, out, observeLocal)
 }
 
 // stopTarget asks every process of target to stop with SIGTERM, then kills what is

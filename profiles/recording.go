@@ -146,6 +146,10 @@ type Target struct {
 	Container *Container `json:"container,omitempty"`
 	// Workload is the workload command that drove the target, if any.
 	Workload string `json:"workload,omitempty"`
+	// Cwd is the working directory a local command was learned in (kind "command"):
+	// generate makes the rules beneath it relative to the working directory at
+	// enforce time (@{cwd}).
+	Cwd string `json:"cwd,omitempty"`
 }
 
 // Container identifies a learned container and the configuration it was run with.

@@ -162,16 +162,18 @@ func injected(t *testing.T, e *watchEnv, mode, action, kind string) (string, wat
 
 var injections = []struct {
 	action, kind, detail string
+	// category and severity are what the anomaly must be classed as.
+	category, severity string
 	// result is what the workload prints for the action in enforce mode.
 	result string
 }{
-	{"exec", "exec", "/bin/sh", "exec: EACCES"},
-	{"shadow", "file", "/etc/shadow", "shadow: EACCES"},
-	{"ptrace", "syscall", "ptrace", "ptrace: EPERM"},
-	{"mount=MNT", "syscall", "mount", "mount: EPERM"},
-	{"unshare", "syscall", "unshare", "unshare: EPERM"},
-	{"packet", "socket", "AF_PACKET", "packet: EPERM"},
-	{"chown", "capability", "CAP_CHOWN", "chown: EPERM"},
+	{"exec", "exec", "/bin/sh", watch.CatShell, watch.SeverityHigh, "exec: EACCES"},
+	{"shadow", "file", "/etc/shadow", watch.CatSensitiveRead, watch.SeverityHigh, "shadow: EACCES"},
+	{"ptrace", "syscall", "ptrace", watch.CatProcessInject, watch.SeverityHigh, "ptrace: EPERM"},
+	{"mount=MNT", "syscall", "mount", watch.CatNamespace, watch.SeverityHigh, "mount: EPERM"},
+	{"unshare", "syscall", "unshare", watch.CatNamespace, watch.SeverityHigh, "unshare: EPERM"},
+	{"packet", "socket", "AF_PACKET", watch.CatRawNetwork, watch.SeverityHigh, "packet: EPERM"},
+	{"chown", "capability", "CAP_CHOWN", watch.CatPrivilege, watch.SeverityHigh, "chown: EPERM"},
 }
 
 func TestInjectedBehaviourBlockedAndReported(t *testing.T) {
@@ -182,7 +184,8 @@ func TestInjectedBehaviourBlockedAndReported(t *testing.T) {
 		if !strings.Contains(out, in.result) {
 			t.Errorf("enforce %s: not blocked: %s", in.action, out)
 		}
-		if a.Action != "blocked" || !strings.Contains(a.Detail, in.detail) || a.Rule == "" || a.Pid == 0 || a.Target == "" {
+		if a.Action != "blocked" || !strings.Contains(a.Detail, in.detail) || a.Rule == "" || a.Pid == 0 || a.Target == "" ||
+			a.Category != in.category || a.Severity != in.severity {
 			t.Errorf("enforce %s: anomaly %+v", in.action, a)
 		}
 	}
@@ -197,7 +200,7 @@ func TestInjectedBehaviourReportedInComplainMode(t *testing.T) {
 		if !strings.Contains(out, name+": ok") && in.action != "exec" {
 			t.Errorf("complain %s: blocked: %s", in.action, out)
 		}
-		if a.Action != "allowed" || !strings.Contains(a.Detail, in.detail) {
+		if a.Action != "allowed" || !strings.Contains(a.Detail, in.detail) || a.Category != in.category || a.Severity != in.severity {
 			t.Errorf("complain %s: anomaly %+v", in.action, a)
 		}
 	}

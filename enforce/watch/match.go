@@ -103,12 +103,18 @@ func compileFileRules(files []profiles.FileRule, execs []string) (*fileRules, er
 }
 
 // missing returns the access kinds of path that no rule grants. A directory's path
-// ends with '/', as in the rules. create is granted by write too, as AppArmor's w
-// grants creating.
+// ends with '/', as in the rules; a path without one is matched as a directory too,
+// because the kernel side does not know every operation's object is a directory (a
+// chown of a directory the target made comes without the flag). create is granted by
+// write too, as AppArmor's w grants creating.
 func (fr *fileRules) missing(path string, access []string) []string {
 	granted := map[string]bool{}
+	asDir := ""
+	if !strings.HasSuffix(path, "/") {
+		asDir = path + "/"
+	}
 	for _, r := range fr.rules {
-		if r.re.MatchString(path) {
+		if r.re.MatchString(path) || (asDir != "" && r.re.MatchString(asDir)) {
 			for _, a := range r.access {
 				granted[a] = true
 			}

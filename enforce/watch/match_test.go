@@ -50,6 +50,7 @@ func TestFileRulesMissing(t *testing.T) {
 		{Pattern: "/etc/passwd", Access: []string{"read"}},
 		{Pattern: "/data/*", Access: []string{"read", "write"}},
 		{Pattern: "/data/", Access: []string{"list"}},
+		{Pattern: "/run/tmp/body/", Access: []string{"mkdir", "setattr"}},
 	}, []string{"/usr/bin/app"})
 	if err != nil {
 		t.Fatal(err)
@@ -65,6 +66,11 @@ func TestFileRulesMissing(t *testing.T) {
 		{"/data/x", []string{"create", "write"}, nil}, // write grants create
 		{"/data/", []string{"list"}, nil},
 		{"/data/sub/x", []string{"read"}, []string{"read"}},
+		// A chown of a directory the target made reaches user space without the
+		// directory flag: the directory's rule still grants it.
+		{"/run/tmp/body", []string{"setattr"}, nil},
+		{"/run/tmp/body", []string{"write"}, []string{"write"}},
+		{"/run/tmp/bodyx", []string{"setattr"}, []string{"setattr"}},
 	} {
 		if got := fr.missing(c.path, c.access); !slices.Equal(got, c.want) {
 			t.Errorf("missing(%s, %v) = %v, want %v", c.path, c.access, got, c.want)

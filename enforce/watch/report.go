@@ -12,7 +12,12 @@ import (
 type Anomaly struct {
 	Time time.Time `json:"time"`
 	// Kind is syscall, socket, capability, file or exec.
-	Kind      string `json:"kind"`
+	Kind string `json:"kind"`
+	// Category names the attack step the anomaly looks like (shell-spawned,
+	// sensitive-file-read, ...) and Severity how grave it is (critical, high, medium,
+	// low): see docs/anomalies.md.
+	Category  string `json:"category"`
+	Severity  string `json:"severity"`
 	Target    string `json:"target"`
 	Container string `json:"container,omitempty"`
 	Pid       int    `json:"pid,omitempty"`
@@ -200,7 +205,7 @@ func (r *reporter) write(e *entry, repeat bool) {
 	if a.Executable != "" {
 		who += " " + a.Executable
 	}
-	r.writeHuman(fmt.Sprintf("tailor: ANOMALY [%s] %s: %s - %s (pid %d %s)", a.Action, a.Kind, a.Detail, a.Rule, a.Pid, who))
+	r.writeHuman(fmt.Sprintf("tailor: ANOMALY [%s] %s %s (%s): %s - %s (pid %d %s)", a.Action, a.Severity, a.Category, a.Kind, a.Detail, a.Rule, a.Pid, who))
 }
 
 func (r *reporter) writeHuman(line string) {

@@ -466,6 +466,7 @@ func (w *Watcher) handle(ev bpf.Event) {
 		a.Kind, a.Action = "exec", "allowed"
 		a.Detail = "exec of " + e.Filename + " by " + e.By
 		a.Rule = e.Filename + " is not among the programs the profile runs"
+		a.Category, a.Severity = classify(subject{kind: "exec", path: e.Filename})
 		w.observe(tg, "exec|"+e.Filename, a, 1, false)
 	case *bpf.AnomalyEvent:
 		tg := w.target(e.Target)
@@ -509,6 +510,7 @@ func (w *Watcher) describe(tg *target, e *bpf.AnomalyEvent, a *Anomaly) (string,
 		a.Kind = "syscall"
 		a.Detail = name + " " + result
 		a.Rule = "seccomp.json does not allow " + name + " on " + string(arch)
+		a.Category, a.Severity = classify(subject{kind: "syscall", syscall: name})
 		return "syscall|" + string(arch) + "|" + name, true
 	case bpf.AnomalySocket:
 		fam := profiles.FamilyName(int(e.Value))
@@ -520,6 +522,7 @@ func (w *Watcher) describe(tg *target, e *bpf.AnomalyEvent, a *Anomaly) (string,
 		} else {
 			a.Rule = "seccomp.json does not allow socket"
 		}
+		a.Category, a.Severity = classify(subject{kind: "socket", family: fam})
 		return "socket|" + fam, true
 	case bpf.AnomalyCapability:
 		name := profiles.CapabilityName(int(e.Value))
@@ -530,6 +533,7 @@ func (w *Watcher) describe(tg *target, e *bpf.AnomalyEvent, a *Anomaly) (string,
 			a.Detail, a.Action = "check for "+name+" denied", "blocked"
 		}
 		a.Rule = "capabilities.json does not keep " + name
+		a.Category, a.Severity = classify(subject{kind: "capability", capability: name})
 		return "capability|" + name, true
 	}
 	return "", false
@@ -624,6 +628,7 @@ func (w *Watcher) netUse(tg *target, e *bpf.NetEvent) {
 		}
 	}
 	a.Rule = "bundle.json's network part has no such peer or port"
+	a.Category, a.Severity = classify(subject{kind: "network", inbound: u.Kind == bpf.NetAccept})
 	w.observe(tg, key, a, 1, false)
 }
 
@@ -648,6 +653,7 @@ func (w *Watcher) abstractPeer(tg *target, e *bpf.FileEvent) {
 		a.Detail += " returned " + errno
 	}
 	a.Rule = "bundle.json's network part has no such peer"
+	a.Category, a.Severity = classify(subject{kind: "network"})
 	w.observe(tg, "net|abstract|"+name, a, 1, false)
 }
 
@@ -679,6 +685,10 @@ func (w *Watcher) fileUse(tg *target, e *bpf.FileEvent, path string, kinds []str
 	a.Kind, a.Action = "file", "allowed"
 	a.Detail = strings.Join(missing, ", ") + " of " + path
 	a.Rule = "no file rule of apparmor.profile grants " + strings.Join(missing, ", ") + " on " + path
+	a.Category, a.Severity = classify(subject{kind: "file", path: strings.TrimSuffix(path, "/"), access: missing})
+	if slices.Contains(kinds, profiles.AccessExec) {
+		a.Category, a.Severity = classify(subject{kind: "exec", path: strings.TrimSuffix(path, "/")})
+	}
 	w.observe(tg, "used|"+path+"|"+strings.Join(missing, ","), a, 1, false)
 }
 
@@ -753,6 +763,7 @@ func (w *Watcher) denied(tg *target, e *bpf.FileEvent, first, second []string) {
 		a.Detail = op + " of " + target + " " + result
 		a.Rule = rule + " on " + target
 	}
+	a.Category, a.Severity = classify(subject{kind: a.Kind, syscall: name, path: e.Path, access: missing})
 	w.mu.Lock()
 	tg.paths[e.Key] = key
 	w.mu.Unlock()
@@ -797,6 +808,7 @@ func (w *Watcher) reconcile() {
 					a.Kind, a.Action = "file", "blocked"
 					a.Detail = "a refused file operation whose path was lost"
 					a.Rule = "file and exec rules"
+					a.Category, a.Severity = CatFile, SeverityMedium
 					k = "lostpath|" + strconv.FormatUint(c.Value, 16)
 				}
 				key = k

@@ -1,0 +1,104 @@
+package enforce
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/tailor-sec/tailor/profiles"
+)
+
+// cwdVar stands for the target's working directory in a local command's bundle
+// (generate.CwdVar; enforce does not import the generator).
+const cwdVar = "@{cwd}"
+
+// usesCwd reports whether the bundle has rules relative to the working directory.
+func usesCwd(b *profiles.Bundle) bool {
+	found := false
+	eachCwdString(b, func(s *string, _ bool) {
+		if strings.HasPrefix(*s, cwdVar) {
+			found = true
+		}
+	})
+	return found
+}
+
+// resolveCwd replaces @{cwd} in the bundle's rules by dir, the directory the target
+// runs in: escaped for glob patterns, as is for Landlock paths. Done once after Load,
+// so the Landlock rules and the watcher see absolute rules.
+func resolveCwd(b *profiles.Bundle, dir string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("working directory %q is not absolute", dir)
+	}
+	dir = filepath.Clean(dir)
+	if dir == "/" {
+		dir = "" // @{cwd}/x is /x
+	}
+	eachCwdString(b, func(s *string, glob bool) {
+		rest, ok := strings.CutPrefix(*s, cwdVar)
+		if !ok {
+			return
+		}
+		d := dir
+		if glob {
+			d = escapeGlob(dir)
+		}
+		*s = d + rest
+		if *s == "" {
+			*s = "/"
+		}
+	})
+	return nil
+}
+
+// eachCwdString calls f on every bundle string that may start with @{cwd}, saying
+// whether it is a glob.
+func eachCwdString(b *profiles.Bundle, f func(s *string, glob bool)) {
+	for i := range b.Files {
+		f(&b.Files[i].Pattern, true)
+	}
+	for i := range b.Execs {
+		f(&b.Execs[i], true)
+	}
+	for i := range b.Failed {
+		f(&b.Failed[i].Pattern, true)
+	}
+	for _, peers := range [][]profiles.Peer{b.Network.Connects, b.Network.Sends, b.Network.FailedConnects} {
+		for i := range peers {
+			if peers[i].Family == "AF_UNIX" {
+				f(&peers[i].Address, true)
+			}
+		}
+	}
+	for i := range b.Landlock.Paths {
+		lp := &b.Landlock.Paths[i]
+		f(&lp.Path, false)
+		for j := range lp.Covers {
+			f(&lp.Covers[j], true)
+		}
+		for j := range lp.Widened {
+			f(&lp.Widened[j].Rule, true)
+		}
+	}
+}
+
+// escapeGlob makes a directory name match only itself inside an AppArmor glob.
+func escapeGlob(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]{}\"@`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// refuseCwd refuses a bundle with @{cwd} rules where no working directory of the
+// target is known (a container, whose rules are paths inside its image).
+func refuseCwd(p *Policy, where string) error {
+	if usesCwd(&p.Bundle) {
+		return refuse("%s has rules relative to a local command's working directory (%s): it is for tailor enforce -- COMMAND, not %s", p.Dir, cwdVar, where)
+	}
+	return nil
+}
