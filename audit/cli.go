@@ -12,9 +12,9 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/urfave/cli/v2"
 
+	"github.com/tailor-sec/tailor/internal/docker"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/safeio"
-	"github.com/tailor-sec/tailor/learn/docker"
 	"github.com/tailor-sec/tailor/profiles"
 )
 

@@ -15,8 +15,9 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/tailor-sec/tailor/internal/docker"
 	"github.com/tailor-sec/tailor/internal/fail"
-	"github.com/tailor-sec/tailor/learn/docker"
+	"github.com/tailor-sec/tailor/internal/proc"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
@@ -197,7 +198,7 @@ func seccompRejected(p *Policy, err error) error {
 	return refuse("docker rejected %s: %v: regenerate the bundle or fix the profile", filepath.Join(p.Dir, profiles.BundleSeccompFile), err)
 }
 
-// RunContainer relaunches a copy of the container (see learn/docker PrepareCopy)
+// RunContainer relaunches a copy of the container (see internal/docker PrepareCopy)
 // confined by the bundle, streams its output, runs the workload in its network
 // namespace, stops and removes the copy on every path, and returns the copy's exit
 // status (0 when tailor stopped it: the workload ended or the duration passed). err
@@ -410,12 +411,8 @@ func (r *containerRun) supervise(ctx context.Context) (int, error) {
 	if err := r.cp.Start(ctx); err != nil {
 		return 0, seccompRejected(r.policy, err)
 	}
-	exited := make(chan waitResult, 1)
-	go func() {
-		// The copy is stopped on every way out, so Wait ends without ctx.
-		st, err := r.cp.Wait(context.WithoutCancel(ctx))
-		exited <- waitResult{int(st), err}
-	}()
+	// The copy is stopped on every way out, so its wait ends without ctx.
+	exited := r.cp.Exited(ctx)
 	logCtx, cancelLogs := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelLogs()
 	logsDone := make(chan error, 1)
@@ -442,7 +439,7 @@ func (r *containerRun) supervise(ctx context.Context) (int, error) {
 	}
 
 	var (
-		res         waitResult
+		res         proc.Exit
 		workErr     error
 		interrupted bool
 	)
@@ -495,8 +492,8 @@ func (r *containerRun) supervise(ctx context.Context) (int, error) {
 		<-logsDone
 	}
 
-	if res.err != nil {
-		return 0, res.err
+	if res.Err != nil {
+		return 0, res.Err
 	}
 	stoppedByTailor := false
 	select {
@@ -506,18 +503,12 @@ func (r *containerRun) supervise(ctx context.Context) (int, error) {
 	}
 	switch {
 	case interrupted:
-		return res.status, fmt.Errorf("%w: the copy of %s was stopped and removed", fail.ErrInterrupted, o.Container)
+		return res.Status, fmt.Errorf("%w: the copy of %s was stopped and removed", fail.ErrInterrupted, o.Container)
 	case workErr != nil:
-		return res.status, workErr
+		return res.Status, workErr
 	case stoppedByTailor:
-		fmt.Fprintf(o.Log, "tailor: copy stopped by tailor (its exit status %d is not passed on)\n", res.status)
+		fmt.Fprintf(o.Log, "tailor: copy stopped by tailor (its exit status %d is not passed on)\n", res.Status)
 		return 0, nil
 	}
-	return res.status, nil
-}
-
-// waitResult is how the copy ended.
-type waitResult struct {
-	status int
-	err    error
+	return res.Status, nil
 }

@@ -21,11 +21,11 @@ import (
 	libseccomp "github.com/seccomp/libseccomp-golang"
 
 	"github.com/tailor-sec/tailor/generate"
+	"github.com/tailor-sec/tailor/internal/docker"
 	"github.com/tailor-sec/tailor/internal/dockertest"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/testpriv"
 	"github.com/tailor-sec/tailor/learn"
-	"github.com/tailor-sec/tailor/learn/docker"
 	"github.com/tailor-sec/tailor/profiles"
 )
 

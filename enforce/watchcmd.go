@@ -2,7 +2,6 @@ package enforce
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,11 +15,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
+	"github.com/tailor-sec/tailor/internal/docker"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/interrupt"
-	"github.com/tailor-sec/tailor/learn/docker"
+	"github.com/tailor-sec/tailor/internal/proc"
 )
 
 // WatchOptions configure one Watch.
@@ -89,11 +88,11 @@ func Watch(ctx context.Context, o WatchOptions) error {
 	}
 	// The pidfd is taken before the watch starts, so an init that exits in between
 	// is still seen exiting.
-	initGone, err := watchExit(st.Pid)
+	initGone, err := proc.WatchExit(st.Pid)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: watching the container's init: %v", fail.ErrDocker, err)
 	}
-	defer initGone.close()
+	defer initGone.Close()
 
 	var srv *http.Server
 	if o.Metrics != "" {
@@ -124,7 +123,7 @@ func Watch(ctx context.Context, o WatchOptions) error {
 	}
 	why := ""
 	select {
-	case <-initGone.done:
+	case <-initGone.Done():
 		why = "the container's init exited"
 	case <-timeout:
 		why = "--duration passed"
@@ -198,47 +197,6 @@ func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(lostDesc, prometheus.CounterValue, float64(s.Lost))
 	ch <- prometheus.MustNewConstMetric(targetsDesc, prometheus.GaugeValue, float64(s.Targets))
 }
-
-// exitWatch tells when a process that is not tailor's child (a container's init)
-// exits: its pidfd becomes readable.
-type exitWatch struct {
-	done   chan struct{}
-	pidfd  int
-	cancel [2]int
-}
-
-func watchExit(pid int) (*exitWatch, error) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return nil, fmt.Errorf("%w: watching the container's init (pid %d): %v", fail.ErrDocker, pid, err)
-	}
-	w := &exitWatch{done: make(chan struct{}), pidfd: fd}
-	if err := unix.Pipe2(w.cancel[:], unix.O_CLOEXEC); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("watching the container's init: %w", err)
-	}
-	go w.wait()
-	return w, nil
-}
-
-// wait closes done when the process exits; close ends it early without closing done.
-func (w *exitWatch) wait() {
-	defer unix.Close(w.pidfd)
-	defer unix.Close(w.cancel[0])
-	fds := []unix.PollFd{{Fd: int32(w.pidfd), Events: unix.POLLIN}, {Fd: int32(w.cancel[0]), Events: unix.POLLIN}}
-	for {
-		_, err := unix.Poll(fds, -1)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err == nil && fds[0].Revents != 0 && fds[1].Revents == 0 {
-			close(w.done)
-		}
-		return
-	}
-}
-
-func (w *exitWatch) close() { unix.Close(w.cancel[1]) }
 
 // WatchCommand returns `tailor watch`: follow a running container and report what it
 // does outside its profile, without relaunching or changing it. A nil factory (no

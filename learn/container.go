@@ -12,8 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tailor-sec/tailor/bpf"
+	"github.com/tailor-sec/tailor/internal/docker"
 	"github.com/tailor-sec/tailor/internal/fail"
-	"github.com/tailor-sec/tailor/learn/docker"
+	"github.com/tailor-sec/tailor/internal/proc"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
@@ -33,7 +34,7 @@ type ContainerOptions struct {
 }
 
 // Container learns the Docker container nameOrID. By default it relaunches a copy of
-// it under the learning seccomp profile (see package learn/docker), copies its output
+// it under the learning seccomp profile (see package internal/docker), copies its output
 // to opt.Stdout and opt.Stderr, traces the copy from its first filtered syscall until
 // it exits, the duration ends, the workload
 // (run in the copy's network namespace) finishes or a signal arrives, stops and
@@ -124,12 +125,8 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 	if obs.User != nil {
 		obs.User.Configured = configuredUser(tgt.Container)
 	}
-	exited := make(chan waitResult, 1)
-	go func() {
-		// The copy is stopped on every way out of the loop, so Wait ends without ctx.
-		st, err := cp.Wait(context.WithoutCancel(ctx))
-		exited <- waitResult{int(st), err}
-	}()
+	// The copy is stopped on every way out of the loop, so its wait ends without ctx.
+	exited := cp.Exited(ctx)
 	l := &runLoop{tr: tr, sess: sess, opt: opt, sigs: sigs, exited: exited,
 		stop: func(string) {
 			// The cgroup goes with the copy: its last reading is taken first.
@@ -151,8 +148,8 @@ func relaunch(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sess
 		}
 	}
 	out := l.run(ctx, nil)
-	if out.res.err != nil {
-		return nil, out.res.err
+	if out.res.Err != nil {
+		return nil, out.res.Err
 	}
 	// The copy stopped: its output ends now, before the summary is printed.
 	if err := output.Wait(outputGrace); err != nil {
@@ -218,26 +215,30 @@ func attach(ctx context.Context, dc *docker.Client, tr *bpf.Tracer, sess *Sessio
 
 	// The container ends with its init; its exit status is Docker's to know, not the
 	// kernel's (init is not tailor's child), so an ended container reports status 0.
-	exited := make(chan waitResult, 2)
-	initGone, err := processGone(initPid)
+	exited := make(chan proc.Exit, 2)
+	initGone, err := proc.WatchExit(initPid)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: watching the container's init: %v", fail.ErrDocker, err)
 	}
+	detached := make(chan struct{})
+	defer close(detached)
 	defer initGone.Close()
 	go func() {
-		if initGone.Wait() {
-			exited <- waitResult{}
+		select {
+		case <-initGone.Done():
+			exited <- proc.Exit{}
+		case <-detached:
 		}
 	}()
 	l := &runLoop{tr: tr, sess: sess, opt: opt, sigs: sigs, exited: exited,
 		// Detaching ends the run: the container is not ours to stop.
-		stop: func(string) { exited <- waitResult{} }}
+		stop: func(string) { exited <- proc.Exit{} }}
 	if opt.Workload != "" {
 		l.workload = func() error { return docker.RunWorkloadInNetns(ctx, initPid, opt.Workload, opt.Stdout, opt.Stderr) }
 	}
 	out := l.run(ctx, nil)
-	if out.res.err != nil {
-		return nil, out.res.err
+	if out.res.Err != nil {
+		return nil, out.res.Err
 	}
 	readInterpreters(ctx, dc, sess, opt, id)
 	return finish(sess, opt, tgt, out, nil, attachedReason)
@@ -275,44 +276,4 @@ func mountNamespace(pid int) uint64 {
 		return 0
 	}
 	return st.Ino
-}
-
-// pidWatch tells when a process that is not tailor's child exits.
-type pidWatch struct {
-	pidfd  int
-	cancel [2]int
-}
-
-// processGone watches pid through a pidfd, which becomes readable when it exits.
-func processGone(pid int) (*pidWatch, error) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return nil, fmt.Errorf("%w: watching the container's init (pid %d): %v", fail.ErrDocker, pid, err)
-	}
-	w := &pidWatch{pidfd: fd}
-	if err := unix.Pipe2(w.cancel[:], unix.O_CLOEXEC); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("watching the container's init: %w", err)
-	}
-	return w, nil
-}
-
-// Wait blocks until the process exits (true) or Close is called (false). Call it
-// once: it releases the watch's descriptors.
-func (w *pidWatch) Wait() bool {
-	defer unix.Close(w.pidfd)
-	defer unix.Close(w.cancel[0])
-	fds := []unix.PollFd{{Fd: int32(w.pidfd), Events: unix.POLLIN}, {Fd: int32(w.cancel[0]), Events: unix.POLLIN}}
-	for {
-		_, err := unix.Poll(fds, -1)
-		if err == unix.EINTR {
-			continue
-		}
-		return err == nil && fds[0].Revents != 0 && fds[1].Revents == 0
-	}
-}
-
-// Close ends a pending Wait.
-func (w *pidWatch) Close() {
-	unix.Close(w.cancel[1])
 }

@@ -23,10 +23,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tailor-sec/tailor/generate"
+	"github.com/tailor-sec/tailor/internal/docker"
 	"github.com/tailor-sec/tailor/internal/dockertest"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/testpriv"
-	"github.com/tailor-sec/tailor/learn/docker"
 	"github.com/tailor-sec/tailor/profiles"
 )
 

@@ -13,7 +13,7 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 
-	"github.com/tailor-sec/tailor/learn/docker"
+	"github.com/tailor-sec/tailor/internal/docker"
 )
 
 // procRoot is the root directory process pid sees.

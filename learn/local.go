@@ -16,6 +16,7 @@ import (
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/launch"
+	"github.com/tailor-sec/tailor/internal/proc"
 	"github.com/tailor-sec/tailor/internal/safeio"
 	"github.com/tailor-sec/tailor/profiles"
 )
@@ -110,47 +111,47 @@ func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
 		return nil, fmt.Errorf("%w: before the target started: nothing was run or recorded", fail.ErrInterrupted)
 	}
 
-	proc, err := launch.Start("learn", launch.Payload{Argv: argv, Env: os.Environ()},
+	child, err := launch.Start("learn", launch.Payload{Argv: argv, Env: os.Environ()},
 		launch.Stdio{Stdin: opt.Stdin, Stdout: opt.Stdout, Stderr: opt.Stderr})
 	if err != nil {
 		return nil, err
 	}
-	if err := tr.AddProcess(target, proc.Pid(), "tailor"); err != nil {
-		proc.Wait()
+	if err := tr.AddProcess(target, child.Pid(), "tailor"); err != nil {
+		child.Wait()
 		return nil, err
 	}
-	if err := proc.Release(); err != nil {
-		proc.Wait()
+	if err := child.Release(); err != nil {
+		child.Wait()
 		return nil, err
 	}
 
-	exited := make(chan waitResult, 1)
+	exited := make(chan proc.Exit, 1)
 	go func() {
-		st, err := proc.Wait()
-		exited <- waitResult{st, err}
+		st, err := child.Wait()
+		exited <- proc.Exit{Status: st, Err: err}
 	}()
 	l := &runLoop{tr: tr, sess: sess, opt: &opt, sigs: sigs, exited: exited,
-		stop: func(string) { go stopTarget(tr, target, proc, opt.StopTimeout) }}
+		stop: func(string) { go stopTarget(tr, target, child, opt.StopTimeout) }}
 	if opt.Workload != "" {
 		l.workload = func() error { return runWorkload(ctx, opt.Workload, opt.Stdout, opt.Stderr) }
 	}
 	// Descendants may outlive the target's first process: stop them too before the
 	// final flush.
 	out := l.run(ctx, func() { stopTarget(tr, target, nil, opt.StopTimeout) })
-	if out.res.err != nil {
-		return nil, out.res.err
+	if out.res.Err != nil {
+		return nil, out.res.Err
 	}
 	cwd, _ := os.Getwd() // the launcher child inherits it
 	return finish(sess, &opt, profiles.Target{Kind: "command", Command: argv, Workload: opt.Workload, Cwd: cwd}, out, observeLocal)
 }
 
 // stopTarget asks every process of target to stop with SIGTERM, then kills what is
-// left after grace. proc, when given, is the target's first process.
-func stopTarget(tr *bpf.Tracer, target uint32, proc *launch.Process, grace time.Duration) {
+// left after grace. first, when given, is the target's first process.
+func stopTarget(tr *bpf.Tracer, target uint32, first *launch.Process, grace time.Duration) {
 	signalAll := func(sig syscall.Signal) int {
 		n := 0
-		if proc != nil {
-			if proc.Signal(sig) == nil {
+		if first != nil {
+			if first.Signal(sig) == nil {
 				n++
 			}
 		}

@@ -11,14 +11,9 @@ import (
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/interrupt"
+	"github.com/tailor-sec/tailor/internal/proc"
 	"github.com/tailor-sec/tailor/profiles"
 )
-
-// waitResult is how a target ended.
-type waitResult struct {
-	status int
-	err    error
-}
 
 // runLoop is what every kind of learning run shares once its target is started:
 // handle events until the target ends, stopping it when the duration ends, the
@@ -30,7 +25,7 @@ type runLoop struct {
 	// sigs receives the signals that stop the run (see notifySignals).
 	sigs <-chan os.Signal
 	// exited receives the target's end.
-	exited <-chan waitResult
+	exited <-chan proc.Exit
 	// workload, when set, runs the workload; the target is stopped when it returns.
 	workload func() error
 	// stop asks the target to end; it must not block the loop.
@@ -48,7 +43,7 @@ func notifySignals() (sigs <-chan os.Signal, stop func()) {
 
 // runOutcome is what the loop saw.
 type runOutcome struct {
-	res         waitResult
+	res         proc.Exit
 	interrupted bool
 	workloadErr error
 }
@@ -152,9 +147,9 @@ func finish(sess *Session, opt *Options, target profiles.Target, out runOutcome,
 	if err := rec.Save(opt.Output); err != nil {
 		return nil, err
 	}
-	result := &Result{Recording: rec, TargetStatus: out.res.status}
+	result := &Result{Recording: rec, TargetStatus: out.res.Status}
 	if opt.Progress != nil {
-		printSummary(opt.Progress, rec, opt.Output, out.res.status)
+		printSummary(opt.Progress, rec, opt.Output, out.res.Status)
 	}
 	switch {
 	case out.interrupted:

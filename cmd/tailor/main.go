@@ -11,8 +11,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tailor-sec/tailor/audit"
 	"github.com/tailor-sec/tailor/agent"
+	"github.com/tailor-sec/tailor/audit"
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/enforce/watch"
@@ -22,8 +22,8 @@ import (
 	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/version"
 	"github.com/tailor-sec/tailor/learn"
-	"github.com/tailor-sec/tailor/report"
 	"github.com/tailor-sec/tailor/oci"
+	"github.com/tailor-sec/tailor/report"
 )
 
 func main() {

@@ -27,8 +27,8 @@ import (
 
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/enforce"
+	"github.com/tailor-sec/tailor/internal/docker"
 	"github.com/tailor-sec/tailor/internal/fail"
-	"github.com/tailor-sec/tailor/learn/docker"
 	"github.com/tailor-sec/tailor/profiles"
 )
 

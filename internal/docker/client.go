@@ -1,8 +1,9 @@
-// Package docker is the Docker side of `tailor learn --container`: it identifies a
-// container, relaunches a copy of it under a permissive "learning" seccomp profile so
-// the kernel tracer can attribute every syscall of the copy, drives the copy's
-// lifecycle, cleans up copies left by killed tailor runs, and runs a workload inside
-// a container's network namespace. It does no tracing itself.
+// Package docker is tailor's one Docker adapter, used by learn, enforce, watch and
+// audit alike: it identifies a container, relaunches a copy of it (under a permissive
+// "learning" seccomp profile for `tailor learn --container`, under the bundle's
+// profiles for `tailor enforce --container`), drives the copy's lifecycle, cleans up
+// copies left by killed tailor runs, and runs a workload inside a container's network
+// namespace. It does no tracing and no enforcing itself.
 package docker
 
 import (

@@ -21,6 +21,7 @@ import (
 	"github.com/docker/go-connections/nat"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/proc"
 )
 
 // Labels tailor puts on every copy. CleanupStale finds copies by LabelOwnerPid.
@@ -356,6 +357,18 @@ func (cp *Copy) Wait(ctx context.Context) (int64, error) {
 	case err := <-errc:
 		return -1, cp.c.apiError(fmt.Sprintf("waiting for copy %s", cp.name), err)
 	}
+}
+
+// Exited waits for the started copy's end in the background and delivers it once.
+// It waits without ctx's cancellation: callers stop the copy on every way out, so the
+// wait ends by itself; ctx's values are used.
+func (cp *Copy) Exited(ctx context.Context) <-chan proc.Exit {
+	ch := make(chan proc.Exit, 1)
+	go func() {
+		st, err := cp.Wait(context.WithoutCancel(ctx))
+		ch <- proc.Exit{Status: int(st), Err: err}
+	}()
+	return ch
 }
 
 // Stop asks the copy's init to stop (its stop signal, SIGTERM by default) and kills it
