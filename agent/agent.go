@@ -155,14 +155,14 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("%w: metrics %s: %v", fail.ErrBadInput, o.Config.Metrics, err)
 		}
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(enforce.StatsCollector(a.w), a.containers, a.byBundle)
+		reg.MustRegister(watch.StatsCollector(a.w), a.containers, a.byBundle)
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		metricsAddr = ln.Addr().String()
-		if w := enforce.MetricsWarning(ln.Addr()); w != "" {
+		if w := watch.MetricsWarning(ln.Addr()); w != "" {
 			fmt.Fprintln(o.Log, "tailor: agent: warning: "+w)
 		}
 	}

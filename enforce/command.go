@@ -13,7 +13,7 @@ import (
 	"github.com/tailor-sec/tailor/internal/safeio"
 )
 
-// WatcherFactory makes the anomaly watcher for one run of tailor enforce, writing
+// WatcherFactory makes the anomaly watcher for one run of tailor enforce or watch, writing
 // anomalies to anomaliesPath ("" for none). cmd/tailor passes the tracer's; nil means
 // this build has none.
 type WatcherFactory func(anomaliesPath string) (Watcher, error)
@@ -41,7 +41,7 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			&cli.BoolFlag{Name: "no-diagnose", Usage: "container mode: when the hardened copy fails, do not replay it with each hardening part left out to find the one that breaks it"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := positiveDurations(c, "duration", "stop-timeout"); err != nil {
+			if err := PositiveDurations(c, "duration", "stop-timeout"); err != nil {
 				return err
 			}
 			if c.IsSet("anomalies") && newWatcher == nil {
@@ -68,7 +68,7 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 				Stderr:          os.Stderr,
 			}
 			if newWatcher != nil {
-				w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))
+				w, err := NewAnomalyWatcher(newWatcher, c.String("anomalies"))
 				if err != nil {
 					return err
 				}
@@ -112,7 +112,7 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 		Stderr:          os.Stderr,
 	}
 	if newWatcher != nil {
-		w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))
+		w, err := NewAnomalyWatcher(newWatcher, c.String("anomalies"))
 		if err != nil {
 			return err
 		}
@@ -124,8 +124,9 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 	return exitStatus(RunContainer(ctx, o))
 }
 
-// positiveDurations refuses a negative value of the named duration flags.
-func positiveDurations(c *cli.Context, names ...string) error {
+// PositiveDurations refuses a negative value of the named duration flags (tailor
+// enforce's and tailor watch's).
+func PositiveDurations(c *cli.Context, names ...string) error {
 	for _, f := range names {
 		if c.Duration(f) < 0 {
 			return fmt.Errorf("%w: --%s %v: give a positive duration", fail.ErrBadInput, f, c.Duration(f))
@@ -134,11 +135,11 @@ func positiveDurations(c *cli.Context, names ...string) error {
 	return nil
 }
 
-// newAnomalyWatcher makes the watcher once the anomalies file, when given, is known to
+// NewAnomalyWatcher (tailor enforce's and tailor watch's) makes the watcher once the anomalies file, when given, is known to
 // be a regular file or a new one: opened for appending without following a symlink
 // (a dangling one included), created 0600, refused when it is a device, a FIFO or a
 // directory. This runs before anything starts.
-func newAnomalyWatcher(newWatcher WatcherFactory, path string) (Watcher, error) {
+func NewAnomalyWatcher(newWatcher WatcherFactory, path string) (Watcher, error) {
 	if path != "" {
 		f, err := safeio.OpenAppend(path, safeio.FileMode)
 		if err != nil {

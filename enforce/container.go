@@ -241,7 +241,7 @@ func RunContainer(ctx context.Context, o ContainerOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := refuseCwd(policy, "a container"); err != nil {
+	if err := RefuseCwd(policy, "a container"); err != nil {
 		return 0, err
 	}
 	incomplete, err := checkIncomplete(policy, o.AllowIncomplete)

@@ -94,9 +94,9 @@ func escapeGlob(s string) string {
 	return b.String()
 }
 
-// refuseCwd refuses a bundle with @{cwd} rules where no working directory of the
+// RefuseCwd refuses a bundle with @{cwd} rules where no working directory of the
 // target is known (a container, whose rules are paths inside its image).
-func refuseCwd(p *Policy, where string) error {
+func RefuseCwd(p *Policy, where string) error {
 	if usesCwd(&p.Bundle) {
 		return refuse("%s has rules relative to a local command's working directory (%s): it is for tailor enforce -- COMMAND, not %s", p.Dir, cwdVar, where)
 	}

@@ -355,3 +355,23 @@ func cmpBool(a, b bool) int {
 		return 1
 	}
 }
+
+// LoadRecordings loads and checks the recordings a command was given (tailor
+// generate's and merge's arguments), in order; none is bad input.
+func LoadRecordings(paths []string) ([]*Recording, error) {
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%w: no recording given", fail.ErrBadInput)
+	}
+	var recs []*Recording
+	for _, p := range paths {
+		r, err := LoadRecording(p)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.ValidateNames(); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs, nil
+}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tailor-sec/tailor/generate"
+	"github.com/tailor-sec/tailor/diff"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/safeio"
 	"github.com/tailor-sec/tailor/internal/version"
@@ -57,7 +57,7 @@ func Command() *cli.Command {
 				return err
 			}
 			if c.Bool("fail-on-added") && r.Diff != nil && r.Diff.Verdict == VerdictFail {
-				return generate.ErrAdded // exit 1, as tailor diff --fail-on-added
+				return diff.ErrAdded // exit 1, as tailor diff --fail-on-added
 			}
 			return nil
 		},

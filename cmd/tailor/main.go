@@ -1,6 +1,7 @@
 // Command tailor measures what a container or command really does and cuts its
 // security profiles to fit. This file only wires the subcommands; each lives in the
-// package of its step (learn, generate, enforce, report).
+// package of its name (learn, generate, merge, diff, enforce, enforce/watch, report,
+// audit, oci, agent).
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"github.com/tailor-sec/tailor/agent"
 	"github.com/tailor-sec/tailor/audit"
 	"github.com/tailor-sec/tailor/bpf"
+	"github.com/tailor-sec/tailor/diff"
 	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/enforce/watch"
 	"github.com/tailor-sec/tailor/generate"
@@ -22,6 +24,7 @@ import (
 	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/version"
 	"github.com/tailor-sec/tailor/learn"
+	"github.com/tailor-sec/tailor/merge"
 	"github.com/tailor-sec/tailor/oci"
 	"github.com/tailor-sec/tailor/report"
 )
@@ -37,10 +40,10 @@ func main() {
 		Commands: []*cli.Command{
 			learn.CLI(),
 			generate.Command(),
-			generate.MergeCommand(),
-			generate.DiffCommand(),
+			merge.Command(),
+			diff.Command(),
 			enforce.Command(tracerWatcher),
-			enforce.WatchCommand(tracerWatcher),
+			watch.Command(tracerWatcher),
 			report.Command(),
 			audit.Command(),
 			oci.PushCommand(),

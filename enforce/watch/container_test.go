@@ -48,6 +48,12 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func (l *lockedBuffer) anomalies(t *testing.T) []Anomaly {
 	t.Helper()
 	l.mu.Lock()
@@ -184,7 +190,7 @@ func TestWatchRunningContainerReportsDockerExec(t *testing.T) {
 	done := make(chan error, 1)
 	watching := make(chan struct{})
 	go func() {
-		done <- enforce.Watch(ctx, enforce.WatchOptions{Profile: prof, Container: name, Watcher: notify{w, watching}, Log: &log})
+		done <- Attach(ctx, AttachOptions{Profile: prof, Container: name, Watcher: notify{w, watching}, Log: &log})
 	}()
 	select {
 	case <-watching:

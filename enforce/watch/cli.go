@@ -1,4 +1,4 @@
-package enforce
+package watch
 
 import (
 	"context"
@@ -8,49 +8,48 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
+	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/internal/docker"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/interrupt"
 	"github.com/tailor-sec/tailor/internal/proc"
 )
 
-// WatchOptions configure one Watch.
-type WatchOptions struct {
+// AttachOptions configure one Attach.
+type AttachOptions struct {
 	// Profile is the bundle directory the container is compared with.
 	Profile string
 	// Container names the running container (name or ID).
 	Container string
-	// Watcher reports anomalies; Watch refuses to run without one.
-	Watcher Watcher
+	// Watcher reports anomalies; Attach refuses to run without one.
+	Watcher enforce.Watcher
 	// Metrics, when set, is the host:port where Prometheus metrics are served at
 	// /metrics. Any address is accepted: one that is not loopback exposes the
-	// counts to the network, and Watch warns about it.
+	// counts to the network, and Attach warns about it.
 	Metrics string
 	// Duration, when positive, ends the watch after that long.
 	Duration time.Duration
-	// FailOnAnomaly makes Watch return fail.ErrAnomaly when the watcher saw any.
+	// FailOnAnomaly makes Attach return fail.ErrAnomaly when the watcher saw any.
 	FailOnAnomaly bool
 	// Log receives the start-up report; nil means os.Stderr.
 	Log io.Writer
-	// Host describes this machine; nil means ProbeHost.
-	Host *Host
+	// Host describes this machine; nil means enforce.ProbeHost.
+	Host *enforce.Host
 }
 
-// errNoTracer is the refusal of a watch without a tracer to watch with.
-var errNoTracer = refuse("tailor watch needs the tracer, which this build does not have")
+// errNoTracer is the refusal of a watch without a tracer to watch with (exit 9).
+var errNoTracer = fmt.Errorf("%w: tailor watch needs the tracer, which this build does not have", fail.ErrRefused)
 
-// Watch follows a running container with the watcher until the container's init
+// Attach is `tailor watch`: it follows a running container with the watcher until the container's init
 // exits, Duration passes or ctx ends (Ctrl-C: the normal end of a watch), then stops
 // the watcher. The container is never stopped or changed.
-func Watch(ctx context.Context, o WatchOptions) error {
+func Attach(ctx context.Context, o AttachOptions) error {
 	if o.Watcher == nil {
 		return errNoTracer
 	}
@@ -61,17 +60,17 @@ func Watch(ctx context.Context, o WatchOptions) error {
 		o.Log = os.Stderr
 	}
 	if o.Host == nil {
-		h, err := ProbeHost()
+		h, err := enforce.ProbeHost()
 		if err != nil {
 			return err
 		}
 		o.Host = &h
 	}
-	policy, err := Load(o.Profile, *o.Host)
+	policy, err := enforce.Load(o.Profile, *o.Host)
 	if err != nil {
 		return err
 	}
-	if err := refuseCwd(policy, "a container"); err != nil {
+	if err := enforce.RefuseCwd(policy, "a container"); err != nil {
 		return err
 	}
 	dc, err := docker.Connect(ctx)
@@ -101,18 +100,18 @@ func Watch(ctx context.Context, o WatchOptions) error {
 			return fmt.Errorf("%w: --metrics %s: %v", fail.ErrBadInput, o.Metrics, err)
 		}
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(statsCollector{o.Watcher})
+		reg.MustRegister(StatsCollector(o.Watcher))
 		srv = &http.Server{Handler: metricsMux(reg), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 		fmt.Fprintf(o.Log, "tailor: metrics: http://%s/metrics\n", ln.Addr())
-		if w := metricsWarning(ln.Addr()); w != "" {
+		if w := MetricsWarning(ln.Addr()); w != "" {
 			fmt.Fprintln(o.Log, "tailor: warning: "+w)
 		}
 	}
 	fmt.Fprintf(o.Log, "tailor: watching container %s (%s) against profile %s (%s); the container is not changed\n", o.Container, st.ID[:12], policy.Dir, policy.Bundle.Name)
 
-	if err := o.Watcher.Watch(ctx, WatchTarget{ContainerID: st.ID, Running: true}, policy); err != nil {
+	if err := o.Watcher.Watch(ctx, enforce.WatchTarget{ContainerID: st.ID, Running: true}, policy); err != nil {
 		return fmt.Errorf("starting anomaly watcher: %w", err)
 	}
 	var timeout <-chan time.Time
@@ -141,67 +140,10 @@ func Watch(ctx context.Context, o WatchOptions) error {
 	return nil
 }
 
-// metricsWarning says when the metrics are served beyond this host: they go out in
-// plain HTTP without authentication.
-func metricsWarning(addr net.Addr) string {
-	tcp, ok := addr.(*net.TCPAddr)
-	if ok && tcp.IP.IsLoopback() {
-		return ""
-	}
-	return fmt.Sprintf("--metrics %s is not a loopback address: anyone who can reach it reads the anomaly counts (plain HTTP, no authentication); use 127.0.0.1:PORT", addr)
-}
-
-func metricsMux(reg *prometheus.Registry) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	return mux
-}
-
-// StatsCollector exports w's running totals as the metrics tailor watch serves
-// (tailor_anomalies_total, tailor_events_lost_total, tailor_targets_watched), for
-// another command serving them (the node agent).
-func StatsCollector(w Watcher) prometheus.Collector { return statsCollector{w} }
-
-// MetricsWarning is the warning tailor watch gives for metrics served on addr ("" on
-// a loopback address).
-func MetricsWarning(addr net.Addr) string { return metricsWarning(addr) }
-
-// statsCollector turns the watcher's running totals into metrics at scrape time, so
-// the metrics never disagree with what Stop later reports.
-type statsCollector struct{ w Watcher }
-
-var (
-	anomaliesDesc = prometheus.NewDesc("tailor_anomalies_total", "Anomalies (behaviour outside the profile) seen, by kind, repeats included.", []string{"kind"}, nil)
-	lostDesc      = prometheus.NewDesc("tailor_events_lost_total", "Observations the tracer could not keep.", nil, nil)
-	targetsDesc   = prometheus.NewDesc("tailor_targets_watched", "Targets being watched.", nil, nil)
-)
-
-// Describe implements prometheus.Collector.
-func (statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- anomaliesDesc
-	ch <- lostDesc
-	ch <- targetsDesc
-}
-
-// Collect implements prometheus.Collector.
-func (c statsCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.w.Stats()
-	kinds := make([]string, 0, len(s.Anomalies))
-	for k := range s.Anomalies {
-		kinds = append(kinds, k)
-	}
-	slices.Sort(kinds)
-	for _, k := range kinds {
-		ch <- prometheus.MustNewConstMetric(anomaliesDesc, prometheus.CounterValue, float64(s.Anomalies[k]), k)
-	}
-	ch <- prometheus.MustNewConstMetric(lostDesc, prometheus.CounterValue, float64(s.Lost))
-	ch <- prometheus.MustNewConstMetric(targetsDesc, prometheus.GaugeValue, float64(s.Targets))
-}
-
-// WatchCommand returns `tailor watch`: follow a running container and report what it
+// Command returns `tailor watch`: follow a running container and report what it
 // does outside its profile, without relaunching or changing it. A nil factory (no
 // tracer in this build) makes it refuse.
-func WatchCommand(newWatcher WatcherFactory) *cli.Command {
+func Command(newWatcher enforce.WatcherFactory) *cli.Command {
 	return &cli.Command{
 		Name:  "watch",
 		Usage: "report what a running container does outside its profile bundle, without changing it (needs the tracer)",
@@ -217,20 +159,20 @@ func WatchCommand(newWatcher WatcherFactory) *cli.Command {
 			if c.Args().Len() > 0 {
 				return fmt.Errorf("%w: tailor watch takes no arguments (got %q)", fail.ErrBadInput, c.Args().Slice())
 			}
-			if err := positiveDurations(c, "duration"); err != nil {
+			if err := enforce.PositiveDurations(c, "duration"); err != nil {
 				return err
 			}
 			if newWatcher == nil {
 				return errNoTracer
 			}
-			w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))
+			w, err := enforce.NewAnomalyWatcher(newWatcher, c.String("anomalies"))
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 			interrupt.Claim()
 			defer stop()
-			return Watch(ctx, WatchOptions{
+			return Attach(ctx, AttachOptions{
 				Profile:       c.String("profile"),
 				Container:     c.String("container"),
 				Watcher:       w,

@@ -1,4 +1,4 @@
-package enforce
+package watch
 
 import (
 	"context"
@@ -11,16 +11,61 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/urfave/cli/v2"
 
+	"github.com/tailor-sec/tailor/enforce"
+	"github.com/tailor-sec/tailor/internal/dockertest"
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/testpriv"
 )
 
-// startWatch runs Watch on name in the background with a fake watcher.
-func startWatch(ctx context.Context, t *testing.T, o WatchOptions) (*syncBuffer, <-chan error) {
+// fakeWatcher stands in for the tracer: it records the target it is given, says
+// when it was started, and reports fixed stats and anomalies.
+type fakeWatcher struct {
+	anomalies int
+	stats     enforce.WatchStats
+	target    enforce.WatchTarget
+	watching  chan struct{}
+	stopped   bool
+}
+
+func newFakeWatcher(anomalies int) *fakeWatcher {
+	return &fakeWatcher{anomalies: anomalies, watching: make(chan struct{}),
+		stats: enforce.WatchStats{Anomalies: map[string]uint64{"syscall": 3, "exec": 1}, Lost: 2, Targets: 1}}
+}
+
+// Watch is called once, before close(watching): the test reads target after that.
+func (w *fakeWatcher) Watch(_ context.Context, t enforce.WatchTarget, _ *enforce.Policy) error {
+	w.target = t
+	close(w.watching)
+	return nil
+}
+
+func (w *fakeWatcher) Stats() enforce.WatchStats { return w.stats }
+
+// Stop runs before Attach returns: the test reads stopped after that.
+func (w *fakeWatcher) Stop() (int, error) {
+	w.stopped = true
+	return w.anomalies, nil
+}
+
+// goldenBundle is a bundle generate wrote (the caps golden files): Attach only
+// loads it, so any valid bundle without @{cwd} rules does.
+const goldenBundle = "../../testdata/golden/caps"
+
+// dockerEnv gives a test root, the daemon and the busybox image.
+func dockerEnv(t *testing.T) (*dockertest.Env, string) {
 	t.Helper()
-	log := newSyncBuffer("")
+	testpriv.RequireRoot(t)
+	env := dockertest.Daemon(t)
+	return env, env.Busybox(t)
+}
+
+// startWatch runs Attach in the background.
+func startWatch(ctx context.Context, t *testing.T, o AttachOptions) (*lockedBuffer, <-chan error) {
+	t.Helper()
+	log := &lockedBuffer{}
 	o.Log = log
 	done := make(chan error, 1)
-	go func() { done <- Watch(ctx, o) }()
+	go func() { done <- Attach(ctx, o) }()
 	return log, done
 }
 
@@ -30,7 +75,7 @@ func startWatch(ctx context.Context, t *testing.T, o WatchOptions) (*syncBuffer,
 func TestWatchRunningContainer(t *testing.T) {
 	env, img := dockerEnv(t)
 	ctx := context.Background()
-	name := busyboxContainer(t, env, img, `exec sleep 600`)
+	name := newContainer(t, env, img, strings.ToLower(t.Name()), `exec sleep 600`, nil)
 	if err := env.Client.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -38,14 +83,14 @@ func TestWatchRunningContainer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newFakeWatcher(env, 0)
-	log, done := startWatch(ctx, t, WatchOptions{Profile: bundle(t, nil), Container: name, Watcher: w, Metrics: "127.0.0.1:0"})
+	w := newFakeWatcher(0)
+	log, done := startWatch(ctx, t, AttachOptions{Profile: goldenBundle, Container: name, Watcher: w, Metrics: "127.0.0.1:0"})
 	select {
 	case err := <-done:
 		t.Fatalf("watch ended before the watcher was started: %v\n%s", err, log)
 	case <-w.watching:
 	}
-	if w.target != (WatchTarget{ContainerID: info.ID, Running: true}) {
+	if w.target != (enforce.WatchTarget{ContainerID: info.ID, Running: true}) {
 		t.Errorf("watch target %+v, want the full ID %s with Running", w.target, info.ID)
 	}
 	m := regexp.MustCompile(`metrics: (http://127\.0\.0\.1:\d+/metrics)`).FindStringSubmatch(log.String())
@@ -87,12 +132,12 @@ func TestWatchEnds(t *testing.T) {
 	env, img := dockerEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	name := busyboxContainer(t, env, img, `exec sleep 600`)
+	name := newContainer(t, env, img, strings.ToLower(t.Name()), `exec sleep 600`, nil)
 	if err := env.Client.ContainerStart(ctx, name, container.StartOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	w := newFakeWatcher(env, 4)
-	log, done := startWatch(ctx, t, WatchOptions{Profile: bundle(t, nil), Container: name, Watcher: w, FailOnAnomaly: true})
+	w := newFakeWatcher(4)
+	log, done := startWatch(ctx, t, AttachOptions{Profile: goldenBundle, Container: name, Watcher: w, FailOnAnomaly: true})
 	select {
 	case err := <-done:
 		t.Fatalf("watch ended before the watcher was started: %v\n%s", err, log)
@@ -112,13 +157,13 @@ func TestWatchEnds(t *testing.T) {
 // and the watcher is never started.
 func TestWatchNotRunning(t *testing.T) {
 	env, img := dockerEnv(t)
-	name := busyboxContainer(t, env, img, `exec sleep 600`)
-	w := newFakeWatcher(env, 0)
-	err := Watch(context.Background(), WatchOptions{Profile: bundle(t, nil), Container: name, Watcher: w, Log: io.Discard})
+	name := newContainer(t, env, img, strings.ToLower(t.Name()), `exec sleep 600`, nil)
+	w := newFakeWatcher(0)
+	err := Attach(context.Background(), AttachOptions{Profile: goldenBundle, Container: name, Watcher: w, Log: io.Discard})
 	if fail.Code(err) != 6 || !strings.Contains(err.Error(), "is not running (state created)") {
 		t.Errorf("created container: %v (exit %d), want exit 6 saying it is not running", err, fail.Code(err))
 	}
-	if w.target != (WatchTarget{}) {
+	if w.target != (enforce.WatchTarget{}) {
 		t.Errorf("watcher started on a container that is not running: %+v", w.target)
 	}
 }
@@ -126,7 +171,7 @@ func TestWatchNotRunning(t *testing.T) {
 // TestWatchCommandWithoutTracer: with no watcher factory tailor watch refuses in one
 // line, before reading the profile or asking Docker.
 func TestWatchCommandWithoutTracer(t *testing.T) {
-	app := &cli.App{Commands: []*cli.Command{WatchCommand(nil)}, ExitErrHandler: func(*cli.Context, error) {}}
+	app := &cli.App{Commands: []*cli.Command{Command(nil)}, ExitErrHandler: func(*cli.Context, error) {}}
 	err := app.Run([]string{"tailor", "watch", "--profile", "/nonexistent", "--container", "web"})
 	if fail.Code(err) != 9 || !strings.Contains(err.Error(), "needs the tracer") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("watch without a tracer: %v (exit %d), want one refusal line (9)", err, fail.Code(err))
