@@ -2,8 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"os/signal"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -39,8 +37,7 @@ func Command(check func() error) *cli.Command {
 			if err := check(); err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-			interrupt.Claim()
+			ctx, stop := interrupt.Context(c.Context)
 			defer stop()
 			return Run(ctx, Options{Config: cfg, Cache: c.String("cache"), Out: c.App.Writer, Log: c.App.ErrWriter})
 		},

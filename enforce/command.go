@@ -3,8 +3,6 @@ package enforce
 import (
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -67,15 +65,11 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 				Stdout:          os.Stdout,
 				Stderr:          os.Stderr,
 			}
-			if newWatcher != nil {
-				w, err := NewAnomalyWatcher(newWatcher, c.String("anomalies"))
-				if err != nil {
-					return err
-				}
-				o.Watcher = w
+			var err error
+			if o.Watcher, err = NewAnomalyWatcher(newWatcher, c.String("anomalies")); err != nil {
+				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-			interrupt.Claim()
+			ctx, stop := interrupt.Context(c.Context)
 			defer stop()
 			return exitStatus(Run(ctx, o))
 		},
@@ -111,15 +105,10 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 		Stdout:          os.Stdout,
 		Stderr:          os.Stderr,
 	}
-	if newWatcher != nil {
-		w, err := NewAnomalyWatcher(newWatcher, c.String("anomalies"))
-		if err != nil {
-			return err
-		}
-		o.Watcher = w
+	if o.Watcher, err = NewAnomalyWatcher(newWatcher, c.String("anomalies")); err != nil {
+		return err
 	}
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-	interrupt.Claim()
+	ctx, stop := interrupt.Context(c.Context)
 	defer stop()
 	return exitStatus(RunContainer(ctx, o))
 }
@@ -135,11 +124,15 @@ func PositiveDurations(c *cli.Context, names ...string) error {
 	return nil
 }
 
-// NewAnomalyWatcher (tailor enforce's and tailor watch's) makes the watcher once the anomalies file, when given, is known to
-// be a regular file or a new one: opened for appending without following a symlink
-// (a dangling one included), created 0600, refused when it is a device, a FIFO or a
-// directory. This runs before anything starts.
+// NewAnomalyWatcher (tailor enforce's and tailor watch's) makes the watcher once the
+// anomalies file, when given, is known to be a regular file or a new one: opened for
+// appending without following a symlink (a dangling one included), created 0600,
+// refused when it is a device, a FIFO or a directory. This runs before anything
+// starts. A nil factory (no tracer in this build) makes no watcher.
 func NewAnomalyWatcher(newWatcher WatcherFactory, path string) (Watcher, error) {
+	if newWatcher == nil {
+		return nil, nil
+	}
 	if path != "" {
 		f, err := safeio.OpenAppend(path, safeio.FileMode)
 		if err != nil {

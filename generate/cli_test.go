@@ -1,7 +1,6 @@
 package generate
 
 import (
-	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,27 +9,14 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/clitest"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
-// run runs tailor generate in-process and returns stdout,
-// stderr and the exit code main would use.
+// run runs tailor's generate in-process (see clitest.Run).
 func run(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	app := &cli.App{
-		Name:           "tailor",
-		Commands:       []*cli.Command{Command()},
-		Writer:         &stdout,
-		ErrWriter:      &stderr,
-		ExitErrHandler: func(*cli.Context, error) {},
-	}
-	err := app.Run(append([]string{"tailor"}, args...))
-	if err != nil {
-		stderr.WriteString(err.Error())
-	}
-	return stdout.String(), stderr.String(), fail.Code(err)
+	return clitest.Run(t, []*cli.Command{Command()}, args...)
 }
 
 func rec(name string) string { return filepath.Join(recordingsDir, name+".json") }

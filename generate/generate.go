@@ -194,7 +194,7 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		return nil, err
 	}
 	out.Files[profiles.BundleAppArmorFile] = []byte(renderAppArmor(name, rec, out.Manifest.Files, cwd, network, caps, opt.Version))
-	capsJSON, err := encodeJSON(capabilitiesFile{Drop: []string{"ALL"}, Add: nonNil(caps)})
+	capsJSON, err := profiles.EncodeJSON(capabilitiesFile{Drop: []string{"ALL"}, Add: nonNil(caps)})
 	if err := add(profiles.BundleCapabilitiesFile, capsJSON, err); err != nil {
 		return nil, err
 	}
@@ -227,7 +227,7 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 	for name, data := range out.Files {
 		out.Manifest.Digests[name] = profiles.FileDigest(data)
 	}
-	manifest, err := encodeJSON(out.Manifest)
+	manifest, err := profiles.EncodeJSON(out.Manifest)
 	if err := add(profiles.BundleManifestFile, manifest, err); err != nil {
 		return nil, err
 	}

@@ -1,8 +1,6 @@
 package generate
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -19,17 +17,6 @@ import (
 type capabilitiesFile struct {
 	Drop []string `json:"drop"`
 	Add  []string `json:"add"`
-}
-
-func encodeJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // renderDockerRun writes the docker run flags that apply the bundle.

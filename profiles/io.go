@@ -39,8 +39,9 @@ func readInput(path string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
-// MarshalJSON-style helper: stable, indented JSON with a trailing newline.
-func encodeJSON(v any) ([]byte, error) {
+// EncodeJSON is how every file tailor writes is spelled: indented by two spaces,
+// no HTML escaping, a trailing newline. With sorted input it is byte-stable.
+func EncodeJSON(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
@@ -54,7 +55,7 @@ func encodeJSON(v any) ([]byte, error) {
 // Encode normalises r and returns its JSON form.
 func (r *Recording) Encode() ([]byte, error) {
 	r.Normalize()
-	return encodeJSON(r)
+	return EncodeJSON(r)
 }
 
 // Save normalises r and writes it to path atomically with mode 0600 whatever the

@@ -65,7 +65,7 @@ func DecodeSeccomp(data []byte) (*Seccomp, error) {
 
 // EncodeSeccomp returns the stable, indented JSON form of p.
 func EncodeSeccomp(p *Seccomp) ([]byte, error) {
-	return encodeJSON(p)
+	return EncodeJSON(p)
 }
 
 // ScmpArch converts a profile architecture name (SCMP_ARCH_X86_64) to libseccomp's.

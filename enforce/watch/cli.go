@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -169,8 +167,7 @@ func Command(newWatcher enforce.WatcherFactory) *cli.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-			interrupt.Claim()
+			ctx, stop := interrupt.Context(c.Context)
 			defer stop()
 			return Attach(ctx, AttachOptions{
 				Profile:       c.String("profile"),

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tailor-sec/tailor/enforce"
+	"github.com/tailor-sec/tailor/internal/clitest"
 	"github.com/tailor-sec/tailor/internal/dockertest"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/testpriv"
@@ -171,9 +172,8 @@ func TestWatchNotRunning(t *testing.T) {
 // TestWatchCommandWithoutTracer: with no watcher factory tailor watch refuses in one
 // line, before reading the profile or asking Docker.
 func TestWatchCommandWithoutTracer(t *testing.T) {
-	app := &cli.App{Commands: []*cli.Command{Command(nil)}, ExitErrHandler: func(*cli.Context, error) {}}
-	err := app.Run([]string{"tailor", "watch", "--profile", "/nonexistent", "--container", "web"})
-	if fail.Code(err) != 9 || !strings.Contains(err.Error(), "needs the tracer") || strings.Contains(err.Error(), "\n") {
-		t.Errorf("watch without a tracer: %v (exit %d), want one refusal line (9)", err, fail.Code(err))
+	_, stderr, code := clitest.Run(t, []*cli.Command{Command(nil)}, "watch", "--profile", "/nonexistent", "--container", "web")
+	if code != 9 || !strings.Contains(stderr, "needs the tracer") || strings.Contains(stderr, "\n") {
+		t.Errorf("watch without a tracer: %q (exit %d), want one refusal line (9)", stderr, code)
 	}
 }

@@ -5,6 +5,7 @@
 package interrupt
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -39,4 +40,12 @@ func Claim() {
 	mu.Lock()
 	claimed = true
 	mu.Unlock()
+}
+
+// Context is parent cancelled by SIGINT or SIGTERM, with the signals claimed: the
+// command that asks for it stops cleanly on them. Call stop when the command ends.
+func Context(parent context.Context) (ctx context.Context, stop context.CancelFunc) {
+	ctx, stop = signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	Claim()
+	return ctx, stop
 }
