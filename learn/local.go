@@ -165,14 +165,15 @@ func stopTarget(tr *bpf.Tracer, target uint32, first *launch.Process, grace time
 	if signalAll(syscall.SIGTERM) == 0 {
 		return
 	}
+	// The pidfds tell each exit. A process forked meanwhile is in the next round's
+	// list, so the rounds go on until none is left or the grace has passed.
 	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if len(tr.TargetProcesses(target)) == 0 {
+	for pids := tr.TargetProcesses(target); len(pids) > 0; pids = tr.TargetProcesses(target) {
+		if !proc.WaitAll(pids, time.Until(deadline)) {
+			signalAll(syscall.SIGKILL)
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	signalAll(syscall.SIGKILL)
 }
 
 func runWorkload(ctx context.Context, cmdline string, stdout, stderr io.Writer) error {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tailor-sec/tailor/enforce/watch"
+	"github.com/tailor-sec/tailor/internal/fswait"
 	"github.com/tailor-sec/tailor/internal/testpriv"
 )
 
@@ -136,18 +137,18 @@ func injected(t *testing.T, e *watchEnv, mode, action, kind string) (string, wat
 		cmd.Wait()
 		t.Fatalf("%s %s: the workload never got to wait: %s %s", mode, action, out.String(), stderr.String())
 	}
+	// The watcher appends to the anomalies file: each write wakes the check.
 	var found *watch.Anomaly
-	deadline := time.Now().Add(time.Second)
-	for time.Now().Before(deadline) && found == nil {
+	if _, err := fswait.Until(an, time.Second, func() bool {
 		for _, a := range readAnomalies(t, an) {
 			if a.Kind == kind {
 				found = &a
-				break
+				return true
 			}
 		}
-		if found == nil {
-			time.Sleep(10 * time.Millisecond) // polling a file the watcher appends to
-		}
+		return false
+	}); err != nil {
+		t.Fatal(err)
 	}
 	stdin.Close()
 	go io.Copy(io.Discard, stdout)

@@ -36,16 +36,47 @@ const (
 	mkdirScript   = `echo hi > /tmp/f && cat /tmp/f && chown 65534 /tmp/f && mkdir /tmp/d; echo done`
 )
 
-// lockedBuffer collects JSON lines written by the watcher's goroutine.
+// lockedBuffer collects JSON lines written by the watcher's goroutine, and says when
+// it was written to.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed and replaced at each write
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.written != nil {
+		close(l.written)
+		l.written = nil
+	}
 	return l.b.Write(p)
+}
+
+// waitFor returns the first anomaly for which match is true, waiting for the writes
+// of the watcher until timeout; nil if none came.
+func (l *lockedBuffer) waitFor(t *testing.T, timeout time.Duration, match func(Anomaly) bool) *Anomaly {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		l.mu.Lock()
+		if l.written == nil {
+			l.written = make(chan struct{})
+		}
+		written := l.written
+		l.mu.Unlock()
+		for _, a := range l.anomalies(t) {
+			if match(a) {
+				return &a
+			}
+		}
+		select {
+		case <-written:
+		case <-deadline:
+			return nil
+		}
+	}
 }
 
 func (l *lockedBuffer) String() string {
@@ -201,14 +232,9 @@ func TestWatchRunningContainerReportsDockerExec(t *testing.T) {
 	if err == nil {
 		t.Fatalf("mkdir outside the profile succeeded in the container: %s", b)
 	}
-	var found *Anomaly
-	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline) && found == nil; time.Sleep(10 * time.Millisecond) {
-		for _, a := range js.anomalies(t) {
-			if a.Kind == "syscall" && strings.HasPrefix(a.Detail, "mkdir") {
-				found = &a
-			}
-		}
-	}
+	found := js.waitFor(t, 2*time.Second, func(a Anomaly) bool {
+		return a.Kind == "syscall" && strings.HasPrefix(a.Detail, "mkdir")
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("watch: %v\n%s", err, log.String())

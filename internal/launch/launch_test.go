@@ -11,7 +11,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/tailor-sec/tailor/internal/fail"
 )
@@ -42,20 +41,16 @@ func TestPidKnownBeforeRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Before the release the pid is still the launcher, waiting. cmd.Start returns
-	// once execve closed the CLOEXEC error pipe, which is before the kernel set up
-	// the new argument pages, so an empty cmdline is read for a moment: poll.
-	var cmdline []byte
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		if cmdline, err = os.ReadFile("/proc/" + strconv.Itoa(p.Pid()) + "/cmdline"); err != nil {
-			t.Fatal(err)
-		}
-		if len(cmdline) > 0 {
-			break
-		}
+	// Before the release the pid is still the launcher, waiting: the kernel sets a
+	// process's exe during execve before it closes the CLOEXEC pipe cmd.Start waits
+	// on, so it is already the launcher's (this test binary) when Start returns.
+	// (The cmdline is not: the argument pages are set up after that close.)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if args := strings.Split(string(cmdline), "\x00"); len(args) < 3 || args[1] != Arg || args[2] != "learn" {
-		t.Fatalf("before release, pid %d runs %q, want the launcher", p.Pid(), args)
+	if exe, err := os.Readlink("/proc/" + strconv.Itoa(p.Pid()) + "/exe"); err != nil || exe != self {
+		t.Fatalf("before release, pid %d runs %q (%v), want the launcher %s", p.Pid(), exe, err, self)
 	}
 	if err := p.Release(); err != nil {
 		t.Fatal(err)
