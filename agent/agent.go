@@ -136,14 +136,15 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	a.w = watch.New(watch.Options{JSON: a.out, Logger: slog.New(slog.NewTextHandler(o.Log, nil))})
+	log := slog.New(slog.NewTextHandler(o.Log, nil))
+	a.w = watch.New(watch.Options{JSON: a.out, Logger: log})
 	if err := a.w.Open(); err != nil {
 		return err
 	}
 	defer func() {
 		n, err := a.w.Stop()
 		if err != nil {
-			fmt.Fprintf(o.Log, "tailor: agent: anomaly watcher: %v\n", err)
+			log.Warn("stopping the anomaly watcher", "error", err)
 		}
 		a.event(map[string]any{"event": "agent-stopped", "anomalies": n})
 	}()
@@ -163,7 +164,7 @@ func Run(ctx context.Context, o Options) error {
 		defer srv.Close()
 		metricsAddr = ln.Addr().String()
 		if w := watch.MetricsWarning(ln.Addr()); w != "" {
-			fmt.Fprintln(o.Log, "tailor: agent: warning: "+w)
+			log.Warn("metrics exposed", "warning", w)
 		}
 	}
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -51,8 +52,11 @@ type ContainerOptions struct {
 	Watcher Watcher
 	// Stdout and Stderr receive the copy's output and the workload's; nil discards.
 	Stdout, Stderr io.Writer
-	// Log receives the start-up report and warnings; nil means os.Stderr.
+	// Log receives the start-up report (output for the user); nil means os.Stderr.
 	Log io.Writer
+	// Logger receives warnings (a copy that could not be stopped or removed, Docker's
+	// own warnings); nil means slog.Default.
+	Logger *slog.Logger
 	// Host describes this machine; nil means ProbeHost.
 	Host *Host
 	// AllowIncomplete runs a bundle generated from an incomplete recording, which is
@@ -224,6 +228,9 @@ func RunContainer(ctx context.Context, o ContainerOptions) (int, error) {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	if o.Stdout == nil {
 		o.Stdout = io.Discard
 	}
@@ -314,7 +321,7 @@ func diagnosable(status int, err error) bool {
 func diagnose(ctx context.Context, dc *docker.Client, o ContainerOptions, policy *Policy, pl *containerPlan, hp hardenPlan) (part, why string) {
 	q := o
 	q.Watcher, q.FailOnAnomaly = nil, false
-	q.Stdout, q.Stderr, q.Log = io.Discard, io.Discard, io.Discard
+	q.Stdout, q.Stderr, q.Log, q.Logger = io.Discard, io.Discard, io.Discard, slog.New(slog.DiscardHandler)
 	for _, part := range hp.parts() {
 		status, err := startCopy(ctx, dc, &q, policy, pl, hp.without(part), false)
 		if ctx.Err() != nil {
@@ -340,7 +347,7 @@ func startCopy(ctx context.Context, dc *docker.Client, o *ContainerOptions, poli
 	// Remove ignores ctx's cancellation, so this also runs after Ctrl-C.
 	defer func() {
 		if err := cp.Remove(ctx); err != nil {
-			fmt.Fprintf(o.Log, "tailor: warning: %v\n", err)
+			o.Logger.Warn("removing the copy", "copy", cp.Name(), "error", err)
 		}
 	}()
 	if report {
@@ -350,7 +357,7 @@ func startCopy(ctx context.Context, dc *docker.Client, o *ContainerOptions, poli
 	}
 	fmt.Fprintf(o.Log, "tailor: container %s runs as copy %s\n", o.Container, cp.Name())
 	for _, w := range cp.Warnings() {
-		fmt.Fprintf(o.Log, "tailor: docker warning: %s\n", w)
+		o.Logger.Warn("docker warned", "copy", cp.Name(), "warning", w)
 	}
 	r := &containerRun{o: o, cp: cp, policy: policy}
 	return r.run(ctx)
@@ -373,7 +380,7 @@ func (r *containerRun) stop(ctx context.Context) {
 		close(r.stopped)
 		go func() {
 			if err := r.cp.Stop(ctx, r.o.StopTimeout); err != nil {
-				fmt.Fprintf(r.o.Log, "tailor: warning: %v\n", err)
+				r.o.Logger.Warn("stopping the copy", "copy", r.cp.Name(), "error", err)
 			}
 		}()
 	})
@@ -485,7 +492,7 @@ func (r *containerRun) supervise(ctx context.Context) (int, error) {
 	select {
 	case err := <-logsDone:
 		if err != nil {
-			fmt.Fprintf(o.Log, "tailor: warning: %v\n", err)
+			o.Logger.Warn("reading the copy's output", "copy", r.cp.Name(), "error", err)
 		}
 	case <-time.After(logDrain):
 		cancelLogs()

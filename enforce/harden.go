@@ -2,6 +2,7 @@ package enforce
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -135,7 +136,10 @@ func (p hardenPlan) adjust(cfg *container.Config, hc *container.HostConfig) {
 				hc.PidsLimit = &limit
 			}
 			if h.NanoCPUs > 0 {
-				hc.NanoCPUs = h.NanoCPUs
+				// Docker refuses a limit above the host's CPUs ("Range of CPUs is from
+				// 0.01 to 2.00"): a short learned run can average more than a small
+				// host has, and the whole host is then the same limit.
+				hc.NanoCPUs = min(h.NanoCPUs, int64(runtime.NumCPU())*1_000_000_000)
 			}
 		case profiles.HardenPorts:
 			for port, bindings := range hc.PortBindings {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -35,8 +36,10 @@ type AttachOptions struct {
 	Duration time.Duration
 	// FailOnAnomaly makes Attach return fail.ErrAnomaly when the watcher saw any.
 	FailOnAnomaly bool
-	// Log receives the start-up report; nil means os.Stderr.
+	// Log receives the start-up report (output for the user); nil means os.Stderr.
 	Log io.Writer
+	// Logger receives warnings; nil means slog.Default.
+	Logger *slog.Logger
 	// Host describes this machine; nil means enforce.ProbeHost.
 	Host *enforce.Host
 }
@@ -56,6 +59,9 @@ func Attach(ctx context.Context, o AttachOptions) error {
 	}
 	if o.Log == nil {
 		o.Log = os.Stderr
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	if o.Host == nil {
 		h, err := enforce.ProbeHost()
@@ -104,7 +110,7 @@ func Attach(ctx context.Context, o AttachOptions) error {
 		defer srv.Close()
 		fmt.Fprintf(o.Log, "tailor: metrics: http://%s/metrics\n", ln.Addr())
 		if w := MetricsWarning(ln.Addr()); w != "" {
-			fmt.Fprintln(o.Log, "tailor: warning: "+w)
+			o.Logger.Warn("metrics exposed", "warning", w)
 		}
 	}
 	fmt.Fprintf(o.Log, "tailor: watching container %s (%s) against profile %s (%s); the container is not changed\n", o.Container, st.ID[:12], policy.Dir, policy.Bundle.Name)
