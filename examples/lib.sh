@@ -19,6 +19,26 @@ wait_until() {
 	done
 }
 
+# enforce_served N WORKLOAD PROFILE SERVER...: run SERVER under tailor enforce with
+# PROFILE and `$self WORKLOAD` against it, then print the anomalies (one JSON line each)
+# and both exit statuses. The workload stops the server gracefully; it is killed only
+# if it did not stop.
+enforce_served() {
+	# Its own names: sh has no locals, and the callers loop over $n.
+	es_n=$1 es_workload=$2 es_profile=$3
+	shift 3
+	"$TAILOR" enforce --profile "$es_profile" --anomalies "$OUT/anomalies-$es_n.jsonl" -- "$@" >"$OUT/enforce-$es_n.log" 2>&1 &
+	pid=$!
+	wl=0
+	"$self" "$es_workload" || wl=$?
+	wait_until 100 sh -c "! kill -0 $pid" || kill "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	echo "anomalies: $(cat "$OUT/anomalies-$es_n.jsonl" 2>/dev/null | wc -l)"
+	cat "$OUT/anomalies-$es_n.jsonl" 2>/dev/null || true
+	echo "enforce-exit $rc workload-exit $wl"
+}
+
 # targets [--images]: build (or find cached) the targets and set TARGETS, NGINX_IMAGE, REDIS_IMAGE.
 targets() {
 	vars=$("$repo/testdata/targets/build.sh" "$@") || die "building the targets failed"

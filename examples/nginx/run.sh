@@ -75,18 +75,7 @@ prefix() {
 
 # serve_enforced N WORKLOAD: run nginx under tailor enforce and WORKLOAD against it.
 serve_enforced() {
-	"$TAILOR" enforce --profile "$OUT/nginx.profile" --anomalies "$OUT/anomalies-$1.jsonl" -- nginx -p "$PREFIX/" -c nginx.conf -e logs/error.log >"$OUT/enforce-$1.log" 2>&1 &
-	pid=$!
-	wl=0
-	"$self" "$2" || wl=$?
-	# The workload ends with a graceful stop; kill only if nginx did not stop.
-	wait_until 100 sh -c "! kill -0 $pid" || kill "$pid"
-	rc=0
-	wait "$pid" || rc=$?
-	# What the tracer saw outside the profile, one JSON line each.
-	echo "anomalies: $(cat "$OUT/anomalies-$1.jsonl" 2>/dev/null | wc -l)"
-	cat "$OUT/anomalies-$1.jsonl" 2>/dev/null || true
-	echo "enforce-exit $rc workload-exit $wl"
+	enforce_served "$1" "$2" "$OUT/nginx.profile" nginx -p "$PREFIX/" -c nginx.conf -e logs/error.log
 }
 
 local_loop() {

@@ -55,18 +55,7 @@ serve_enforced() {
 	# left by the previous run would be loaded at start-up, which learning never saw.
 	rm -rf "$DATA"
 	mkdir -p "$DATA"
-	"$TAILOR" enforce --profile "$OUT/redis.profile" --anomalies "$OUT/anomalies-$1.jsonl" -- redis-server "$TARGETS/redis.conf" --port "$PORT" --dir "$DATA" >"$OUT/enforce-$1.log" 2>&1 &
-	pid=$!
-	wl=0
-	"$self" "$2" || wl=$?
-	# The workload ends with SHUTDOWN; kill only if redis did not stop.
-	wait_until 100 sh -c "! kill -0 $pid" || kill "$pid"
-	rc=0
-	wait "$pid" || rc=$?
-	# What the tracer saw outside the profile, one JSON line each.
-	echo "anomalies: $(cat "$OUT/anomalies-$1.jsonl" 2>/dev/null | wc -l)"
-	cat "$OUT/anomalies-$1.jsonl" 2>/dev/null || true
-	echo "enforce-exit $rc workload-exit $wl"
+	enforce_served "$1" "$2" "$OUT/redis.profile" redis-server "$TARGETS/redis.conf" --port "$PORT" --dir "$DATA"
 }
 
 local_loop() {
