@@ -47,9 +47,9 @@ type AttachOptions struct {
 // errNoTracer is the refusal of a watch without a tracer to watch with (exit 9).
 var errNoTracer = fmt.Errorf("%w: tailor watch needs the tracer, which this build does not have", fail.ErrRefused)
 
-// Attach is `tailor watch`: it follows a running container with the watcher until the container's init
-// exits, Duration passes or ctx ends (Ctrl-C: the normal end of a watch), then stops
-// the watcher. The container is never stopped or changed.
+// Attach is `tailor watch`: it follows a running container with the watcher until
+// the container's init exits, Duration passes or ctx ends (Ctrl-C: the normal end of
+// a watch), then stops the watcher. The container is never stopped or changed.
 func Attach(ctx context.Context, o AttachOptions) error {
 	if o.Watcher == nil {
 		return errNoTracer

@@ -4,7 +4,8 @@
 // families, capability checks and refused opens and execs; this package judges the
 // files and programs the target did open and run against the bundle's file and exec
 // rules, deduplicates, and writes one JSON line per anomaly and a readable line for
-// a terminal.
+// a terminal. enforce and the node agent use the watcher; `tailor watch` (cli.go)
+// attaches it to a running container, with its metrics (metrics.go).
 package watch
 
 import (
