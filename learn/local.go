@@ -165,11 +165,16 @@ func stopTarget(tr *bpf.Tracer, target uint32, first *launch.Process, grace time
 	if signalAll(syscall.SIGTERM) == 0 {
 		return
 	}
-	// The pidfds tell each exit. A process forked meanwhile is in the next round's
+	// The pidfds tell each exit (the kernel drops a process from the target before
+	// its pidfd becomes readable). A process forked meanwhile is in the next round's
 	// list, so the rounds go on until none is left or the grace has passed.
 	deadline := time.Now().Add(grace)
-	for pids := tr.TargetProcesses(target); len(pids) > 0; pids = tr.TargetProcesses(target) {
-		if !proc.WaitAll(pids, time.Until(deadline)) {
+	for {
+		pids := tr.TargetProcesses(target)
+		if len(pids) == 0 {
+			return
+		}
+		if !time.Now().Before(deadline) || !proc.WaitAll(pids, time.Until(deadline)) {
 			signalAll(syscall.SIGKILL)
 			return
 		}
