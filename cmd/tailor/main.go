@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/tailor-sec/tailor/bpf"
+	"github.com/tailor-sec/tailor/compose"
 	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/enforce/watch"
 	"github.com/tailor-sec/tailor/generate"
@@ -31,12 +32,12 @@ func main() {
 		Usage:   "learn what a target does, generate minimal seccomp/AppArmor/capability profiles, enforce them",
 		Version: version.Version,
 		Commands: []*cli.Command{
-			learn.CLI(),
-			generate.Command(),
+			compose.Extend(learn.CLI(), compose.LearnExtension()),
+			compose.Extend(generate.Command(), compose.GenerateExtension()),
 			generate.MergeCommand(),
-			generate.DiffCommand(),
-			enforce.Command(tracerWatcher),
-			enforce.WatchCommand(tracerWatcher),
+			compose.Extend(generate.DiffCommand(), compose.DiffExtension()),
+			compose.Extend(enforce.Command(tracerWatcher), compose.EnforceExtension(tracerWatcher)),
+			compose.Extend(enforce.WatchCommand(tracerWatcher), compose.WatchExtension(tracerWatcher)),
 		},
 		// Without a known command: help, or bad input naming what was given.
 		Action: func(c *cli.Context) error {

@@ -12,8 +12,10 @@ import (
 type Anomaly struct {
 	Time time.Time `json:"time"`
 	// Kind is syscall, socket, capability, file or exec.
-	Kind      string `json:"kind"`
-	Target    string `json:"target"`
+	Kind   string `json:"kind"`
+	Target string `json:"target"`
+	// Service is the Compose service of the target, when it is one.
+	Service   string `json:"service,omitempty"`
 	Container string `json:"container,omitempty"`
 	Pid       int    `json:"pid,omitempty"`
 	Comm      string `json:"comm,omitempty"`
@@ -162,6 +164,9 @@ func (r *reporter) write(e *entry, repeat bool) {
 	who := a.Comm
 	if a.Executable != "" {
 		who += " " + a.Executable
+	}
+	if a.Service != "" {
+		who += ", service " + a.Service
 	}
 	r.writeHuman(fmt.Sprintf("tailor: ANOMALY [%s] %s: %s - %s (pid %d %s)", a.Action, a.Kind, a.Detail, a.Rule, a.Pid, who))
 }

@@ -70,9 +70,11 @@ type target struct {
 	id        uint32
 	name      string
 	container string
-	policy    *enforce.Policy
-	rules     *fileRules
-	allowed   map[string]bool // "SCMP_ARCH_X86_64/read"
+	// label is the watch target's label (a Compose service), copied into reports.
+	label   string
+	policy  *enforce.Policy
+	rules   *fileRules
+	allowed map[string]bool // "SCMP_ARCH_X86_64/read"
 	// enforced are the file rules the kernel applies to the target (Landlock), nil
 	// when none are applied locally.
 	enforced enforce.FileRules
@@ -152,6 +154,7 @@ func (w *Watcher) Watch(ctx context.Context, t enforce.WatchTarget, p *enforce.P
 		return err
 	}
 	tg.enforced = t.Files
+	tg.label = t.Label
 	if t.ContainerID != "" && t.Running {
 		if err := underFilter(t.ContainerID); err != nil {
 			return err
@@ -397,7 +400,7 @@ func (w *Watcher) target(id uint32) *target {
 }
 
 func (w *Watcher) base(tg *target, pid uint32, comm string, dockerExec bool) Anomaly {
-	a := Anomaly{Target: tg.name, Container: tg.container, Pid: int(pid), Comm: comm, DockerExec: dockerExec}
+	a := Anomaly{Target: tg.name, Service: tg.label, Container: tg.container, Pid: int(pid), Comm: comm, DockerExec: dockerExec}
 	if pid > 0 {
 		a.Executable, _ = os.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
 	}
