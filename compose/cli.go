@@ -75,23 +75,31 @@ func LearnExtension() Extension {
 			&cli.StringSliceFlag{Name: "compose", Usage: "learn every service of the Compose project in `FILE` (repeat for override files); -o is then a directory"},
 			&cli.StringFlag{Name: "project-name", Usage: "with --compose: the project name `P` (default: as Compose decides)"},
 			&cli.StringSliceFlag{Name: "service", Usage: "with --compose: learn only service `S` (repeatable; the others run untraced)"},
+			&cli.StringFlag{Name: "compose-project", Usage: "learn the running Compose project `P` through relaunched copies of its containers (the project is not touched)"},
 			&cli.StringFlag{Name: "workload-service", Usage: "with --compose: run the workload in the network namespace of service `S` (default: the first learned one)"},
 		},
-		Applies: func(c *cli.Context) bool { return c.IsSet("compose") },
+		Applies: func(c *cli.Context) bool { return c.IsSet("compose") || c.IsSet("compose-project") },
 		Action: func(c *cli.Context) error {
 			if err := noArgs(c, "learn --compose"); err != nil {
 				return err
 			}
-			for _, f := range []string{"container", "attach"} {
-				if c.IsSet(f) {
+			for _, f := range []string{"container", "attach", "compose-project"} {
+				if c.IsSet(f) && c.IsSet("compose") {
 					return fmt.Errorf("%w: --%s and --compose exclude each other", fail.ErrBadInput, f)
 				}
+			}
+			if c.IsSet("compose-project") && (c.IsSet("container") || c.IsSet("attach") || c.IsSet("project-name")) {
+				return fmt.Errorf("%w: --compose-project excludes --container, --attach and --project-name", fail.ErrBadInput)
 			}
 			if c.Duration("duration") < 0 || c.Duration("stop-timeout") < 0 {
 				return fmt.Errorf("%w: give positive durations", fail.ErrBadInput)
 			}
-			_, err := Learn(c.Context, LearnOptions{
-				Files: c.StringSlice("compose"), ProjectName: c.String("project-name"), Services: c.StringSlice("service"),
+			learnFn, project := Learn, c.String("project-name")
+			if c.IsSet("compose-project") {
+				learnFn, project = LearnRunning, c.String("compose-project")
+			}
+			_, err := learnFn(c.Context, LearnOptions{
+				Files: c.StringSlice("compose"), ProjectName: project, Services: c.StringSlice("service"),
 				Workload: c.String("workload"), WorkloadService: c.String("workload-service"), Output: c.String("output"),
 				Duration: c.Duration("duration"), StopTimeout: c.Duration("stop-timeout"), AllowLoss: c.Bool("allow-loss"),
 				Stdout: os.Stdout, Stderr: os.Stderr, Progress: os.Stderr,

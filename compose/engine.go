@@ -89,6 +89,8 @@ type projectContainer struct {
 	ID, Name, Service string
 	Number            int
 	Running           bool
+	// Created is the creation time (Unix seconds).
+	Created int64
 }
 
 // containers lists the project's containers (running or not), by service, each
@@ -110,7 +112,7 @@ func (e *engine) containers(ctx context.Context, project string) (map[string][]p
 		if len(c.Names) > 0 {
 			name = strings.TrimPrefix(c.Names[0], "/")
 		}
-		out[svc] = append(out[svc], projectContainer{ID: c.ID, Name: name, Service: svc, Number: n, Running: c.State == "running"})
+		out[svc] = append(out[svc], projectContainer{ID: c.ID, Name: name, Service: svc, Number: n, Running: c.State == "running", Created: c.Created})
 	}
 	for _, cs := range out {
 		slices.SortFunc(cs, func(a, b projectContainer) int { return a.Number - b.Number })

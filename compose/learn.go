@@ -19,7 +19,6 @@ import (
 	"github.com/tailor-sec/tailor/bpf"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/interrupt"
-	"github.com/tailor-sec/tailor/internal/safeio"
 	"github.com/tailor-sec/tailor/learn"
 	"github.com/tailor-sec/tailor/learn/docker"
 	"github.com/tailor-sec/tailor/profiles"
@@ -96,15 +95,12 @@ func Learn(ctx context.Context, opt LearnOptions) (*Index, error) {
 		}
 		workloadSvc = opt.WorkloadService
 	}
-	known := []string{IndexFile}
-	for _, s := range sel {
-		known = append(known, s.Name+".json")
+	var learned []string
+	for _, sv := range sel {
+		learned = append(learned, sv.Name)
 	}
-	if err := safeio.CheckOutputDir(opt.Output, known); err != nil {
-		return nil, fmt.Errorf("-o: %w", err)
-	}
-	if err := os.MkdirAll(opt.Output, safeio.DirMode); err != nil {
-		return nil, fmt.Errorf("-o: %w", err)
+	if err := prepareOutput(opt.Output, learned); err != nil {
+		return nil, err
 	}
 	tmp, err := os.MkdirTemp("", "tailor-compose-")
 	if err != nil {
@@ -132,44 +128,12 @@ func Learn(ctx context.Context, opt LearnOptions) (*Index, error) {
 	}
 	defer dc.Close()
 
-	sessions := map[string]*learn.Session{}
-	for _, s := range sel {
-		id, err := tr.NewTarget()
-		if err != nil {
-			return nil, err
-		}
-		sessions[s.Name] = learn.NewSession(tr, id, false)
+	lr, err := newLearnRun(tr, dc, &opt, learned)
+	if err != nil {
+		return nil, err
 	}
-	// Events are handled from now on, while Compose starts the project (waiting for
-	// healthchecks can take long), until the run is over.
-	stopEvents, eventsDone := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(eventsDone)
-		events := tr.Events()
-		for {
-			select {
-			case ev, ok := <-events:
-				if !ok {
-					events = nil
-					continue
-				}
-				for _, sess := range sessions {
-					sess.Handle(ev)
-				}
-			case <-stopEvents:
-				return
-			}
-		}
-	}()
-	eventsStopped := false
-	endEvents := func() {
-		if !eventsStopped {
-			eventsStopped = true
-			close(stopEvents)
-			<-eventsDone
-		}
-	}
-	defer endEvents()
+	defer lr.endEvents()
+	sessions := lr.sessions
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -237,29 +201,109 @@ func Learn(ctx context.Context, opt LearnOptions) (*Index, error) {
 	if err := cc.run(cleanup, "stop", "-t", seconds(opt.StopTimeout)); err != nil {
 		opt.Logger.Warn("stopping the learning run", "project", cc.project, "error", err)
 	}
-	endEvents()
-	tr.Flush()
-drain:
+	lr.drain()
+	var svcs []learnedService
+	for _, sv := range sel {
+		first := created[sv.Name][0].ID
+		svcs = append(svcs, learnedService{Name: sv.Name, DependsOn: sv.DependsOn, Identity: first, Files: first, Containers: names[sv.Name]})
+	}
+	return lr.save(context.WithoutCancel(ctx), &Index{Kind: KindRecordings, SchemaVersion: IndexSchemaVersion, Project: proj.Name, ComposeFiles: opt.Files},
+		svcs, interrupted, workloadErr, incomplete)
+}
+
+// learnRun is what Learn and LearnRunning share: a session per learned service,
+// fed with the tracer's events from before the first container starts.
+type learnRun struct {
+	tr       *bpf.Tracer
+	dc       *docker.Client
+	opt      *LearnOptions
+	sessions map[string]*learn.Session
+
+	stopEvents, eventsDone chan struct{}
+	eventsStopped          bool
+}
+
+func newLearnRun(tr *bpf.Tracer, dc *docker.Client, opt *LearnOptions, services []string) (*learnRun, error) {
+	lr := &learnRun{tr: tr, dc: dc, opt: opt, sessions: map[string]*learn.Session{},
+		stopEvents: make(chan struct{}), eventsDone: make(chan struct{})}
+	for _, name := range services {
+		id, err := tr.NewTarget()
+		if err != nil {
+			return nil, err
+		}
+		lr.sessions[name] = learn.NewSession(tr, id, false)
+	}
+	// Events are handled from now on, while the containers start (waiting for
+	// healthchecks can take long), until the run is over.
+	go func() {
+		defer close(lr.eventsDone)
+		events := tr.Events()
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					events = nil
+					continue
+				}
+				lr.handle(ev)
+			case <-lr.stopEvents:
+				return
+			}
+		}
+	}()
+	return lr, nil
+}
+
+func (lr *learnRun) handle(ev bpf.Event) {
+	for _, sess := range lr.sessions {
+		sess.Handle(ev)
+	}
+}
+
+// endEvents stops the event goroutine; safe to call twice.
+func (lr *learnRun) endEvents() {
+	if !lr.eventsStopped {
+		lr.eventsStopped = true
+		close(lr.stopEvents)
+		<-lr.eventsDone
+	}
+}
+
+// drain handles what the kernel wrote before the containers stopped.
+func (lr *learnRun) drain() {
+	lr.endEvents()
+	lr.tr.Flush()
 	for {
 		select {
-		case ev := <-tr.Events():
-			for _, sess := range sessions {
-				sess.Handle(ev)
-			}
+		case ev := <-lr.tr.Events():
+			lr.handle(ev)
 		default:
-			break drain
+			return
 		}
 	}
+}
 
-	ix := &Index{Kind: KindRecordings, SchemaVersion: IndexSchemaVersion, Project: proj.Name, ComposeFiles: opt.Files}
+// learnedService says where a service's recording comes from.
+type learnedService struct {
+	Name      string
+	DependsOn []string
+	// Identity is the container the recording names (the original of a copy);
+	// Files the container whose files are read for ELF interpreters.
+	Identity, Files string
+	Containers      []string
+}
+
+// save writes each service's recording and the index, and returns the run's error:
+// interrupted, lost observations (unless allowed), or a failed workload.
+func (lr *learnRun) save(ctx context.Context, ix *Index, svcs []learnedService, interrupted bool, workloadErr error, incomplete map[string][]string) (*Index, error) {
+	opt := lr.opt
 	var lost uint64
-	for _, s := range sel {
-		sess := sessions[s.Name]
-		first := created[s.Name][0].ID
-		if err := sess.ReadInterpreters(learn.ContainerInterpreter(cleanup, dc, first)); err != nil {
+	for _, s := range svcs {
+		sess := lr.sessions[s.Name]
+		if err := sess.ReadInterpreters(learn.ContainerInterpreter(ctx, lr.dc, s.Files)); err != nil {
 			opt.Logger.Warn("reading ELF interpreters from the container", "service", s.Name, "error", err)
 		}
-		ident, err := dc.Identity(cleanup, first)
+		ident, err := lr.dc.Identity(ctx, s.Identity)
 		if err != nil {
 			return nil, err
 		}
@@ -280,9 +324,9 @@ drain:
 		if err := rec.Save(filepath.Join(opt.Output, file)); err != nil {
 			return nil, err
 		}
-		ix.Services = append(ix.Services, IndexService{Name: s.Name, Path: file, DependsOn: s.DependsOn, Containers: names[s.Name]})
+		ix.Services = append(ix.Services, IndexService{Name: s.Name, Path: file, DependsOn: s.DependsOn, Containers: s.Containers})
 		if opt.Progress != nil {
-			fmt.Fprintf(opt.Progress, "tailor: service %s: %d containers, %d syscalls, %d files, %d execs%s -> %s\n", s.Name, len(names[s.Name]),
+			fmt.Fprintf(opt.Progress, "tailor: service %s: %d containers, %d syscalls, %d files, %d execs%s -> %s\n", s.Name, len(s.Containers),
 				countSyscalls(rec), len(rec.Files), len(rec.Execs), completeNote(rec), filepath.Join(opt.Output, file))
 		}
 	}
