@@ -87,7 +87,8 @@ func Generate(opt GenerateOptions) (*Index, error) {
 		}
 		name := ProfileName(in.Project, s.Name)
 		b, err := generate.Generate([]*profiles.Recording{rec}, generate.Options{
-			Name: name, Dir: filepath.Join(out, s.Name), NoArgs: opt.NoArgs, Strict: opt.Strict,
+			// docker-run.txt names the bundle relative to Output, like the override.
+			Name: name, Dir: s.Name, NoArgs: opt.NoArgs, Strict: opt.Strict,
 			AllowIncomplete: opt.AllowIncomplete, Version: opt.Version, Sources: []string{src},
 		})
 		if err != nil {
