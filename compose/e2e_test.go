@@ -236,6 +236,7 @@ func TestComposeEndToEnd(t *testing.T) {
 	// Everything reported is the injected mkdir: the workload and the healthchecks
 	// ran without one anomaly.
 	for _, a := range got.snapshot() {
+		t.Logf("anomaly: %+v", a)
 		if a.Service != "api" || a.Comm != "mkdir" {
 			t.Errorf("anomaly outside the injected action: %+v", a)
 		}
