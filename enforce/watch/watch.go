@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -513,6 +515,18 @@ func dirPath(p string, dir bool) string {
 	return p
 }
 
+// isDirIn reports whether path is a directory as process pid sees it (its parent's
+// symlinks resolved in the process's root, the last component not, as learning names
+// it); false when the process is gone.
+func isDirIn(pid int, path string) bool {
+	parent, err := securejoin.SecureJoin("/proc/"+strconv.Itoa(pid)+"/root", filepath.Dir(path))
+	if err != nil {
+		return false
+	}
+	st, err := os.Lstat(filepath.Join(parent, filepath.Base(path)))
+	return err == nil && st.IsDir()
+}
+
 // isDirOp reports whether an operation's kinds act on a directory.
 func isDirOp(kinds []string, dir bool) bool {
 	return dir || slices.Contains(kinds, profiles.AccessMkdir) || slices.Contains(kinds, profiles.AccessRmdir) ||
@@ -637,7 +651,10 @@ func escapeGlobChars(s string) string {
 // complain mode, or where the rules are only watched (a container on a host without
 // AppArmor), what the rules do not grant is reported as allowed.
 func (w *Watcher) fileUse(tg *target, e *bpf.FileEvent, path string, kinds []string) {
-	path = dirPath(path, isDirOp(kinds, e.Dir))
+	// An operation read from a syscall's arguments (chown, chmod of a directory) does
+	// not say whether its target is a directory, which the rules name with a trailing
+	// slash as AppArmor does: the target's own root tells.
+	path = dirPath(path, isDirOp(kinds, e.Dir) || (e.Args && isDirIn(int(e.Pid), path)))
 	missing := tg.rules.missing(path, kinds)
 	if slices.Contains(kinds, profiles.AccessExec) && tg.rules.execAllowed(strings.TrimSuffix(path, "/")) {
 		missing = slices.DeleteFunc(missing, func(k string) bool { return k == profiles.AccessExec })

@@ -41,6 +41,7 @@ run() {
 		--workload "$self workload" --anomalies "$OUT/anomalies.jsonl" --fail-on-anomaly --down >"$OUT/enforce.log" 2>&1 || rc=$?
 	cat "$OUT/enforce.log"
 	echo "anomalies: $(cat "$OUT/anomalies.jsonl" 2>/dev/null | wc -l)"
+	cat "$OUT/anomalies.jsonl" 2>/dev/null || true
 	echo "enforce-exit $rc"
 	[ "$rc" = 0 ] || die "the confined project failed: see $OUT/enforce.log"
 }
