@@ -212,23 +212,8 @@ func TestComposeEndToEnd(t *testing.T) {
 	}
 
 	// Out of profile: mkdir in api, through docker exec.
-	execID, err := env.Client.ContainerExecCreate(ctx, running["api"][0].ID, container.ExecOptions{Cmd: []string{"mkdir", "/tmp/tailor-injected"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := env.Client.ContainerExecStart(ctx, execID.ID, container.ExecStartOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.After(time.Minute)
-	for !slices.ContainsFunc(got.snapshot(), func(a watch.Anomaly) bool { return a.Service == "api" && a.Comm == "mkdir" }) {
-		select {
-		case <-got.added:
-		case <-deadline:
-			t.Fatalf("no anomaly of api's mkdir reported: %+v\n%s", got.snapshot(), out.String())
-		case err := <-done:
-			t.Fatalf("enforce ended: %v", err)
-		}
-	}
+	inject(t, env, running["api"][0].ID, "mkdir", "/tmp/tailor-injected")
+	waitAnomaly(t, got, done, func(a watch.Anomaly) bool { return a.Service == "api" && a.Comm == "mkdir" })
 	stop()
 	if err := <-done; err != nil {
 		t.Fatalf("enforce: %v\n%s", err, out.String())
@@ -243,6 +228,34 @@ func TestComposeEndToEnd(t *testing.T) {
 	}
 	if left, err := eng.containers(ctx, project); err != nil || len(left) != 0 {
 		t.Errorf("enforce --down left %v (%v)", left, err)
+	}
+}
+
+// inject runs cmd in container id through docker exec (not waiting for it).
+func inject(t *testing.T, env *dockertest.Env, id string, cmd ...string) {
+	t.Helper()
+	ex, err := env.Client.ContainerExecCreate(context.Background(), id, container.ExecOptions{Cmd: cmd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.ContainerExecStart(context.Background(), ex.ID, container.ExecStartOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitAnomaly waits for a reported anomaly that match accepts, failing after a
+// minute or when the watch ends first.
+func waitAnomaly(t *testing.T, got *lines, done <-chan error, match func(watch.Anomaly) bool) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for !slices.ContainsFunc(got.snapshot(), match) {
+		select {
+		case <-got.added:
+		case <-deadline:
+			t.Fatalf("the anomaly was not reported: %+v", got.snapshot())
+		case err := <-done:
+			t.Fatalf("the watch ended first: %v", err)
+		}
 	}
 }
 

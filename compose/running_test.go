@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tailor-sec/tailor/enforce/watch"
 	"github.com/tailor-sec/tailor/internal/dockertest"
 	"github.com/tailor-sec/tailor/internal/testpriv"
 	"github.com/tailor-sec/tailor/profiles"
@@ -87,6 +88,38 @@ func TestLearnRunningProject(t *testing.T) {
 	after := startTimes(t, eng, project)
 	if fmt.Sprint(after) != fmt.Sprint(before) {
 		t.Errorf("the project's containers changed: before %v, after %v", before, after)
+	}
+
+	// watch --compose-project: the running project against the bundles just learned;
+	// an out-of-profile docker exec in api is reported with api's name.
+	bundlesDir := filepath.Join(dir, "tailor")
+	if _, err := Generate(GenerateOptions{Input: recs, Output: bundlesDir, Version: "test", Warn: &out}); err != nil {
+		t.Fatalf("generate: %v\n%s", err, out.String())
+	}
+	got := &lines{added: make(chan struct{}, 1)}
+	ready := make(chan struct{})
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- Watch(wctx, EnforceOptions{ProjectName: project, Profile: bundlesDir, Watcher: watch.New(watch.Options{JSON: got}),
+			Ready: func() { close(ready) }, Log: &out})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("watch: %v\n%s", err, out.String())
+	}
+	inject(t, env, before["api"][0], "mkdir", "/tmp/tailor-injected")
+	waitAnomaly(t, got, done, func(a watch.Anomaly) bool { return a.Service == "api" && a.Comm == "mkdir" })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("watch: %v\n%s", err, out.String())
+	}
+	for _, a := range got.snapshot() {
+		if a.Service != "api" || a.Comm != "mkdir" {
+			t.Errorf("anomaly outside the injected action: %+v", a)
+		}
 	}
 }
 
