@@ -16,8 +16,8 @@ import (
 
 // EnforceOptions configure Enforce and Watch.
 type EnforceOptions struct {
-	// Files and ProjectName give the project (Enforce); Project names a running one
-	// (Watch).
+	// Files and ProjectName give the project (Enforce); ProjectName alone names a
+	// running one (Watch).
 	Files       []string
 	ProjectName string
 	// Profile is the directory written by Generate.
@@ -193,7 +193,7 @@ func Watch(ctx context.Context, o EnforceOptions) error {
 	for svc, cs := range running {
 		running[svc] = slices.DeleteFunc(cs, func(c projectContainer) bool { return !c.Running })
 	}
-	ids, err := watchServices(ctx, o.Watcher, ix, pols, running, true)
+	ids, err := watchRunning(ctx, o.Watcher, ix, pols, running)
 	if err != nil {
 		return err
 	}
@@ -201,18 +201,18 @@ func Watch(ctx context.Context, o EnforceOptions) error {
 	return watchUntil(ctx, eng, o, ids, "project "+o.ProjectName, nil)
 }
 
-// watchServices gives every container of every service with a bundle to the
-// watcher, labelled with its service. A service with a bundle but no container is
-// an error: its anomalies would go unseen.
-func watchServices(ctx context.Context, w enforce.Watcher, ix *Index, pols map[string]*enforce.Policy, cs map[string][]projectContainer, running bool) ([]string, error) {
+// watchRunning gives every running container of every service with a bundle to the
+// watcher, labelled with its service. A service with a bundle but no running
+// container is an error: its anomalies would go unseen.
+func watchRunning(ctx context.Context, w enforce.Watcher, ix *Index, pols map[string]*enforce.Policy, cs map[string][]projectContainer) ([]string, error) {
 	var ids []string
 	for _, s := range ix.Services {
 		if len(cs[s.Name]) == 0 {
 			_, _ = w.Stop()
-			return nil, fmt.Errorf("%w: service %s has no %scontainer to watch", fail.ErrDocker, s.Name, map[bool]string{true: "running "}[running])
+			return nil, fmt.Errorf("%w: service %s has no running container to watch", fail.ErrDocker, s.Name)
 		}
 		for _, c := range cs[s.Name] {
-			if err := w.Watch(ctx, enforce.WatchTarget{ContainerID: c.ID, Running: running, Label: s.Name}, pols[s.Name]); err != nil {
+			if err := w.Watch(ctx, enforce.WatchTarget{ContainerID: c.ID, Running: true, Label: s.Name}, pols[s.Name]); err != nil {
 				_, _ = w.Stop()
 				return nil, fmt.Errorf("watching service %s (%s): %w", s.Name, c.Name, err)
 			}
