@@ -133,6 +133,10 @@ func DiffCommand() *cli.Command {
 	}
 }
 
+// WriteDiff prints a diff as "+ category item" / "- category item" lines, as tailor
+// diff does (package compose prints one per service).
+func WriteDiff(w io.Writer, d profiles.PolicyDiff) { writeDiff(w, d) }
+
 // writeDiff prints a diff as "+ category item" / "- category item" lines.
 func writeDiff(w io.Writer, d profiles.PolicyDiff) {
 	for _, side := range []struct {

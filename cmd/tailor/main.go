@@ -11,9 +11,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/tailor-sec/tailor/audit"
 	"github.com/tailor-sec/tailor/agent"
+	"github.com/tailor-sec/tailor/audit"
 	"github.com/tailor-sec/tailor/bpf"
+	"github.com/tailor-sec/tailor/compose"
 	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/enforce/watch"
 	"github.com/tailor-sec/tailor/generate"
@@ -22,8 +23,8 @@ import (
 	"github.com/tailor-sec/tailor/internal/launch"
 	"github.com/tailor-sec/tailor/internal/version"
 	"github.com/tailor-sec/tailor/learn"
-	"github.com/tailor-sec/tailor/report"
 	"github.com/tailor-sec/tailor/oci"
+	"github.com/tailor-sec/tailor/report"
 )
 
 func main() {
@@ -35,12 +36,12 @@ func main() {
 		Usage:   "learn what a target does, generate minimal seccomp/AppArmor/capability profiles, enforce them",
 		Version: version.Version,
 		Commands: []*cli.Command{
-			learn.CLI(),
-			generate.Command(),
+			compose.Extend(learn.CLI(), compose.LearnExtension()),
+			compose.Extend(generate.Command(), compose.GenerateExtension()),
 			generate.MergeCommand(),
-			generate.DiffCommand(),
-			enforce.Command(tracerWatcher),
-			enforce.WatchCommand(tracerWatcher),
+			compose.Extend(generate.DiffCommand(), compose.DiffExtension()),
+			compose.Extend(enforce.Command(tracerWatcher), compose.EnforceExtension(tracerWatcher)),
+			compose.Extend(enforce.WatchCommand(tracerWatcher), compose.WatchExtension(tracerWatcher)),
 			report.Command(),
 			audit.Command(),
 			oci.PushCommand(),
