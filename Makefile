@@ -10,7 +10,7 @@ BIN       := bin/tailor
 # Debian packages the build, the tests and the examples need.
 DEB_PKGS  := clang-14 llvm-14 libbpf-dev bpftool libseccomp-dev pkg-config gcc gcc-multilib \
              make git strace apparmor docker.io containerd runc busybox-static iproute2 util-linux \
-             nginx redis-server redis-tools wrk curl chromium docker-registry postgresql sqlite3 python3
+             nginx redis-server redis-tools wrk curl chromium docker-registry postgresql sqlite3 python3 docker-compose
 
 export CGO_ENABLED=1
 

@@ -110,6 +110,12 @@ static __noinline int on_watched_exit(struct pt_regs *regs, long nr, __u32 arch,
 	barrier_var(arch);
 	if (arch >= NR_ARCHES || (w->allowed[arch][word] & bit))
 		return 0;
+	/* The container runtime's own code between installing the filter and executing
+	 * the entrypoint (runc's Go runtime in a docker exec) is not the target: its
+	 * calls are reported only when the filter refused them, since that breaks the
+	 * start. */
+	if (((target_flags >> 32) & TASK_RUNTIME) && ret != -EPERM && ret != -EACCES)
+		return 0;
 	/* The call that installed the watched filter returns under it: it is the
 	 * launcher's or the runtime's, not the target's. A filter install the profile does
 	 * not allow fails under the enforcing filter, so ret == 0 singles out that first

@@ -51,7 +51,7 @@ func Command() *cli.Command {
 					return err
 				}
 			} else {
-				writeDiff(c.App.Writer, d)
+				Write(c.App.Writer, d)
 			}
 			if c.Bool("fail-on-added") && !d.Added.Empty() {
 				return ErrAdded
@@ -61,8 +61,9 @@ func Command() *cli.Command {
 	}
 }
 
-// writeDiff prints a diff as "+ category item" / "- category item" lines.
-func writeDiff(w io.Writer, d profiles.PolicyDiff) {
+// Write prints a diff as "+ category item" / "- category item" lines, as tailor diff
+// does (package compose prints one per service).
+func Write(w io.Writer, d profiles.PolicyDiff) {
 	for _, side := range []struct {
 		sign string
 		p    profiles.Policy

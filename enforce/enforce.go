@@ -51,6 +51,8 @@ type WatchTarget struct {
 	// Running asks for the container's present processes too (tailor watch attaches
 	// to a container that already runs).
 	Running bool
+	// Label names the target in its anomaly reports (a Compose service); "" for none.
+	Label string
 	// Files, when set, are the file rules the kernel enforces on the target (its
 	// Landlock ruleset): a refused operation they do not grant was refused by the
 	// profile, whatever the bundle's AppArmor globs say. Nil when no file rules are

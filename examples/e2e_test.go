@@ -201,3 +201,27 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestComposeExample: examples/compose learned with tailor learn --compose, generated
+// with generate --compose, accepted by docker-compose config and run confined by
+// tailor enforce --compose with the workload replayed and no anomaly.
+func TestComposeExample(t *testing.T) {
+	requireTools(t, "docker-compose", "curl", "redis-cli", "nginx", "redis-server")
+	dockertest.Daemon(t)
+	out := runExample(t, "compose", "run")
+	log, err := os.ReadFile(filepath.Join(out, "enforce.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "workload: ok") {
+		t.Errorf("the workload did not succeed under the profiles:\n%s", log)
+	}
+	if data, _ := os.ReadFile(filepath.Join(out, "anomalies.jsonl")); len(data) > 0 {
+		t.Errorf("anomalies under the learned profiles:\n%s", data)
+	}
+	for _, svc := range []string{"web", "cache"} {
+		if _, err := profiles.LoadBundle(filepath.Join(out, "tailor", svc)); err != nil {
+			t.Error(err)
+		}
+	}
+}

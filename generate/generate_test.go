@@ -420,3 +420,24 @@ func TestFailedAndPeersInBundle(t *testing.T) {
 		t.Errorf("unix rules %q, want %q", rules, want)
 	}
 }
+
+// A recording with socket calls but no family (edited, or broken) is refused instead
+// of allowing socket for every family; --no-args allows it on purpose.
+func TestSocketWithoutFamilyRefused(t *testing.T) {
+	rec := &profiles.Recording{
+		Kind: profiles.RecordingKind, SchemaVersion: profiles.RecordingSchemaVersion, Complete: true,
+		Target:   profiles.Target{Kind: "command", Command: []string{"/usr/bin/x"}},
+		Host:     profiles.Host{Machine: "x86_64"},
+		Syscalls: []profiles.ArchSyscalls{{Arch: profiles.ArchX86_64, Names: []string{"exit_group", "socket"}}},
+	}
+	if _, err := Generate([]*profiles.Recording{rec}, Options{Version: "test"}); !errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "no socket family") {
+		t.Errorf("no family: %v", err)
+	}
+	rec.Network.Sockets = []profiles.Socket{{Family: "AF_BOGUS", Type: "SOCK_STREAM"}}
+	if _, err := Generate([]*profiles.Recording{rec}, Options{Version: "test"}); !errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "AF_BOGUS") {
+		t.Errorf("unknown family: %v", err)
+	}
+	if _, err := Generate([]*profiles.Recording{rec}, Options{Version: "test", NoArgs: true}); err != nil {
+		t.Errorf("--no-args: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/profiles"
 )
 
@@ -101,13 +102,13 @@ func buildSeccomp(rec *profiles.Recording, opt Options) (*seccompPlan, []string,
 	enosys := map[string]bool{}
 	if !opt.NoArgs {
 		if union["socket"] {
-			r, w := socketRules(rec)
-			warnings = append(warnings, w...)
-			if r != nil {
-				delete(plain, "socket")
-				rules = append(rules, r...)
-				plan.argFiltered = append(plan.argFiltered, "socket")
+			r, err := socketRules(rec)
+			if err != nil {
+				return nil, nil, err
 			}
+			delete(plain, "socket")
+			rules = append(rules, r...)
+			plan.argFiltered = append(plan.argFiltered, "socket")
 		}
 		// clone3 passes its flags in a struct the filter cannot read, so it is answered
 		// ENOSYS and libc falls back to clone, whose flags the filter can check (what
@@ -228,20 +229,22 @@ func buildSeccomp(rec *profiles.Recording, opt Options) (*seccompPlan, []string,
 // socketRules allows socket(2) only for the recorded families: one rule per family,
 // which libseccomp ORs. On x86 (i386) libc may create sockets through socketcall,
 // whose arguments sit behind a pointer the filter cannot read: a recorded socketcall
-// stays allowed without conditions.
-func socketRules(rec *profiles.Recording) ([]*profiles.SeccompSyscall, []string) {
+// stays allowed without conditions. The tracer records the family of every socket
+// call, so a recording with socket calls but no family (or one tailor cannot name) was
+// edited or broken: it is refused rather than widened to every family.
+func socketRules(rec *profiles.Recording) ([]*profiles.SeccompSyscall, error) {
 	fams := map[string]bool{}
 	for _, s := range rec.Network.Sockets {
 		fams[s.Family] = true
 	}
 	if len(fams) == 0 {
-		return nil, []string{"socket was called but no socket family was recorded: socket is allowed for every family"}
+		return nil, fmt.Errorf("%w: the recording shows socket(2) calls but no socket family: it was edited or is broken; re-learn (or pass --no-args to allow socket for every family)", fail.ErrBadInput)
 	}
 	var rules []*profiles.SeccompSyscall
 	for _, f := range sortedKeys(fams) {
 		nr, ok := profiles.FamilyNumber(f)
 		if !ok {
-			return nil, []string{fmt.Sprintf("socket family %q has no known number: socket is allowed for every family", f)}
+			return nil, fmt.Errorf("%w: socket family %q has no known number: re-learn (or pass --no-args to allow socket for every family)", fail.ErrBadInput, f)
 		}
 		rules = append(rules, &profiles.SeccompSyscall{
 			LinuxSyscall: specs.LinuxSyscall{

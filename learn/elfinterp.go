@@ -41,6 +41,13 @@ func elfInterpreter(root, path string) (string, error) {
 	return "/" + strings.TrimPrefix(strings.TrimPrefix(resolved, filepath.Clean(root)), "/"), nil
 }
 
+// ContainerInterpreter is the reader Session.ReadInterpreters needs for a container
+// learned outside this package (package compose): it reads an executable's ELF
+// interpreter from container id through Docker.
+func ContainerInterpreter(ctx context.Context, dc *docker.Client, id string) func(path string) (string, error) {
+	return containerInterpreter(ctx, dc, id)
+}
+
 // containerInterpreter is elfInterpreter for the file system of container id, read
 // through the Docker API: unlike /proc/PID/root it still works once every process of
 // the container has exited, as long as the container exists.

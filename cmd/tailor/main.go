@@ -1,7 +1,8 @@
 // Command tailor measures what a container or command really does and cuts its
 // security profiles to fit. This file only wires the subcommands; each lives in the
 // package of its name (learn, generate, merge, diff, enforce, enforce/watch, report,
-// audit, oci, agent).
+// audit, oci, agent); compose extends learn, generate, diff, enforce and watch with
+// --compose.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"github.com/tailor-sec/tailor/agent"
 	"github.com/tailor-sec/tailor/audit"
 	"github.com/tailor-sec/tailor/bpf"
+	"github.com/tailor-sec/tailor/compose"
 	"github.com/tailor-sec/tailor/diff"
 	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/enforce/watch"
@@ -38,12 +40,12 @@ func main() {
 		Usage:   "learn what a target does, generate minimal seccomp/AppArmor/capability profiles, enforce them",
 		Version: version.Version,
 		Commands: []*cli.Command{
-			learn.CLI(),
-			generate.Command(),
+			compose.Extend(learn.CLI(), compose.LearnExtension()),
+			compose.Extend(generate.Command(), compose.GenerateExtension()),
 			merge.Command(),
-			diff.Command(),
-			enforce.Command(tracerWatcher),
-			watch.Command(tracerWatcher),
+			compose.Extend(diff.Command(), compose.DiffExtension()),
+			compose.Extend(enforce.Command(tracerWatcher), compose.EnforceExtension(tracerWatcher)),
+			compose.Extend(watch.Command(tracerWatcher), compose.WatchExtension(tracerWatcher)),
 			report.Command(),
 			audit.Command(),
 			oci.PushCommand(),

@@ -205,7 +205,8 @@ func TestExitCodes(t *testing.T) {
 		{append([]string{"enforce", "--profile", p("none")}, target...), 9, "profile directory"},
 		{[]string{"enforce", "--profile", b, "--container", "c", "--duration", "-1s"}, 2, "--duration -1s"},
 		{append([]string{"enforce", "--profile", b, "--workload", "true"}, target...), 2, "--workload is for container mode"},
-		{[]string{"watch"}, 2, "Required flags"},
+		// --container is required unless --compose-project is given (checked by the action).
+		{[]string{"watch"}, 2, `Required flag "profile" not set`},
 		{[]string{"watch", "--profile", b}, 2, `Required flag "container" not set`},
 		{[]string{"watch", "--profile", b, "--container", "c", "--duration", "-1s"}, 2, "--duration -1s"},
 		{[]string{"watch", "--profile", b, "--container", "c", "extra"}, 2, "takes no arguments"},

@@ -16,9 +16,11 @@ type Anomaly struct {
 	// Category names the attack step the anomaly looks like (shell-spawned,
 	// sensitive-file-read, ...) and Severity how grave it is (critical, high, medium,
 	// low): see docs/anomalies.md.
-	Category  string `json:"category"`
-	Severity  string `json:"severity"`
-	Target    string `json:"target"`
+	Category string `json:"category"`
+	Severity string `json:"severity"`
+	Target   string `json:"target"`
+	// Service is the Compose service of the target, when it is one.
+	Service   string `json:"service,omitempty"`
 	Container string `json:"container,omitempty"`
 	Pid       int    `json:"pid,omitempty"`
 	Comm      string `json:"comm,omitempty"`
@@ -204,6 +206,9 @@ func (r *reporter) write(e *entry, repeat bool) {
 	who := a.Comm
 	if a.Executable != "" {
 		who += " " + a.Executable
+	}
+	if a.Service != "" {
+		who += ", service " + a.Service
 	}
 	r.writeHuman(fmt.Sprintf("tailor: ANOMALY [%s] %s %s (%s): %s - %s (pid %d %s)", a.Action, a.Severity, a.Category, a.Kind, a.Detail, a.Rule, a.Pid, who))
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -71,9 +73,11 @@ type target struct {
 	id        uint32
 	name      string
 	container string
-	policy    *enforce.Policy
-	rules     *fileRules
-	allowed   map[string]bool // "SCMP_ARCH_X86_64/read"
+	// label is the watch target's label (a Compose service), copied into reports.
+	label   string
+	policy  *enforce.Policy
+	rules   *fileRules
+	allowed map[string]bool // "SCMP_ARCH_X86_64/read"
 	// enforced are the file rules the kernel applies to the target (Landlock), nil
 	// when none are applied locally.
 	enforced enforce.FileRules
@@ -153,6 +157,7 @@ func (w *Watcher) Watch(ctx context.Context, t enforce.WatchTarget, p *enforce.P
 		return err
 	}
 	tg.enforced = t.Files
+	tg.label = t.Label
 	if t.ContainerID != "" && t.Running {
 		if err := underFilter(t.ContainerID); err != nil {
 			return err
@@ -424,7 +429,7 @@ func (w *Watcher) target(id uint32) *target {
 }
 
 func (w *Watcher) base(tg *target, pid uint32, comm string, dockerExec bool) Anomaly {
-	a := Anomaly{Target: tg.name, Container: tg.container, Pid: int(pid), Comm: comm, DockerExec: dockerExec}
+	a := Anomaly{Target: tg.name, Service: tg.label, Container: tg.container, Pid: int(pid), Comm: comm, DockerExec: dockerExec}
 	if pid > 0 {
 		a.Executable, _ = os.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/exe")
 	}
@@ -546,6 +551,18 @@ func dirPath(p string, dir bool) string {
 		return p + "/"
 	}
 	return p
+}
+
+// isDirIn reports whether path is a directory as process pid sees it (its parent's
+// symlinks resolved in the process's root, the last component not, as learning names
+// it); false when the process is gone.
+func isDirIn(pid int, path string) bool {
+	parent, err := securejoin.SecureJoin("/proc/"+strconv.Itoa(pid)+"/root", filepath.Dir(path))
+	if err != nil {
+		return false
+	}
+	st, err := os.Lstat(filepath.Join(parent, filepath.Base(path)))
+	return err == nil && st.IsDir()
 }
 
 // isDirOp reports whether an operation's kinds act on a directory.
@@ -674,7 +691,10 @@ func escapeGlobChars(s string) string {
 // complain mode, or where the rules are only watched (a container on a host without
 // AppArmor), what the rules do not grant is reported as allowed.
 func (w *Watcher) fileUse(tg *target, e *bpf.FileEvent, path string, kinds []string) {
-	path = dirPath(path, isDirOp(kinds, e.Dir))
+	// An operation read from a syscall's arguments (chown, chmod of a directory) does
+	// not say whether its target is a directory, which the rules name with a trailing
+	// slash as AppArmor does: the target's own root tells.
+	path = dirPath(path, isDirOp(kinds, e.Dir) || (e.Args && isDirIn(int(e.Pid), path)))
 	missing := tg.rules.missing(path, kinds)
 	if slices.Contains(kinds, profiles.AccessExec) && tg.rules.execAllowed(strings.TrimSuffix(path, "/")) {
 		missing = slices.DeleteFunc(missing, func(k string) bool { return k == profiles.AccessExec })

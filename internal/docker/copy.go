@@ -75,6 +75,10 @@ type CopyOptions struct {
 	// created (tailor enforce applies the hardened run configuration). A copy left
 	// with network mode "none" gets no endpoint settings.
 	Adjust func(cfg *container.Config, hc *container.HostConfig)
+	// NetworkMode, when set, replaces the original's network mode (package compose
+	// points the copy of a service sharing another's network namespace at that
+	// service's copy: "container:ID").
+	NetworkMode string
 }
 
 // Copy is a created copy of a container, run under LearningProfile unless
@@ -177,6 +181,14 @@ func (c *Client) PrepareCopy(ctx context.Context, nameOrID string, opts CopyOpti
 	if opts.CapDrop != nil {
 		hc.CapDrop = slices.Clone(opts.CapDrop)
 		hc.CapAdd = slices.Clone(opts.CapAdd)
+	}
+	if opts.NetworkMode != "" {
+		hc.NetworkMode = container.NetworkMode(opts.NetworkMode)
+	}
+	// A container joining another's network namespace has that one's hostname, which
+	// inspect reports as its own; Docker refuses a hostname given with that mode.
+	if hc.NetworkMode.IsContainer() {
+		cfg.Hostname, cfg.Domainname = "", ""
 	}
 	hc.AutoRemove = false
 	hc.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyDisabled}
