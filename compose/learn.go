@@ -307,7 +307,7 @@ func (lr *learnRun) save(ctx context.Context, ix *Index, svcs []learnedService, 
 		if err != nil {
 			return nil, err
 		}
-		rec, err := sess.Recording(profiles.Target{Kind: "container", Command: command(ident), Container: ident, Workload: opt.Workload})
+		rec, err := sess.Recording(profiles.Target{Kind: "container", Command: ident.Command(), Container: ident, Workload: opt.Workload})
 		if err != nil {
 			return nil, err
 		}
@@ -409,21 +409,6 @@ func writeLearningOverride(dir string, proj *Project, sel []Service, labels map[
 	}
 	path := filepath.Join(dir, "learn.override.yml")
 	return path, os.WriteFile(path, data, 0o600)
-}
-
-// command is the container's entrypoint and command, as Docker reports them.
-func command(c *profiles.Container) []string {
-	cfg, _ := c.Config["Config"].(map[string]any)
-	var argv []string
-	for _, key := range []string{"Entrypoint", "Cmd"} {
-		list, _ := cfg[key].([]any)
-		for _, a := range list {
-			if s, ok := a.(string); ok {
-				argv = append(argv, s)
-			}
-		}
-	}
-	return argv
 }
 
 func seconds(d time.Duration) string { return strconv.Itoa(int((d + time.Second - 1) / time.Second)) }

@@ -73,7 +73,7 @@ func Container(ctx context.Context, nameOrID string, opt Options, copt Container
 	sess := NewSession(tr, target, false)
 	sigs, stopSignals := notifySignals()
 	defer stopSignals()
-	tgt := profiles.Target{Kind: "container", Command: containerCommand(ident), Container: ident, Workload: opt.Workload}
+	tgt := profiles.Target{Kind: "container", Command: ident.Command(), Container: ident, Workload: opt.Workload}
 	if copt.Attach {
 		ident.Attached = true
 		return attach(ctx, dc, tr, sess, sigs, &opt, tgt)
@@ -251,22 +251,6 @@ func readInterpreters(ctx context.Context, dc *docker.Client, sess *Session, opt
 	if err := sess.ReadInterpreters(containerInterpreter(ctx, dc, id)); err != nil {
 		opt.Logger.Warn("reading ELF interpreters from the container", "container", id[:12], "error", err)
 	}
-}
-
-// containerCommand is the command the container runs: entrypoint then cmd, as Docker
-// reported them in the identity's configuration.
-func containerCommand(c *profiles.Container) []string {
-	cfg, _ := c.Config["Config"].(map[string]any)
-	var argv []string
-	for _, key := range []string{"Entrypoint", "Cmd"} {
-		list, _ := cfg[key].([]any)
-		for _, a := range list {
-			if s, ok := a.(string); ok {
-				argv = append(argv, s)
-			}
-		}
-	}
-	return argv
 }
 
 // mountNamespace is the inode number of pid's mount namespace, 0 if pid is gone.

@@ -173,6 +173,22 @@ type Container struct {
 	Config map[string]any `json:"config,omitempty"`
 }
 
+// Command is the command the container runs: entrypoint then cmd, as Docker reported
+// them in Config.
+func (c *Container) Command() []string {
+	cfg, _ := c.Config["Config"].(map[string]any)
+	var argv []string
+	for _, key := range []string{"Entrypoint", "Cmd"} {
+		list, _ := cfg[key].([]any)
+		for _, a := range list {
+			if s, ok := a.(string); ok {
+				argv = append(argv, s)
+			}
+		}
+	}
+	return argv
+}
+
 // Host describes the machine the recording was made on.
 type Host struct {
 	Kernel string `json:"kernel"`
