@@ -28,7 +28,7 @@ type Session struct {
 	start  time.Time
 
 	mu        sync.Mutex
-	files     map[string]*fileObs
+	files     fileStore
 	failed    map[failKey]uint32
 	peers     map[profiles.Peer]peerKind
 	execs     map[profiles.Exec]struct{}
@@ -41,12 +41,6 @@ type Session struct {
 	// hostRoot is true when the target shares the host's root directory (a local
 	// command), so executables can be read from there once their process is gone.
 	hostRoot bool
-}
-
-type fileObs struct {
-	access uint32 // bpf.Acc* bits
-	kinds  map[string]bool
-	dir    bool
 }
 
 // failKey is one failed file operation: the path and the errno's name.
@@ -63,7 +57,7 @@ const (
 // NewSession starts gathering for target. hostRoot tells whether the target sees the
 // host's root directory.
 func NewSession(tr *bpf.Tracer, target uint32, hostRoot bool) *Session {
-	return &Session{hostRoot: hostRoot, tr: tr, target: target, start: time.Now().UTC(), files: map[string]*fileObs{},
+	return &Session{hostRoot: hostRoot, tr: tr, target: target, start: time.Now().UTC(), files: newFileStore(),
 		failed: map[failKey]uint32{}, peers: map[profiles.Peer]peerKind{},
 		interps: map[string]string{}, unreadable: map[string]struct{}{}, execs: map[profiles.Exec]struct{}{}}
 }
@@ -92,7 +86,7 @@ func (s *Session) Handle(ev bpf.Event) {
 			s.handleOp(e)
 			return
 		}
-		f := s.file(e.Path)
+		f := s.files.get(e.Path, e.Dir)
 		f.access |= e.Access
 		f.dir = f.dir || e.Dir
 		if e.Access&bpf.AccExec != 0 && !e.Dir {
@@ -108,15 +102,6 @@ func (s *Session) Handle(ev bpf.Event) {
 		}
 		s.execs[x] = struct{}{}
 	}
-}
-
-func (s *Session) file(path string) *fileObs {
-	f := s.files[path]
-	if f == nil {
-		f = &fileObs{kinds: map[string]bool{}}
-		s.files[path] = f
-	}
-	return f
 }
 
 // handleOp records a path operation read from a syscall's arguments: a success as the
@@ -146,16 +131,14 @@ func (s *Session) handleOp(e *bpf.FileEvent) {
 		}
 		return
 	}
-	for _, k := range kinds1 {
-		s.file(p1).kinds[k] = true
+	isDir := e.Access&(bpf.AccMkdir|bpf.AccRmdir) != 0
+	if len(kinds1) > 0 || isDir {
+		f := s.files.get(p1, isDir)
+		f.ops1 |= e.Access
+		f.dir = f.dir || isDir
 	}
-	if p2 != "" {
-		for _, k := range kinds2 {
-			s.file(p2).kinds[k] = true
-		}
-	}
-	if e.Access&(bpf.AccMkdir|bpf.AccRmdir) != 0 {
-		s.file(p1).dir = true
+	if p2 != "" && len(kinds2) > 0 {
+		s.files.get(p2, false).ops2 |= e.Access
 	}
 	if e.Access&bpf.AccConnect != 0 {
 		s.peers[profiles.Peer{Family: "AF_UNIX", Address: p1}] = s.unixPeerKind(e)
@@ -240,7 +223,7 @@ func (s *Session) setInterpreter(path, interp string) {
 	if interp == "" {
 		return
 	}
-	s.file(interp).access |= bpf.AccRead | bpf.AccMmapExec
+	s.files.get(interp, false).access |= bpf.AccRead | bpf.AccMmapExec
 }
 
 // ReadInterpreters retries the executables whose ELF interpreter could not be read
@@ -289,7 +272,7 @@ func (s *Session) Progress() Progress {
 		p.Lost = int(lossOf(c).Total())
 	}
 	s.mu.Lock()
-	p.Files, p.Execs = len(s.files), len(s.execs)
+	p.Files, p.Execs = s.files.len(), len(s.execs)
 	s.mu.Unlock()
 	return p
 }
@@ -337,13 +320,7 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 		}
 	}
 	s.mu.Lock()
-	for p, f := range s.files {
-		access, _ := bpf.AccessKinds(f.access)
-		for k := range f.kinds {
-			access = append(access, k)
-		}
-		r.Files = append(r.Files, profiles.FileAccess{Path: p, Access: access, Dir: f.dir})
-	}
+	r.Files = s.files.entries()
 	for k, access := range s.failed {
 		kinds, second := bpf.AccessKinds(access)
 		r.Failed = append(r.Failed, profiles.FailedAccess{Path: k.path, Errno: k.errno, Access: append(kinds, second...)})

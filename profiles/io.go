@@ -215,23 +215,36 @@ func (r *Recording) Normalize() {
 		r.Execs = []Exec{}
 	}
 
-	// Files: one entry per path, access kinds unioned.
-	files := map[string]*FileAccess{}
+	// Files: one entry per path, access kinds unioned; a collapsed directory's entry
+	// (the files in it) apart from the directory's own.
+	type fileKey struct {
+		path      string
+		collapsed bool
+	}
+	files := map[fileKey]*FileAccess{}
 	for _, f := range r.Files {
-		e := files[f.Path]
+		k := fileKey{f.Path, f.Collapsed > 0}
+		e := files[k]
 		if e == nil {
 			e = &FileAccess{Path: f.Path}
-			files[f.Path] = e
+			files[k] = e
 		}
 		e.Access = append(e.Access, f.Access...)
 		e.Dir = e.Dir || f.Dir
+		e.Collapsed += f.Collapsed
 	}
 	r.Files = make([]FileAccess, 0, len(files))
 	for _, f := range files {
 		f.Access = sortedUnique(f.Access)
 		r.Files = append(r.Files, *f)
 	}
-	sort.Slice(r.Files, func(i, j int) bool { return r.Files[i].Path < r.Files[j].Path })
+	sort.Slice(r.Files, func(i, j int) bool {
+		a, b := r.Files[i], r.Files[j]
+		if a.Path != b.Path {
+			return a.Path < b.Path
+		}
+		return a.Collapsed < b.Collapsed
+	})
 
 	// Failed attempts: one entry per (path, errno), access kinds unioned.
 	type failKey struct{ path, errno string }

@@ -191,6 +191,11 @@ type FileAccess struct {
 	Access []string `json:"access"`
 	// Dir is true when the path is a directory.
 	Dir bool `json:"dir,omitempty"`
+	// Collapsed, when non-zero, makes the entry stand for that many observations of
+	// distinct files directly in Path (a directory), merged while learning because the
+	// directory held too many of them to keep one entry each (learn.CollapseAt);
+	// Access is the union of theirs. Generators give it one rule for Path's files.
+	Collapsed uint64 `json:"collapsed,omitempty"`
 }
 
 // FailedAccess is a file operation that failed while learning: the path, the access
