@@ -36,6 +36,9 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			&cli.StringFlag{Name: "workload", Usage: "container mode: host shell `CMD` run in the copy's network namespace; its end stops the copy"},
 			&cli.DurationFlag{Name: "duration", Usage: "container mode: stop the copy after `D`"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: DefaultStopTimeout, Usage: "container mode: grace between SIGTERM and SIGKILL when stopping the copy"},
+			// For measuring what each part costs (bench/): never a way to run a target
+			// less confined in earnest, so it stays out of the help.
+			&cli.StringSliceFlag{Name: "parts", Hidden: true, Usage: "local mode: apply only these of seccomp, landlock, watcher"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := positiveDurations(c, "duration", "stop-timeout"); err != nil {
@@ -46,6 +49,10 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			}
 			if c.IsSet("container") {
 				return containerAction(c, newWatcher)
+			}
+			parts, err := partsOf(c.StringSlice("parts"))
+			if err != nil {
+				return err
 			}
 			for _, f := range []string{"workload", "duration", "stop-timeout"} {
 				if c.IsSet(f) {
@@ -58,12 +65,13 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 				AllowPartial:    c.Bool("allow-partial"),
 				AllowIncomplete: c.Bool("allow-incomplete"),
 				FailOnAnomaly:   c.Bool("fail-on-anomaly"),
+				Parts:           parts,
 				Argv:            c.Args().Slice(),
 				Stdin:           os.Stdin,
 				Stdout:          os.Stdout,
 				Stderr:          os.Stderr,
 			}
-			if newWatcher != nil {
+			if newWatcher != nil && (parts == nil || parts.Watcher) {
 				w, err := newAnomalyWatcher(newWatcher, c.String("anomalies"))
 				if err != nil {
 					return err
@@ -82,6 +90,9 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 	if c.Args().Len() > 0 {
 		return fmt.Errorf("%w: --container runs the container's own command: give no COMMAND (got %q)", fail.ErrBadInput, c.Args().Slice())
+	}
+	if c.IsSet("parts") {
+		return fmt.Errorf("%w: --parts is for local mode", fail.ErrBadInput)
 	}
 	if c.IsSet("allow-partial") {
 		return fmt.Errorf("%w: --allow-partial is for local mode: container mode warns instead when AppArmor is absent", fail.ErrBadInput)
@@ -147,4 +158,25 @@ func exitStatus(status int, err error) error {
 		return &fail.ExitStatus{Code: status, Quiet: true}
 	}
 	return nil
+}
+
+// partsOf reads the hidden --parts flag: none given means every part.
+func partsOf(names []string) (*Parts, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	p := &Parts{}
+	for _, n := range names {
+		switch n {
+		case "seccomp":
+			p.Seccomp = true
+		case "landlock":
+			p.Landlock = true
+		case "watcher":
+			p.Watcher = true
+		default:
+			return nil, fmt.Errorf("%w: --parts %q: want seccomp, landlock or watcher", fail.ErrBadInput, n)
+		}
+	}
+	return p, nil
 }
