@@ -45,7 +45,10 @@ type entry struct {
 // gets one line when first seen, then at most one line per repeatEvery while its
 // count grows, and a last one at the end; past maxShown distinct anomalies new ones
 // are only counted. A target looping on a forbidden call therefore writes a few lines,
-// not one per call.
+// not one per call. Memory is bounded too: past maxShown shown and maxSuppressed
+// suppressed anomalies, a new one keeps no state of its own and is only counted
+// (untracked), so a target that makes endless distinct anomalies (a path per call)
+// cannot grow a long watch's memory.
 type reporter struct {
 	mu          sync.Mutex
 	json        io.Writer
@@ -58,10 +61,16 @@ type reporter struct {
 	order      []string
 	shown      int
 	suppressed int
-	byKind     map[string]uint64
-	total      uint64
-	err        error
+	// untracked counts occurrences of anomalies past every bound: not shown and not
+	// kept, so their repeats cannot be told from new ones.
+	untracked uint64
+	byKind    map[string]uint64
+	total     uint64
+	err       error
 }
+
+// maxSuppressed bounds the anomalies kept (to count their repeats) beyond the shown.
+var maxSuppressed = 4096
 
 func newReporter(jsonOut, human io.Writer, repeatEvery time.Duration, maxShown int) *reporter {
 	return &reporter{json: jsonOut, human: human, now: time.Now, repeatEvery: repeatEvery, maxShown: maxShown,
@@ -74,6 +83,15 @@ func (r *reporter) observe(key string, a Anomaly, n uint64, cumulative bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.entries[key]
+	if !ok && r.shown >= r.maxShown && r.suppressed >= maxSuppressed {
+		if cumulative {
+			n = max(n, 1) // a kernel count of a key not kept: its repeats are in it
+		}
+		r.untracked += n
+		r.byKind[a.Kind] += n
+		r.total += n
+		return
+	}
 	if !ok {
 		e = &entry{a: a}
 		r.entries[key] = e
@@ -130,9 +148,15 @@ func (r *reporter) final() {
 		}
 	}
 	if r.suppressed > 0 {
-		r.writeHuman(fmt.Sprintf("tailor: %d more distinct anomalies were counted but not shown", r.suppressed))
+		msg := fmt.Sprintf("tailor: %d more distinct anomalies were counted but not shown", r.suppressed)
+		fields := map[string]any{"time": r.now(), "kind": "suppressed", "distinct": r.suppressed}
+		if r.untracked > 0 {
+			msg += fmt.Sprintf(", and %d more occurrences of anomalies past tailor's memory bound (%d kept)", r.untracked, r.maxShown+maxSuppressed)
+			fields["untracked"] = r.untracked
+		}
+		r.writeHuman(msg)
 		if r.json != nil {
-			line, _ := json.Marshal(map[string]any{"time": r.now(), "kind": "suppressed", "distinct": r.suppressed})
+			line, _ := json.Marshal(fields)
 			r.writeLine(r.json, string(line))
 		}
 	}
