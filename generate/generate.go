@@ -236,6 +236,10 @@ func failedRules(failed []profiles.FailedAccess) []profiles.FailedRule {
 	access := map[key]map[string]bool{}
 	for _, f := range failed {
 		k := key{GeneralizePath(f.Path), f.Errno}
+		if f.Collapsed > 0 {
+			// Attempts on the files of a directory learning collapsed.
+			k.pattern = strings.TrimSuffix(k.pattern, "/") + "/*"
+		}
 		if access[k] == nil {
 			access[k] = map[string]bool{}
 		}

@@ -117,3 +117,63 @@ func (fs *fileStore) entries() []profiles.FileAccess {
 	}
 	return out
 }
+
+// failKey is one failed file operation: the path and the errno's name.
+type failKey struct{ path, errno string }
+
+// failStore is the session's failed attempts, one entry per (path, errno) until the
+// attempts with one errno on files directly in one directory pass CollapseAt: those
+// then collapse like files (profiles.FailedAccess.Collapsed).
+type failStore struct {
+	failed    map[failKey]uint32 // bpf.Acc* bits
+	children  map[failKey]int    // (directory, errno) -> entries directly in it
+	collapsed map[failKey]*fileObs
+}
+
+func newFailStore() failStore {
+	return failStore{failed: map[failKey]uint32{}, children: map[failKey]int{}, collapsed: map[failKey]*fileObs{}}
+}
+
+// add records one failed attempt of access on p with errno.
+func (fs *failStore) add(p, errno string, access uint32) {
+	k := failKey{p, errno}
+	if _, ok := fs.failed[k]; ok {
+		fs.failed[k] |= access
+		return
+	}
+	dk := failKey{path.Dir(p), errno}
+	if c := fs.collapsed[dk]; c != nil {
+		c.access |= access
+		c.merged++
+		return
+	}
+	fs.failed[k] = access
+	fs.children[dk]++
+	if fs.children[dk] <= CollapseAt {
+		return
+	}
+	c := &fileObs{}
+	for k, a := range fs.failed {
+		if k.errno == errno && path.Dir(k.path) == dk.path {
+			c.access |= a
+			c.merged++
+			delete(fs.failed, k)
+		}
+	}
+	delete(fs.children, dk)
+	fs.collapsed[dk] = c
+}
+
+// entries returns the recording's failed attempts.
+func (fs *failStore) entries() []profiles.FailedAccess {
+	out := make([]profiles.FailedAccess, 0, len(fs.failed)+len(fs.collapsed))
+	for k, access := range fs.failed {
+		kinds, second := bpf.AccessKinds(access)
+		out = append(out, profiles.FailedAccess{Path: k.path, Errno: k.errno, Access: append(kinds, second...)})
+	}
+	for k, c := range fs.collapsed {
+		kinds, second := bpf.AccessKinds(c.access)
+		out = append(out, profiles.FailedAccess{Path: k.path, Errno: k.errno, Access: append(kinds, second...), Collapsed: c.merged})
+	}
+	return out
+}

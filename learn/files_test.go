@@ -59,3 +59,26 @@ func TestFileStoreKeepsSmallDirectories(t *testing.T) {
 		}
 	}
 }
+
+// Failed attempts collapse the same way, per directory and errno.
+func TestFailStoreCollapsesHugeDirectories(t *testing.T) {
+	fs := newFailStore()
+	n := CollapseAt + 5
+	for i := range n {
+		fs.add(fmt.Sprintf("/d/f%d", i), "ENOENT", bpf.AccRead)
+	}
+	fs.add("/d/f1", "EACCES", bpf.AccWrite)
+	fs.add("/e/x", "ENOENT", bpf.AccRead)
+	r := &profiles.Recording{Failed: fs.entries()}
+	r.Normalize()
+	want := []profiles.FailedAccess{
+		{Path: "/d", Errno: "ENOENT", Access: []string{profiles.AccessRead}, Collapsed: uint64(n)},
+		{Path: "/d/f1", Errno: "EACCES", Access: []string{profiles.AccessWrite}},
+		{Path: "/e/x", Errno: "ENOENT", Access: []string{profiles.AccessRead}},
+	}
+	if !slices.EqualFunc(r.Failed, want, func(a, b profiles.FailedAccess) bool {
+		return a.Path == b.Path && a.Errno == b.Errno && a.Collapsed == b.Collapsed && slices.Equal(a.Access, b.Access)
+	}) {
+		t.Fatalf("failed = %+v\nwant %+v", r.Failed, want)
+	}
+}

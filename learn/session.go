@@ -29,7 +29,7 @@ type Session struct {
 
 	mu        sync.Mutex
 	files     fileStore
-	failed    map[failKey]uint32
+	failed    failStore
 	peers     map[profiles.Peer]peerKind
 	execs     map[profiles.Exec]struct{}
 	truncated uint64
@@ -38,13 +38,12 @@ type Session struct {
 	// be missing until ReadInterpreters finds it.
 	interps    map[string]string
 	unreadable map[string]struct{}
+	// resolved caches resolveArgPath's directories: "root\x00dir/" -> resolved dir.
+	resolved map[string]string
 	// hostRoot is true when the target shares the host's root directory (a local
 	// command), so executables can be read from there once their process is gone.
 	hostRoot bool
 }
-
-// failKey is one failed file operation: the path and the errno's name.
-type failKey struct{ path, errno string }
 
 // peerKind says which list of the recording's network a unix peer belongs to.
 type peerKind int
@@ -58,8 +57,8 @@ const (
 // host's root directory.
 func NewSession(tr *bpf.Tracer, target uint32, hostRoot bool) *Session {
 	return &Session{hostRoot: hostRoot, tr: tr, target: target, start: time.Now().UTC(), files: newFileStore(),
-		failed: map[failKey]uint32{}, peers: map[profiles.Peer]peerKind{},
-		interps: map[string]string{}, unreadable: map[string]struct{}{}, execs: map[profiles.Exec]struct{}{}}
+		failed: newFailStore(), peers: map[profiles.Peer]peerKind{},
+		interps: map[string]string{}, unreadable: map[string]struct{}{}, resolved: map[string]string{}, execs: map[profiles.Exec]struct{}{}}
 }
 
 // Target is the tracer's id of the session's target.
@@ -125,9 +124,9 @@ func (s *Session) handleOp(e *bpf.FileEvent) {
 		if errno == "" {
 			errno = fmt.Sprintf("errno %d", -e.Err)
 		}
-		s.failed[failKey{p1, errno}] |= e.Access
+		s.failed.add(p1, errno, e.Access)
 		if p2 != "" {
-			s.failed[failKey{p2, errno}] |= e.Access
+			s.failed.add(p2, errno, e.Access)
 		}
 		return
 	}
@@ -167,6 +166,13 @@ func (s *Session) resolveArgPath(pid uint32, p string) string {
 	if s.hostRoot {
 		roots = append(roots, "/")
 	}
+	// A target that works in one directory names it in every operation: resolving it
+	// costs a few syscalls per component, more than a flood leaves per event, so the
+	// resolution of a (root, directory) is remembered, up to maxResolved of them.
+	key := roots[0] + "\x00" + dir
+	if rel, ok := s.resolved[key]; ok {
+		return path.Join("/", rel, base)
+	}
 	for _, root := range roots {
 		if _, err := os.Stat(root); err != nil {
 			continue
@@ -179,10 +185,19 @@ func (s *Session) resolveArgPath(pid uint32, p string) string {
 			break // gone (removed later): keep the path as given
 		}
 		rel := strings.TrimPrefix(resolved, strings.TrimSuffix(root, "/"))
+		if root == roots[0] {
+			if len(s.resolved) >= maxResolved {
+				clear(s.resolved)
+			}
+			s.resolved[key] = rel
+		}
 		return path.Join("/", rel, base)
 	}
 	return p
 }
+
+// maxResolved bounds the directories resolveArgPath remembers.
+const maxResolved = 1024
 
 // addInterpreter reads the dynamic loader of an executed ELF file through a live
 // process of the target; when none is left, the file waits for ReadInterpreters.
@@ -321,10 +336,7 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 	}
 	s.mu.Lock()
 	r.Files = s.files.entries()
-	for k, access := range s.failed {
-		kinds, second := bpf.AccessKinds(access)
-		r.Failed = append(r.Failed, profiles.FailedAccess{Path: k.path, Errno: k.errno, Access: append(kinds, second...)})
-	}
+	r.Failed = s.failed.entries()
 	for peer, kind := range s.peers {
 		if kind == peerSend {
 			r.Network.Sends = append(r.Network.Sends, peer)

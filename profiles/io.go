@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -246,17 +247,22 @@ func (r *Recording) Normalize() {
 		return a.Collapsed < b.Collapsed
 	})
 
-	// Failed attempts: one entry per (path, errno), access kinds unioned.
-	type failKey struct{ path, errno string }
+	// Failed attempts: one entry per (path, errno), access kinds unioned; a collapsed
+	// directory's entry apart.
+	type failKey struct {
+		path, errno string
+		collapsed   bool
+	}
 	failed := map[failKey]*FailedAccess{}
 	for _, f := range r.Failed {
-		k := failKey{f.Path, f.Errno}
+		k := failKey{f.Path, f.Errno, f.Collapsed > 0}
 		e := failed[k]
 		if e == nil {
 			e = &FailedAccess{Path: f.Path, Errno: f.Errno}
 			failed[k] = e
 		}
 		e.Access = append(e.Access, f.Access...)
+		e.Collapsed += f.Collapsed
 	}
 	r.Failed = nil
 	for _, f := range failed {
@@ -264,7 +270,7 @@ func (r *Recording) Normalize() {
 		r.Failed = append(r.Failed, *f)
 	}
 	slices.SortFunc(r.Failed, func(a, b FailedAccess) int {
-		return cmpAll(strings.Compare(a.Path, b.Path), strings.Compare(a.Errno, b.Errno))
+		return cmpAll(strings.Compare(a.Path, b.Path), strings.Compare(a.Errno, b.Errno), cmp.Compare(a.Collapsed, b.Collapsed))
 	})
 
 	// Capabilities: one entry per name, counters added.

@@ -207,6 +207,10 @@ type FailedAccess struct {
 	Access []string `json:"access"`
 	// Errno is the error's name, for example "ENOENT".
 	Errno string `json:"errno"`
+	// Collapsed, when non-zero, makes the entry stand for that many failed attempts on
+	// distinct files directly in Path (a directory) with this errno, merged while
+	// learning like FileAccess.Collapsed.
+	Collapsed uint64 `json:"collapsed,omitempty"`
 }
 
 // Capability is one Linux capability the target was checked for.
