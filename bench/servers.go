@@ -710,6 +710,9 @@ func servers(o serverOpts, base string) ([]bar, error) {
 				over = fmt.Sprintf("%.1f%%", (u-median(v))/u*100)
 			}
 			fmt.Printf("| %s | %s | %s | %s | %d |\n", r.t.name, configNames[c], fig, over, len(r.failures[c]))
+			if len(v) > 0 && (c == seccompOnly || c == landlockOnly || c == watcherOnly) {
+				bars = append(bars, bar{r.t.name + ": " + configNames[c], (u - median(v)) / u * 100})
+			}
 		}
 	}
 
@@ -768,13 +771,15 @@ func servers(o serverOpts, base string) ([]bar, error) {
 		}
 		fmt.Printf("| %s | %.1f MiB | %s | %v | %v |\n", r.t.name, rss, goal, medianDur(r.cpu), medianDur(r.toBundle).Round(time.Millisecond))
 	}
-	fmt.Printf("| open flood (%d paths) | %.1f MiB | <= 64 MiB: %s | %v | - |\n", flood.opened, float64(flood.rssKiB)/1024, met(float64(flood.rssKiB)/1024, 64), flood.cpu)
-	// Each path of the flood is two observations: its open (a create) and its unlink.
-	accounted := float64(flood.entries) + float64(flood.merged)/2
-	fmt.Printf("\nfile-open flood: %d distinct paths opened under learn (at most %d paths or %v; took %v with learn's start and end)\n",
-		flood.opened, o.floodPaths, o.flood, flood.took.Round(time.Millisecond))
-	fmt.Printf("recording: %d file entries in the flood directory, collapsed entry: %v with %d observations merged (2 per path: open and unlink) = %.0f paths accounted for; %d observations lost (recording's loss section); peak RSS goal <= 64 MiB: %s\n",
-		flood.entries, flood.collapsed, flood.merged, accounted, flood.lost, met(float64(flood.rssKiB)/1024, 64))
+	if o.floodPaths > 0 {
+		fmt.Printf("| open flood (%d paths) | %.1f MiB | <= 64 MiB: %s | %v | - |\n", flood.opened, float64(flood.rssKiB)/1024, met(float64(flood.rssKiB)/1024, 64), flood.cpu)
+		// Each path of the flood is two observations: its open (a create) and its unlink.
+		accounted := float64(flood.entries) + float64(flood.merged)/2
+		fmt.Printf("\nfile-open flood: %d distinct paths opened under learn (at most %d paths or %v; took %v with learn's start and end)\n",
+			flood.opened, o.floodPaths, o.flood, flood.took.Round(time.Millisecond))
+		fmt.Printf("recording: %d file entries in the flood directory, collapsed entry: %v with %d observations merged (2 per path: open and unlink) = %.0f paths accounted for; %d observations lost (recording's loss section); peak RSS goal <= 64 MiB: %s\n",
+			flood.entries, flood.collapsed, flood.merged, accounted, flood.lost, met(float64(flood.rssKiB)/1024, 64))
+	}
 	if soak != nil {
 		soak.print()
 	}
