@@ -46,14 +46,16 @@ import (
 
 func main() {
 	launch.Main()
-	rounds := flag.Int("rounds", 7, "rounds of every configuration")
+	rounds := flag.Int("rounds", 7, "rounds of every getpid configuration (0: no getpid measurement)")
 	n := flag.Int("n", 2000000, "getpid calls per measurement")
 	var o serverOpts
 	flag.StringVar(&o.tailor, "tailor", "bin/tailor", "the tailor binary (make build)")
-	flag.IntVar(&o.rounds, "server-rounds", 3, "rounds of every server configuration")
+	flag.IntVar(&o.rounds, "server-rounds", 3, "rounds of every server configuration (0: no servers, no soak)")
 	flag.DurationVar(&o.load, "load", 3*time.Second, "wrk load per nginx measurement")
 	flag.IntVar(&o.ops, "ops", 100000, "redis-benchmark requests per command per measurement")
-	flag.DurationVar(&o.flood, "flood", 3*time.Second, "length of the file-open flood")
+	flag.DurationVar(&o.flood, "flood", 60*time.Second, "longest file-open flood")
+	flag.IntVar(&o.floodPaths, "flood-paths", 1000000, "distinct paths the file-open flood opens (it stops earlier at -flood; 0: no flood)")
+	flag.DurationVar(&o.soak, "soak", time.Minute, "length of the watch-mode memory soak (10m for the issue's goal; 0: none)")
 	svg := flag.String("svg", "docs/bench-overhead.svg", "write the overhead chart to `FILE`")
 	flag.Parse()
 	if err := run(*rounds, *n, o, *svg); err != nil {
@@ -76,105 +78,11 @@ func run(rounds, n int, o serverOpts, svg string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	wl := filepath.Join(dir, "workload")
-	if out, err := exec.Command("gcc", "-O2", "-o", wl, "testdata/workloads/workload.c").CombinedOutput(); err != nil {
-		return fmt.Errorf("building the workload: %v: %s", err, out)
-	}
-	args := []string{wl, "getpid", strconv.Itoa(n)}
-
-	plain := func() (float64, error) { return parse(exec.Command(args[0], args[1:]...).Output()) }
-	filtered := func() (float64, error) { return launched(args, nil, 0) }
-	empty := func() (float64, error) {
-		c, err := bpf.AttachEmpty()
-		if err != nil {
-			return 0, err
-		}
-		defer c.Close()
-		return plain()
-	}
-	withTracer := func(fn func(tr *bpf.Tracer) (float64, error)) func() (float64, error) {
-		return func() (float64, error) {
-			tr, err := bpf.Open(bpf.Options{Logger: nil})
-			if err != nil {
-				return 0, err
-			}
-			defer tr.Close()
-			go func() {
-				for range tr.Events() {
-				}
-			}()
-			return fn(tr)
-		}
-	}
-	nonTarget := withTracer(func(tr *bpf.Tracer) (float64, error) {
-		// Something is being recorded meanwhile: a target that just waits.
-		if _, err := tr.NewTarget(); err != nil {
-			return 0, err
-		}
-		return plain()
-	})
-	nonTargetFiltered := withTracer(func(tr *bpf.Tracer) (float64, error) { return launched(args, nil, 0) })
-	target := withTracer(func(tr *bpf.Tracer) (float64, error) {
-		id, err := tr.NewTarget()
-		if err != nil {
-			return 0, err
-		}
-		return launched(args, tr, id)
-	})
-	// strace costs ~20 us a call: fewer calls give the same per-call figure sooner.
-	straceArgs := []string{wl, "getpid", strconv.Itoa(max(n/50, 1000))}
-	straced := func() (float64, error) {
-		return parse(exec.Command("strace", append([]string{"-f", "-qq", "-o", "/dev/null", "--"}, straceArgs...)...).Output())
-	}
-
-	configs := []config{
-		{"untraced", plain},
-		{"untraced, learning filter", filtered},
-		{"empty sys_enter program", empty},
-		{"tailor non-target", nonTarget},
-		{"tailor non-target, under a filter", nonTargetFiltered},
-		{"tailor target", target},
-		{"strace -f", straced},
-	}
-	results := make([][]float64, len(configs))
-	for r := 0; r < rounds; r++ {
-		for i := range configs {
-			c := configs[(i+r)%len(configs)] // rotate the order every round
-			idx := (i + r) % len(configs)
-			v, err := c.run()
-			if err != nil {
-				return fmt.Errorf("%s: %w", c.name, err)
-			}
-			results[idx] = append(results[idx], v)
-		}
-	}
-	med := make([]float64, len(configs))
-	for i := range configs {
-		med[i] = median(results[i])
-	}
-	var out bytes.Buffer
-	fmt.Fprintf(&out, "getpid loop: %d calls, %d interleaved rounds, median ns per call\n\n", n, rounds)
-	fmt.Fprintf(&out, "| configuration | ns/call | added vs baseline |\n|---|---:|---:|\n")
-	base := map[int]int{1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 0}
-	for i, c := range configs {
-		add := "-"
-		if b, ok := base[i]; ok {
-			add = fmt.Sprintf("%+.1f", med[i]-med[b])
-		}
-		fmt.Fprintf(&out, "| %s | %.1f | %s |\n", c.name, med[i], add)
-	}
-	emptyAdded := med[2] - med[0]
-	targetAdded := med[5] - med[1]
-	nonTargetAdded := med[3] - med[0]
-	fmt.Fprintf(&out, "\nratios of added cost to the empty program's (%.1f ns):\n", emptyAdded)
-	fmt.Fprintf(&out, "- tailor target:      %.2fx (goal <= 1.5x)\n", ratio(targetAdded, emptyAdded))
-	fmt.Fprintf(&out, "- tailor non-target:  %.2fx (goal <= 1.2x)\n", ratio(nonTargetAdded, emptyAdded))
-	fmt.Fprintf(&out, "- strace -f vs untraced: %.0fx slower per call\n", med[6]/med[0])
-	io.Copy(os.Stdout, &out)
-
 	var bars []bar
-	for i := 1; i < len(configs); i++ {
-		bars = append(bars, bar{"getpid: " + configs[i].name, (med[i] - med[0]) / med[0] * 100})
+	if rounds > 0 {
+		if bars, err = getpid(rounds, n, dir); err != nil {
+			return err
+		}
 	}
 	more, err := servers(o, dir)
 	if err != nil {
@@ -233,4 +141,143 @@ func ratio(a, b float64) float64 {
 		return 0
 	}
 	return a / b
+}
+
+// getpid measures the getpid loop in every configuration and prints its tables.
+func getpid(rounds, n int, dir string) ([]bar, error) {
+	wl := filepath.Join(dir, "workload")
+	if out, err := exec.Command("gcc", "-O2", "-o", wl, "testdata/workloads/workload.c").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the workload: %v: %s", err, out)
+	}
+	args := []string{wl, "getpid", strconv.Itoa(n)}
+
+	plain := func() (float64, error) { return parse(exec.Command(args[0], args[1:]...).Output()) }
+	filtered := func() (float64, error) { return launched(args, nil, 0) }
+	// sampled, when set (the stats pass), receives this process's program stats
+	// right after a measurement, before its programs are detached.
+	var sampled func(map[string]progStat)
+	sample := func() {
+		if sampled != nil {
+			s, err := progStats(os.Getpid())
+			if err == nil {
+				sampled(s)
+			}
+		}
+	}
+	empty := func() (float64, error) {
+		c, err := bpf.AttachEmpty()
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		v, err := plain()
+		sample()
+		return v, err
+	}
+	withTracer := func(fn func(tr *bpf.Tracer) (float64, error)) func() (float64, error) {
+		return func() (float64, error) {
+			tr, err := bpf.Open(bpf.Options{Logger: nil})
+			if err != nil {
+				return 0, err
+			}
+			defer tr.Close()
+			go func() {
+				for range tr.Events() {
+				}
+			}()
+			v, err := fn(tr)
+			sample()
+			return v, err
+		}
+	}
+	nonTarget := withTracer(func(tr *bpf.Tracer) (float64, error) {
+		// Something is being recorded meanwhile: a target that just waits.
+		if _, err := tr.NewTarget(); err != nil {
+			return 0, err
+		}
+		return plain()
+	})
+	nonTargetFiltered := withTracer(func(tr *bpf.Tracer) (float64, error) { return launched(args, nil, 0) })
+	target := withTracer(func(tr *bpf.Tracer) (float64, error) {
+		id, err := tr.NewTarget()
+		if err != nil {
+			return 0, err
+		}
+		return launched(args, tr, id)
+	})
+	// strace costs ~20 us a call: fewer calls give the same per-call figure sooner.
+	straceArgs := []string{wl, "getpid", strconv.Itoa(max(n/50, 1000))}
+	straced := func() (float64, error) {
+		return parse(exec.Command("strace", append([]string{"-f", "-qq", "-o", "/dev/null", "--"}, straceArgs...)...).Output())
+	}
+
+	configs := []config{
+		{"untraced", plain},
+		{"untraced, learning filter", filtered},
+		{"empty sys_enter program", empty},
+		{"tailor non-target", nonTarget},
+		{"tailor non-target, under a filter", nonTargetFiltered},
+		{"tailor target", target},
+		{"strace -f", straced},
+	}
+	results := make([][]float64, len(configs))
+	for r := 0; r < rounds; r++ {
+		for i := range configs {
+			c := configs[(i+r)%len(configs)] // rotate the order every round
+			idx := (i + r) % len(configs)
+			v, err := c.run()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", c.name, err)
+			}
+			results[idx] = append(results[idx], v)
+		}
+	}
+	med := make([]float64, len(configs))
+	for i := range configs {
+		med[i] = median(results[i])
+	}
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "getpid loop: %d calls, %d interleaved rounds, median ns per call\n\n", n, rounds)
+	fmt.Fprintf(&out, "| configuration | ns/call | added vs baseline |\n|---|---:|---:|\n")
+	base := map[int]int{1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 0}
+	for i, c := range configs {
+		add := "-"
+		if b, ok := base[i]; ok {
+			add = fmt.Sprintf("%+.1f", med[i]-med[b])
+		}
+		fmt.Fprintf(&out, "| %s | %.1f | %s |\n", c.name, med[i], add)
+	}
+	emptyAdded := med[2] - med[0]
+	targetAdded := med[5] - med[1]
+	nonTargetAdded := med[3] - med[0]
+	fmt.Fprintf(&out, "\nratios of added cost to the empty program's (%.1f ns):\n", emptyAdded)
+	fmt.Fprintf(&out, "- tailor target:      %.2fx (goal <= 1.5x)\n", ratio(targetAdded, emptyAdded))
+	fmt.Fprintf(&out, "- tailor non-target:  %.2fx (goal <= 1.2x)\n", ratio(nonTargetAdded, emptyAdded))
+	fmt.Fprintf(&out, "- strace -f vs untraced: %.0fx slower per call\n", med[6]/med[0])
+
+	// The stats pass: once more each configuration with programs, bpf_stats on.
+	st, err := enableStats()
+	if err != nil {
+		return nil, err
+	}
+	var rows []statsRow
+	for _, i := range []int{2, 3, 4, 5} {
+		var got map[string]progStat
+		sampled = func(s map[string]progStat) { got = s }
+		if _, err := configs[i].run(); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("%s (stats pass): %w", configs[i].name, err)
+		}
+		rows = append(rows, statsRow{configs[i].name, got})
+	}
+	sampled = nil
+	st.Close()
+	printStats(&out, fmt.Sprintf("getpid: BPF programs' own run time (bpf_stats, one more run of each configuration, %d getpid calls; every syscall of every task on the machine counts)", n), rows)
+	io.Copy(os.Stdout, &out)
+
+	var bars []bar
+	for i := 1; i < len(configs); i++ {
+		bars = append(bars, bar{"getpid: " + configs[i].name, (med[i] - med[0]) / med[0] * 100})
+	}
+	return bars, nil
 }

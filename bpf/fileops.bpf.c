@@ -138,7 +138,7 @@ static __noinline int emit_op(__u64 target_flags, __u32 access, long err, __u64 
 
 /* A unix socket address (bind, connect, sendto, sendmsg): a path, or an abstract name
  * (a leading NUL, then addrlen - 3 bytes). Anything else returns 0. */
-static __noinline int on_unix_addr(__u64 target_flags, __u32 access, long err, __u64 nr_arch,
+static __always_inline int on_unix_addr(__u64 target_flags, __u32 access, long err, __u64 nr_arch,
 				   const void *uaddr)
 {
 	struct scratch *s = scratch();
@@ -325,8 +325,10 @@ static __always_inline int on_socketcall(__u64 target_flags, long ret, __u64 nr_
 	return on_net_op(target_flags, kind, ret, nr_arch, a);
 }
 
-/* The file and network work for one tracked syscall exit. */
-static __always_inline int on_op_exit(struct pt_regs *regs, long nr, __u32 arch, long ret, __u64 target_flags)
+/* The file and network work for one tracked syscall exit. A subprogram of its own:
+ * verified once, not once per caller path (tailor's start-up time is mostly the
+ * verifier's). */
+static __noinline int on_op_exit(struct pt_regs *regs, long nr, __u32 arch, long ret, __u64 target_flags)
 {
 	if (arch > 1)
 		return 0;

@@ -2,11 +2,13 @@ package bpf
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strconv"
-	"strings"
+	"sync"
 )
 
 // Range kinds (enum range_kind).
@@ -27,92 +29,141 @@ var capPlumbing = map[string]bool{
 	"__bpf_trace_cap_capable": true, "__traceiter_cap_capable": true, "__probestub_cap_capable": true,
 }
 
-// isNoAudit tells whether a function asks for a capability without auditing the
+// A function whose name has "noaudit" asks for a capability without auditing the
 // check: the kernel probes, for example cap_vm_enough_memory's CAP_SYS_ADMIN check on
 // every mmap, brk and exec. Such checks never make a capability needed.
 // cap_vm_enough_memory ends in a tail call to cap_capable, so its frame is often
 // missing from the stack: its only caller, security_vm_enough_memory_mm, is listed too.
-func isNoAudit(name string) bool {
-	return strings.Contains(name, "noaudit") || name == "cap_vm_enough_memory" || name == "security_vm_enough_memory_mm"
-}
+var capNoAuditFuncs = map[string]bool{"cap_vm_enough_memory": true, "security_vm_enough_memory_mm": true}
 
-type symbol struct {
-	addr uint64
-	name string
-}
-
-// Kallsyms is the kernel's text symbol table, for naming stack frames.
+// Kallsyms names kernel text addresses from the kernel's symbol table. It keeps
+// nothing of the table (~120,000 symbols, ~10 MiB as Go strings, the largest part of
+// tailor's heap while it traced): the few addresses it is asked about are resolved by
+// reading the table again, once for every batch of new ones, and remembered.
 type Kallsyms struct {
-	syms []symbol // sorted by address
+	open  func() (io.ReadCloser, error)
+	mu    sync.Mutex
+	names map[uint64]string
 }
 
-// ParseKallsyms reads /proc/kallsyms' format. Addresses are all zero when the reader
-// lacks CAP_SYSLOG (kptr_restrict); that is reported as an error.
-func ParseKallsyms(r io.Reader) (*Kallsyms, error) {
-	var syms []symbol
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	nonZero := false
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 3 {
-			continue
-		}
-		switch f[1] {
-		case "t", "T", "w", "W":
-		default:
-			continue
-		}
-		addr, err := strconv.ParseUint(f[0], 16, 64)
-		if err != nil {
-			continue
-		}
-		if addr != 0 {
-			nonZero = true
-		}
-		syms = append(syms, symbol{addr, f[2]})
+// NewKallsyms reads the table open returns (/proc/kallsyms' format) once, to check it
+// shows addresses and to find the address ranges of the capability plumbing (at most
+// max). Addresses are all zero when the reader lacks CAP_SYSLOG (kptr_restrict); that
+// is reported as an error.
+func NewKallsyms(open func() (io.ReadCloser, error), max int) (*Kallsyms, []tracerAddrRange, error) {
+	k := &Kallsyms{open: open, names: map[uint64]string{0: ""}}
+	// The start of every text symbol, to end each range at the next one.
+	var starts []uint64
+	type fn struct {
+		addr uint64
+		kind uint32
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading kallsyms: %w", err)
+	var fns []fn
+	nonZero := false
+	err := k.scan(func(addr uint64, name []byte) {
+		nonZero = nonZero || addr != 0
+		starts = append(starts, addr)
+		switch {
+		case bytes.Contains(name, []byte("noaudit")) || capNoAuditFuncs[string(name)]:
+			fns = append(fns, fn{addr, rangeNoAudit})
+		case capPlumbing[string(name)]:
+			fns = append(fns, fn{addr, rangePlumbing})
+		}
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	if !nonZero {
-		return nil, fmt.Errorf("kallsyms shows no addresses (kptr_restrict): run as root")
+		return nil, nil, fmt.Errorf("kallsyms shows no addresses (kptr_restrict): run as root")
 	}
-	sort.SliceStable(syms, func(i, j int) bool { return syms[i].addr < syms[j].addr })
-	return &Kallsyms{syms: syms}, nil
-}
-
-// Name returns the function containing addr, or "" when none does.
-func (k *Kallsyms) Name(addr uint64) string {
-	if k == nil || addr == 0 {
-		return ""
-	}
-	i := sort.Search(len(k.syms), func(i int) bool { return k.syms[i].addr > addr })
-	if i == 0 {
-		return ""
-	}
-	return k.syms[i-1].name
-}
-
-// capRanges returns the address ranges of the no-audit and plumbing functions, at
-// most max of them, no-audit ones first.
-func (k *Kallsyms) capRanges(max int) []tracerAddrRange {
+	slices.Sort(starts)
 	var noaudit, plumbing []tracerAddrRange
-	for i, s := range k.syms {
-		if i+1 >= len(k.syms) {
-			break
+	for _, f := range fns {
+		i, _ := slices.BinarySearch(starts, f.addr+1)
+		if i >= len(starts) {
+			continue // the last symbol has no known end
 		}
-		end := k.syms[i+1].addr
-		switch {
-		case isNoAudit(s.name):
-			noaudit = append(noaudit, tracerAddrRange{Start: s.addr, End: end, Kind: rangeNoAudit})
-		case capPlumbing[s.name]:
-			plumbing = append(plumbing, tracerAddrRange{Start: s.addr, End: end, Kind: rangePlumbing})
+		r := tracerAddrRange{Start: f.addr, End: starts[i], Kind: f.kind}
+		if f.kind == rangeNoAudit {
+			noaudit = append(noaudit, r)
+		} else {
+			plumbing = append(plumbing, r)
 		}
 	}
+	byStart := func(a, b tracerAddrRange) int { return cmp.Compare(a.Start, b.Start) }
+	slices.SortFunc(noaudit, byStart)
+	slices.SortFunc(plumbing, byStart)
 	out := append(noaudit, plumbing...)
 	if len(out) > max {
 		out = out[:max]
+	}
+	return k, out, nil
+}
+
+// scan calls fn with every text symbol of the table.
+func (k *Kallsyms) scan(fn func(addr uint64, name []byte)) error {
+	r, err := k.open()
+	if err != nil {
+		return fmt.Errorf("reading kallsyms: %w", err)
+	}
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		// "ADDR TYPE NAME [MODULE]"
+		f := bytes.Fields(sc.Bytes())
+		if len(f) < 3 || len(f[1]) != 1 {
+			continue
+		}
+		switch f[1][0] {
+		case 't', 'T', 'w', 'W':
+		default:
+			continue
+		}
+		addr, err := strconv.ParseUint(string(f[0]), 16, 64)
+		if err != nil {
+			continue
+		}
+		fn(addr, f[2])
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading kallsyms: %w", err)
+	}
+	return nil
+}
+
+// Names returns the function containing each address ("" when none does, or the
+// table could not be read again), reading the table once for those not resolved
+// before.
+func (k *Kallsyms) Names(addrs []uint64) map[uint64]string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	best := map[uint64]uint64{} // address -> start of the best symbol so far
+	bestName := map[uint64]string{}
+	for _, a := range addrs {
+		if _, ok := k.names[a]; !ok {
+			best[a] = 0
+		}
+	}
+	if len(best) > 0 {
+		err := k.scan(func(addr uint64, name []byte) {
+			for a, b := range best {
+				// The last of equal addresses wins, as in the sorted table.
+				if addr <= a && addr >= b && addr != 0 {
+					best[a] = addr
+					bestName[a] = string(name)
+				}
+			}
+		})
+		if err == nil {
+			for a := range best {
+				k.names[a] = bestName[a]
+			}
+		}
+	}
+	out := make(map[uint64]string, len(addrs))
+	for _, a := range addrs {
+		out[a] = k.names[a]
 	}
 	return out
 }

@@ -73,13 +73,17 @@ static __noinline int on_target_syscall(struct pt_regs *regs, long nr, struct ta
 	return 0;
 }
 
+/* The tp_btf programs read the task's fields (seccomp mode, tgid, arch flags) and the
+ * syscall number from pt_regs with plain loads, which cost less than the helper calls
+ * (bpf_get_current_pid_tgid, bpf_probe_read_kernel) the raw_tp programs need. */
 SEC("tp_btf/sys_enter")
 int BPF_PROG(sys_enter_btf, struct pt_regs *regs, long id)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	if (task->seccomp.mode != SECCOMP_MODE_FILTER)
 		return 0;
-	struct task_info *t = tracked();
+	__u32 tgid = task->tgid;
+	struct task_info *t = bpf_map_lookup_elem(&tasks, &tgid);
 	if (!t)
 		return 0;
 	return on_target_syscall(regs, id, task, t->target | ((__u64)t->flags << 32), ARCH_FLAGS(task));
@@ -106,11 +110,10 @@ int BPF_PROG(empty_sys_enter)
 	return 0;
 }
 
-/* sys_exit of a task under a seccomp filter. */
-static __noinline int on_exit_filtered(struct pt_regs *regs, long ret, __u64 arch_flags)
+/* sys_exit of a task under a seccomp filter: nr is the syscall, tgid the task's. */
+static __noinline int on_exit_filtered(struct pt_regs *regs, long nr, long ret, __u64 arch_flags, __u32 tgid)
 {
-	long nr = exit_nr(regs);
-	struct task_info *t = tracked();
+	struct task_info *t = bpf_map_lookup_elem(&tasks, &tgid);
 	if (!t) {
 		/* Not a target (yet): a process of a learned or watched container joins
 		 * when it installs its filter. */
@@ -132,7 +135,12 @@ int BPF_PROG(sys_exit_btf, struct pt_regs *regs, long ret)
 	struct task_struct *task = bpf_get_current_task_btf();
 	if (task->seccomp.mode != SECCOMP_MODE_FILTER)
 		return 0;
-	return on_exit_filtered(regs, ret, ARCH_FLAGS(task));
+#if defined(__TARGET_ARCH_x86)
+	long nr = regs->orig_ax;
+#else
+	long nr = exit_nr(regs);
+#endif
+	return on_exit_filtered(regs, nr, ret, ARCH_FLAGS(task), task->tgid);
 }
 
 SEC("raw_tp/sys_exit")
@@ -141,5 +149,7 @@ int sys_exit_raw(struct bpf_raw_tracepoint_args *ctx)
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	if (!under_filter(task))
 		return 0;
-	return on_exit_filtered((struct pt_regs *)ctx->args[0], ctx->args[1], ARCH_FLAGS_CORE(task));
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	return on_exit_filtered(regs, exit_nr(regs), ctx->args[1], ARCH_FLAGS_CORE(task),
+				bpf_get_current_pid_tgid() >> 32);
 }

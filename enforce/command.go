@@ -37,6 +37,9 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			&cli.DurationFlag{Name: "stop-timeout", Value: DefaultStopTimeout, Usage: "container mode: grace between SIGTERM and SIGKILL when stopping the copy"},
 			&cli.StringFlag{Name: "no-harden", Usage: "container mode: leave these `PARTS` of the bundle's hardened run configuration out (readonly,user,limits,ports,network or all)"},
 			&cli.BoolFlag{Name: "no-diagnose", Usage: "container mode: when the hardened copy fails, do not replay it with each hardening part left out to find the one that breaks it"},
+			// For measuring what each part costs (bench/): never a way to run a target
+			// less confined in earnest, so it stays out of the help.
+			&cli.StringSliceFlag{Name: "parts", Hidden: true, Usage: "local mode: apply only these of seccomp, landlock, watcher"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := PositiveDurations(c, "duration", "stop-timeout"); err != nil {
@@ -47,6 +50,10 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			}
 			if c.IsSet("container") {
 				return containerAction(c, newWatcher)
+			}
+			parts, err := partsOf(c.StringSlice("parts"))
+			if err != nil {
+				return err
 			}
 			for _, f := range []string{"workload", "duration", "stop-timeout", "no-harden", "no-diagnose"} {
 				if c.IsSet(f) {
@@ -59,15 +66,17 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 				AllowPartial:    c.Bool("allow-partial"),
 				AllowIncomplete: c.Bool("allow-incomplete"),
 				FailOnAnomaly:   c.Bool("fail-on-anomaly"),
+				Parts:           parts,
 				Argv:            c.Args().Slice(),
 				Dir:             c.String("cwd"),
 				Stdin:           os.Stdin,
 				Stdout:          os.Stdout,
 				Stderr:          os.Stderr,
 			}
-			var err error
-			if o.Watcher, err = NewAnomalyWatcher(newWatcher, c.String("anomalies")); err != nil {
-				return err
+			if parts == nil || parts.Watcher {
+				if o.Watcher, err = NewAnomalyWatcher(newWatcher, c.String("anomalies")); err != nil {
+					return err
+				}
 			}
 			ctx, stop := interrupt.Context(c.Context)
 			defer stop()
@@ -83,6 +92,9 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 	}
 	if c.IsSet("cwd") {
 		return fmt.Errorf("%w: --cwd is for local mode: a container runs in its own working directory", fail.ErrBadInput)
+	}
+	if c.IsSet("parts") {
+		return fmt.Errorf("%w: --parts is for local mode", fail.ErrBadInput)
 	}
 	if c.IsSet("allow-partial") {
 		return fmt.Errorf("%w: --allow-partial is for local mode: container mode warns instead when AppArmor is absent", fail.ErrBadInput)
@@ -154,4 +166,25 @@ func exitStatus(status int, err error) error {
 		return &fail.ExitStatus{Code: status, Quiet: true}
 	}
 	return nil
+}
+
+// partsOf reads the hidden --parts flag: none given means every part.
+func partsOf(names []string) (*Parts, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	p := &Parts{}
+	for _, n := range names {
+		switch n {
+		case "seccomp":
+			p.Seccomp = true
+		case "landlock":
+			p.Landlock = true
+		case "watcher":
+			p.Watcher = true
+		default:
+			return nil, fmt.Errorf("%w: --parts %q: want seccomp, landlock or watcher", fail.ErrBadInput, n)
+		}
+	}
+	return p, nil
 }

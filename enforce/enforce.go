@@ -117,6 +117,18 @@ type Options struct {
 	Log io.Writer
 	// Host describes this machine; nil means ProbeHost.
 	Host *Host
+	// Parts, when set, applies only some of the enforcement, to measure what each part
+	// costs (the hidden --parts flag, for bench/); nil applies everything.
+	Parts *Parts
+}
+
+// Parts selects the parts of enforcement a measurement applies (Watcher is read by the
+// command, which makes Options.Watcher only with it). Without Seccomp the
+// profile's filter is replaced by an allow-all one when the watcher runs (the tracer
+// sees only tasks under a filter), and by none otherwise; capabilities and
+// no_new_privs go with Seccomp.
+type Parts struct {
+	Seccomp, Landlock, Watcher bool
 }
 
 // modeConfig is what the launcher child needs, sent in the launch payload.
@@ -144,6 +156,9 @@ func makePlan(p *Policy, h Host, o *Options) (*plan, error) {
 	pl := &plan{config: modeConfig{Complain: complain, Seccomp: p.SeccompJSON}}
 	add := func(format string, args ...any) { pl.report = append(pl.report, fmt.Sprintf(format, args...)) }
 	add("%s mode, profile %s (%s)", o.Mode, p.Dir, p.Bundle.Name)
+	if o.Parts != nil {
+		return partialPlan(pl, p, h, o)
+	}
 
 	if complain {
 		add("  seccomp:      complain: calls outside seccomp.json are logged by the kernel (SCMP_ACT_LOG), not blocked")
@@ -225,6 +240,41 @@ func makePlan(p *Policy, h Host, o *Options) (*plan, error) {
 	if o.Watcher == nil {
 		add("  anomalies:    not watched (no tracer attached)")
 	} else {
+		add("  anomalies:    watched")
+	}
+	return pl, nil
+}
+
+// partialPlan is the plan of a measurement that applies only o.Parts.
+func partialPlan(pl *plan, p *Policy, h Host, o *Options) (*plan, error) {
+	add := func(format string, args ...any) { pl.report = append(pl.report, fmt.Sprintf(format, args...)) }
+	add("  MEASUREMENT: only part of the profile is applied (--parts)")
+	switch {
+	case o.Parts.Seccomp:
+		pl.config.DropCaps = true
+		pl.config.Capabilities = p.Capabilities
+		add("  seccomp:      enforced, capabilities dropped")
+	case o.Watcher != nil:
+		pl.config.Seccomp = json.RawMessage(`{"defaultAction":"SCMP_ACT_ALLOW"}`)
+		add("  seccomp:      allow-all filter (the tracer watches tasks under a filter)")
+	default:
+		pl.config.Seccomp = nil
+		add("  seccomp:      none")
+	}
+	if o.Parts.Landlock {
+		if h.LandlockABI == 0 {
+			return nil, refuse("--parts landlock: this host has no Landlock")
+		}
+		lc, err := landlockRules(p.Bundle.Landlock)
+		if err != nil {
+			return nil, refuse("%v", err)
+		}
+		pl.config.Landlock = lc
+		add("  landlock:     enforced (ABI v%d)", h.LandlockABI)
+	} else {
+		add("  landlock:     not applied")
+	}
+	if o.Watcher != nil {
 		add("  anomalies:    watched")
 	}
 	return pl, nil
@@ -381,6 +431,9 @@ func setup(t *launch.Target) (*seccomp.ScmpFilter, error) {
 		if err := applyLandlock(cfg.Landlock); err != nil {
 			return nil, err
 		}
+	}
+	if len(cfg.Seccomp) == 0 || string(cfg.Seccomp) == "null" {
+		return nil, nil // a measurement of the other parts alone (Parts)
 	}
 	p, err := profiles.DecodeSeccomp(cfg.Seccomp)
 	if err != nil {

@@ -283,6 +283,10 @@ func failedRules(failed []profiles.FailedAccess, keep string) []profiles.FailedR
 	for _, f := range failed {
 		pat, _ := pathGeneralizer{keep: keep}.path(f.Path, nameContext{})
 		k := key{pat, f.Errno}
+		if f.Collapsed > 0 {
+			// Attempts on the files of a directory learning collapsed.
+			k.pattern = strings.TrimSuffix(k.pattern, "/") + "/*"
+		}
 		if access[k] == nil {
 			access[k] = map[string]bool{}
 		}

@@ -387,11 +387,13 @@ func TestFailedAndPeersInBundle(t *testing.T) {
 		{Path: "/proc/4242/status", Access: []string{profiles.AccessWrite}, Errno: "ENOENT"},
 		{Path: "/proc/4242/status", Access: []string{profiles.AccessRead}, Errno: "EACCES"},
 		{Path: "/etc/app.conf", Access: []string{profiles.AccessRead}, Errno: "ENOENT"},
+		{Path: "/var/cache/app", Access: []string{profiles.AccessRead}, Errno: "ENOENT", Collapsed: 9000},
 	}, "")
 	want := []profiles.FailedRule{
 		{Pattern: "/etc/app.conf", Access: []string{profiles.AccessRead}, Errno: "ENOENT"},
 		{Pattern: "/proc/@{pid}/status", Access: []string{profiles.AccessRead}, Errno: "EACCES"},
 		{Pattern: "/proc/@{pid}/status", Access: []string{profiles.AccessRead, profiles.AccessWrite}, Errno: "ENOENT"},
+		{Pattern: "/var/cache/app/*", Access: []string{profiles.AccessRead}, Errno: "ENOENT"}, // a collapsed directory
 	}
 	if !slices.EqualFunc(got, want, func(a, b profiles.FailedRule) bool {
 		return a.Pattern == b.Pattern && a.Errno == b.Errno && slices.Equal(a.Access, b.Access)

@@ -69,6 +69,7 @@ const (
 	ruleTargetPid  = "target pid"
 	ruleCreated    = "created name"
 	ruleContentDir = "content directory"
+	ruleCollapsed  = "collapsed directory"
 	ruleDevice     = "pseudo-device"
 )
 
@@ -80,6 +81,7 @@ var ruleReasons = map[string]string{
 	ruleLongNumber: "7+ digits after a separator are a pid or a random number, not a version",
 	ruleTargetPid:  "the number is a pid the target looked up as /proc/<pid> in the same recording (its own processes')",
 	ruleCreated:    "the target created the file under a changing name (a mkstemp-like run, a counter that differs between files it created in the same directory, or a number in a name it created and renamed into place): the create rule covers that name pattern in that directory only",
+	ruleCollapsed:  "learning merged the files of a directory that held too many to record one by one (the recording's \"collapsed\" entry): one rule covers its files, with the union of their access",
 	ruleContentDir: "several files read in one directory: its other files are content of the same kind (read only; writes, creates and deletes keep their own rules)",
 	ruleDevice:     "harmless pseudo-device every profile allows, as AppArmor's base abstraction does",
 }
@@ -422,7 +424,7 @@ func generalizeFiles(files []profiles.FileAccess, strict bool, keep string) ([]p
 		}
 	}
 	created := func(f profiles.FileAccess) bool {
-		return !strict && slices.ContainsFunc(f.Access, func(a string) bool { return slices.Contains(createKinds, a) })
+		return !strict && f.Collapsed == 0 && slices.ContainsFunc(f.Access, func(a string) bool { return slices.Contains(createKinds, a) })
 	}
 	// Numbers in created names: widened when two created names of one directory
 	// generalise to the same pattern with their numbers widened.
@@ -468,6 +470,14 @@ func generalizeFiles(files []profiles.FileAccess, strict bool, keep string) ([]p
 	}
 	for _, f := range files {
 		access := f.Access
+		if f.Collapsed > 0 {
+			dirPat, _ := g.path(f.Path, nameContext{})
+			if dirPat != "/" {
+				dirPat += "/"
+			}
+			add(dirPat+"*", f.Path+"/*", access, ruleCollapsed)
+			continue
+		}
 		parent := path.Dir(f.Path)
 		if !f.Dir && content[parent] && !sensitive(f.Path) {
 			dirPat, _ := g.path(parent, nameContext{})
@@ -554,7 +564,7 @@ func contentDirs(files []profiles.FileAccess, strict bool) map[string]bool {
 	entries := map[string]int{}
 	reads := map[string]map[string]bool{}
 	for _, f := range files {
-		if f.Dir {
+		if f.Dir || f.Collapsed > 0 {
 			continue
 		}
 		dir := path.Dir(f.Path)

@@ -329,3 +329,33 @@ func TestGeneralizeFilesStrict(t *testing.T) {
 		t.Errorf("--strict: %v %v", got, gens)
 	}
 }
+
+// A directory learning collapsed (too many files to record one by one) becomes one
+// dir/* rule with the union of its files' access, named as a generalisation, in
+// strict mode too; the directory's own entry keeps its rule.
+func TestGeneralizeFilesCollapsedDirectory(t *testing.T) {
+	in := []profiles.FileAccess{
+		{Path: "/var/spool/q", Access: []string{"list"}, Dir: true},
+		{Path: "/var/spool/q", Access: []string{"create", "delete", "write"}, Collapsed: 200000},
+	}
+	for _, strict := range []bool{false, true} {
+		all, gens := GeneralizeFiles(in, strict)
+		var got []profiles.FileRule // the pseudo-devices every profile allows aside
+		for _, r := range all {
+			if !strings.HasPrefix(r.Pattern, "/dev/") {
+				got = append(got, r)
+			}
+		}
+		want := []profiles.FileRule{
+			{Pattern: "/var/spool/q/", Access: []string{"list"}},
+			{Pattern: "/var/spool/q/*", Access: []string{"create", "delete", "write"}},
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("strict=%v: rules = %+v, want %+v", strict, got, want)
+		}
+		gens = slices.DeleteFunc(gens, func(g profiles.Generalisation) bool { return g.Rule == ruleDevice })
+		if len(gens) != 1 || gens[0].Added != "/var/spool/q/*" || gens[0].Rule != ruleCollapsed {
+			t.Fatalf("strict=%v: generalisations = %+v, want one for the collapsed directory", strict, gens)
+		}
+	}
+}

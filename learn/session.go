@@ -28,8 +28,8 @@ type Session struct {
 	start  time.Time
 
 	mu        sync.Mutex
-	files     map[string]*fileObs
-	failed    map[failKey]uint32
+	files     fileStore
+	failed    failStore
 	peers     map[profiles.Peer]peerKind
 	execs     map[profiles.Exec]struct{}
 	truncated uint64
@@ -38,19 +38,12 @@ type Session struct {
 	// be missing until ReadInterpreters finds it.
 	interps    map[string]string
 	unreadable map[string]struct{}
+	// resolved caches resolveArgPath's directories: "root\x00dir/" -> resolved dir.
+	resolved map[string]string
 	// hostRoot is true when the target shares the host's root directory (a local
 	// command), so executables can be read from there once their process is gone.
 	hostRoot bool
 }
-
-type fileObs struct {
-	access uint32 // bpf.Acc* bits
-	kinds  map[string]bool
-	dir    bool
-}
-
-// failKey is one failed file operation: the path and the errno's name.
-type failKey struct{ path, errno string }
 
 // peerKind says which list of the recording's network a unix peer belongs to.
 type peerKind int
@@ -63,9 +56,9 @@ const (
 // NewSession starts gathering for target. hostRoot tells whether the target sees the
 // host's root directory.
 func NewSession(tr *bpf.Tracer, target uint32, hostRoot bool) *Session {
-	return &Session{hostRoot: hostRoot, tr: tr, target: target, start: time.Now().UTC(), files: map[string]*fileObs{},
-		failed: map[failKey]uint32{}, peers: map[profiles.Peer]peerKind{},
-		interps: map[string]string{}, unreadable: map[string]struct{}{}, execs: map[profiles.Exec]struct{}{}}
+	return &Session{hostRoot: hostRoot, tr: tr, target: target, start: time.Now().UTC(), files: newFileStore(),
+		failed: newFailStore(), peers: map[profiles.Peer]peerKind{},
+		interps: map[string]string{}, unreadable: map[string]struct{}{}, resolved: map[string]string{}, execs: map[profiles.Exec]struct{}{}}
 }
 
 // Target is the tracer's id of the session's target.
@@ -92,7 +85,7 @@ func (s *Session) Handle(ev bpf.Event) {
 			s.handleOp(e)
 			return
 		}
-		f := s.file(e.Path)
+		f := s.files.get(e.Path, e.Dir)
 		f.access |= e.Access
 		f.dir = f.dir || e.Dir
 		if e.Access&bpf.AccExec != 0 && !e.Dir {
@@ -108,15 +101,6 @@ func (s *Session) Handle(ev bpf.Event) {
 		}
 		s.execs[x] = struct{}{}
 	}
-}
-
-func (s *Session) file(path string) *fileObs {
-	f := s.files[path]
-	if f == nil {
-		f = &fileObs{kinds: map[string]bool{}}
-		s.files[path] = f
-	}
-	return f
 }
 
 // handleOp records a path operation read from a syscall's arguments: a success as the
@@ -140,22 +124,20 @@ func (s *Session) handleOp(e *bpf.FileEvent) {
 		if errno == "" {
 			errno = fmt.Sprintf("errno %d", -e.Err)
 		}
-		s.failed[failKey{p1, errno}] |= e.Access
+		s.failed.add(p1, errno, e.Access)
 		if p2 != "" {
-			s.failed[failKey{p2, errno}] |= e.Access
+			s.failed.add(p2, errno, e.Access)
 		}
 		return
 	}
-	for _, k := range kinds1 {
-		s.file(p1).kinds[k] = true
+	isDir := e.Access&(bpf.AccMkdir|bpf.AccRmdir) != 0
+	if len(kinds1) > 0 || isDir {
+		f := s.files.get(p1, isDir)
+		f.ops1 |= e.Access
+		f.dir = f.dir || isDir
 	}
-	if p2 != "" {
-		for _, k := range kinds2 {
-			s.file(p2).kinds[k] = true
-		}
-	}
-	if e.Access&(bpf.AccMkdir|bpf.AccRmdir) != 0 {
-		s.file(p1).dir = true
+	if p2 != "" && len(kinds2) > 0 {
+		s.files.get(p2, false).ops2 |= e.Access
 	}
 	if e.Access&bpf.AccConnect != 0 {
 		s.peers[profiles.Peer{Family: "AF_UNIX", Address: p1}] = s.unixPeerKind(e)
@@ -184,6 +166,13 @@ func (s *Session) resolveArgPath(pid uint32, p string) string {
 	if s.hostRoot {
 		roots = append(roots, "/")
 	}
+	// A target that works in one directory names it in every operation: resolving it
+	// costs a few syscalls per component, more than a flood leaves per event, so the
+	// resolution of a (root, directory) is remembered, up to maxResolved of them.
+	key := roots[0] + "\x00" + dir
+	if rel, ok := s.resolved[key]; ok {
+		return path.Join("/", rel, base)
+	}
 	for _, root := range roots {
 		if _, err := os.Stat(root); err != nil {
 			continue
@@ -196,10 +185,19 @@ func (s *Session) resolveArgPath(pid uint32, p string) string {
 			break // gone (removed later): keep the path as given
 		}
 		rel := strings.TrimPrefix(resolved, strings.TrimSuffix(root, "/"))
+		if root == roots[0] {
+			if len(s.resolved) >= maxResolved {
+				clear(s.resolved)
+			}
+			s.resolved[key] = rel
+		}
 		return path.Join("/", rel, base)
 	}
 	return p
 }
+
+// maxResolved bounds the directories resolveArgPath remembers.
+const maxResolved = 1024
 
 // addInterpreter reads the dynamic loader of an executed ELF file through a live
 // process of the target; when none is left, the file waits for ReadInterpreters.
@@ -240,7 +238,7 @@ func (s *Session) setInterpreter(path, interp string) {
 	if interp == "" {
 		return
 	}
-	s.file(interp).access |= bpf.AccRead | bpf.AccMmapExec
+	s.files.get(interp, false).access |= bpf.AccRead | bpf.AccMmapExec
 }
 
 // ReadInterpreters retries the executables whose ELF interpreter could not be read
@@ -289,7 +287,7 @@ func (s *Session) Progress() Progress {
 		p.Lost = int(lossOf(c).Total())
 	}
 	s.mu.Lock()
-	p.Files, p.Execs = len(s.files), len(s.execs)
+	p.Files, p.Execs = s.files.len(), len(s.execs)
 	s.mu.Unlock()
 	return p
 }
@@ -337,17 +335,8 @@ func (s *Session) Recording(target profiles.Target) (*profiles.Recording, error)
 		}
 	}
 	s.mu.Lock()
-	for p, f := range s.files {
-		access, _ := bpf.AccessKinds(f.access)
-		for k := range f.kinds {
-			access = append(access, k)
-		}
-		r.Files = append(r.Files, profiles.FileAccess{Path: p, Access: access, Dir: f.dir})
-	}
-	for k, access := range s.failed {
-		kinds, second := bpf.AccessKinds(access)
-		r.Failed = append(r.Failed, profiles.FailedAccess{Path: k.path, Errno: k.errno, Access: append(kinds, second...)})
-	}
+	r.Files = s.files.entries()
+	r.Failed = s.failed.entries()
 	for peer, kind := range s.peers {
 		if kind == peerSend {
 			r.Network.Sends = append(r.Network.Sends, peer)

@@ -2,6 +2,7 @@ package profiles
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -216,35 +217,53 @@ func (r *Recording) Normalize() {
 		r.Execs = []Exec{}
 	}
 
-	// Files: one entry per path, access kinds unioned.
-	files := map[string]*FileAccess{}
+	// Files: one entry per path, access kinds unioned; a collapsed directory's entry
+	// (the files in it) apart from the directory's own.
+	type fileKey struct {
+		path      string
+		collapsed bool
+	}
+	files := map[fileKey]*FileAccess{}
 	for _, f := range r.Files {
-		e := files[f.Path]
+		k := fileKey{f.Path, f.Collapsed > 0}
+		e := files[k]
 		if e == nil {
 			e = &FileAccess{Path: f.Path}
-			files[f.Path] = e
+			files[k] = e
 		}
 		e.Access = append(e.Access, f.Access...)
 		e.Dir = e.Dir || f.Dir
+		e.Collapsed += f.Collapsed
 	}
 	r.Files = make([]FileAccess, 0, len(files))
 	for _, f := range files {
 		f.Access = sortedUnique(f.Access)
 		r.Files = append(r.Files, *f)
 	}
-	sort.Slice(r.Files, func(i, j int) bool { return r.Files[i].Path < r.Files[j].Path })
+	sort.Slice(r.Files, func(i, j int) bool {
+		a, b := r.Files[i], r.Files[j]
+		if a.Path != b.Path {
+			return a.Path < b.Path
+		}
+		return a.Collapsed < b.Collapsed
+	})
 
-	// Failed attempts: one entry per (path, errno), access kinds unioned.
-	type failKey struct{ path, errno string }
+	// Failed attempts: one entry per (path, errno), access kinds unioned; a collapsed
+	// directory's entry apart.
+	type failKey struct {
+		path, errno string
+		collapsed   bool
+	}
 	failed := map[failKey]*FailedAccess{}
 	for _, f := range r.Failed {
-		k := failKey{f.Path, f.Errno}
+		k := failKey{f.Path, f.Errno, f.Collapsed > 0}
 		e := failed[k]
 		if e == nil {
 			e = &FailedAccess{Path: f.Path, Errno: f.Errno}
 			failed[k] = e
 		}
 		e.Access = append(e.Access, f.Access...)
+		e.Collapsed += f.Collapsed
 	}
 	r.Failed = nil
 	for _, f := range failed {
@@ -252,7 +271,7 @@ func (r *Recording) Normalize() {
 		r.Failed = append(r.Failed, *f)
 	}
 	slices.SortFunc(r.Failed, func(a, b FailedAccess) int {
-		return cmpAll(strings.Compare(a.Path, b.Path), strings.Compare(a.Errno, b.Errno))
+		return cmpAll(strings.Compare(a.Path, b.Path), strings.Compare(a.Errno, b.Errno), cmp.Compare(a.Collapsed, b.Collapsed))
 	})
 
 	// Capabilities: one entry per name, counters added.

@@ -281,6 +281,11 @@ type FileAccess struct {
 	Access []string `json:"access"`
 	// Dir is true when the path is a directory.
 	Dir bool `json:"dir,omitempty"`
+	// Collapsed, when non-zero, makes the entry stand for that many observations of
+	// distinct files directly in Path (a directory), merged while learning because the
+	// directory held too many of them to keep one entry each (learn.CollapseAt);
+	// Access is the union of theirs. Generators give it one rule for Path's files.
+	Collapsed uint64 `json:"collapsed,omitempty"`
 }
 
 // FailedAccess is a file operation that failed while learning: the path, the access
@@ -292,6 +297,10 @@ type FailedAccess struct {
 	Access []string `json:"access"`
 	// Errno is the error's name, for example "ENOENT".
 	Errno string `json:"errno"`
+	// Collapsed, when non-zero, makes the entry stand for that many failed attempts on
+	// distinct files directly in Path (a directory) with this errno, merged while
+	// learning like FileAccess.Collapsed.
+	Collapsed uint64 `json:"collapsed,omitempty"`
 }
 
 // Capability is one Linux capability the target was checked for.

@@ -52,7 +52,10 @@ type entry struct {
 // gets one line when first seen, then at most one line per repeatEvery while its
 // count grows, and a last one at the end; past maxShown distinct anomalies new ones
 // are only counted. A target looping on a forbidden call therefore writes a few lines,
-// not one per call.
+// not one per call. Memory is bounded too: past maxShown shown and maxSuppressed
+// suppressed anomalies, a new one keeps no state of its own and is only counted
+// (untracked), so a target that makes endless distinct anomalies (a path per call)
+// cannot grow a long watch's memory.
 type reporter struct {
 	mu          sync.Mutex
 	json        io.Writer
@@ -65,10 +68,16 @@ type reporter struct {
 	order      []string
 	shown      int
 	suppressed int
-	byKind     map[string]uint64
-	total      uint64
-	err        error
+	// untracked counts occurrences of anomalies past every bound: not shown and not
+	// kept, so their repeats cannot be told from new ones.
+	untracked uint64
+	byKind    map[string]uint64
+	total     uint64
+	err       error
 }
+
+// maxSuppressed bounds the anomalies kept (to count their repeats) beyond the shown.
+var maxSuppressed = 4096
 
 func newReporter(jsonOut, human io.Writer, repeatEvery time.Duration, maxShown int) *reporter {
 	return &reporter{json: jsonOut, human: human, now: time.Now, repeatEvery: repeatEvery, maxShown: maxShown,
@@ -81,6 +90,15 @@ func (r *reporter) observe(key string, a Anomaly, n uint64, cumulative bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e, ok := r.entries[key]
+	if !ok && r.shown >= r.maxShown && r.suppressed >= maxSuppressed {
+		if cumulative {
+			n = max(n, 1) // a kernel count of a key not kept: its repeats are in it
+		}
+		r.untracked += n
+		r.byKind[a.Kind] += n
+		r.total += n
+		return
+	}
 	if !ok {
 		e = &entry{a: a}
 		r.entries[key] = e
@@ -138,6 +156,9 @@ type Summary struct {
 	Distinct  int    `json:"distinct"`
 	// Suppressed counts distinct anomalies counted but not shown (past MaxShown).
 	Suppressed int `json:"suppressed"`
+	// Untracked counts occurrences of anomalies past every bound of tailor's memory:
+	// in the totals, neither shown nor counted apart.
+	Untracked uint64 `json:"untracked,omitempty"`
 	// Lost counts observations the tracer could not deliver (full ring buffer or
 	// maps, unreadable arguments, decode errors): anomalies may be missing.
 	Lost uint64 `json:"lost"`
@@ -163,7 +184,11 @@ func (r *reporter) final(f finalFacts) {
 		}
 	}
 	if r.suppressed > 0 {
-		r.writeHuman(fmt.Sprintf("tailor: %d more distinct anomalies were counted but not shown", r.suppressed))
+		msg := fmt.Sprintf("tailor: %d more distinct anomalies were counted but not shown", r.suppressed)
+		if r.untracked > 0 {
+			msg += fmt.Sprintf(", and %d more occurrences of anomalies past tailor's memory bound (%d kept)", r.untracked, r.maxShown+maxSuppressed)
+		}
+		r.writeHuman(msg)
 	}
 	if f.lost > 0 {
 		r.writeHuman(fmt.Sprintf("tailor: %d observations were lost: anomalies may be missing", f.lost))
@@ -171,9 +196,9 @@ func (r *reporter) final(f finalFacts) {
 	if f.refusedElsewhere > 0 {
 		r.writeHuman(fmt.Sprintf("tailor: %d refused operations were allowed by the profile (file permissions or another module refused them): not anomalies", f.refusedElsewhere))
 	}
-	if r.json != nil && (r.suppressed > 0 || f.lost > 0 || f.refusedElsewhere > 0) {
+	if r.json != nil && (r.suppressed > 0 || r.untracked > 0 || f.lost > 0 || f.refusedElsewhere > 0) {
 		line, err := json.Marshal(Summary{Time: r.now(), Kind: "summary", Anomalies: r.total, Distinct: len(r.entries),
-			Suppressed: r.suppressed, Lost: f.lost, RefusedElsewhere: f.refusedElsewhere})
+			Suppressed: r.suppressed, Untracked: r.untracked, Lost: f.lost, RefusedElsewhere: f.refusedElsewhere})
 		if err != nil {
 			r.setErr(err)
 		} else {

@@ -109,3 +109,46 @@ func TestReporterSummaryOfLossAndRefusals(t *testing.T) {
 		t.Errorf("summary %q: %+v %v", js.String(), sum, err)
 	}
 }
+
+// Past the shown and the suppressed bounds an anomaly keeps no state: memory stays
+// bounded however many distinct anomalies a long watch sees, and every occurrence is
+// still in the totals and the final suppressed line.
+func TestReporterMemoryIsBounded(t *testing.T) {
+	defer func(old int) { maxSuppressed = old }(maxSuppressed)
+	maxSuppressed = 3
+	var js bytes.Buffer
+	r := newReporter(&js, nil, time.Hour, 2)
+	for i := 0; i < 1000; i++ {
+		r.observe(fmt.Sprintf("file|/x/%d", i), Anomaly{Kind: "file"}, 1, false)
+	}
+	r.observe("file|/x/0", Anomaly{Kind: "file"}, 1, false) // a shown one repeats
+	if len(r.entries) != 5 || len(r.order) != 5 {
+		t.Fatalf("%d entries, %d in order: want 5 (2 shown + 3 suppressed)", len(r.entries), len(r.order))
+	}
+	r.final(finalFacts{})
+	if byKind, total := r.counts(); total != 1001 || byKind["file"] != 1001 {
+		t.Errorf("total %d (file %d), want 1001", total, byKind["file"])
+	}
+	var last map[string]any
+	got := bytes.Split(bytes.TrimSpace(js.Bytes()), []byte("\n"))
+	if err := json.Unmarshal(got[len(got)-1], &last); err != nil {
+		t.Fatal(err)
+	}
+	if last["kind"] != "summary" || last["suppressed"] != float64(3) || last["untracked"] != float64(995) {
+		t.Fatalf("last line %v: want 3 distinct suppressed and 995 untracked", last)
+	}
+}
+
+// A target's refused paths are bounded with counted eviction.
+func TestRememberPathIsBounded(t *testing.T) {
+	defer func(old int) { maxPaths = old }(maxPaths)
+	maxPaths = 10
+	tg := &target{paths: map[uint64]string{}}
+	for i := uint64(0); i < 100; i++ {
+		tg.rememberPath(i, "k")
+	}
+	tg.rememberPath(99, "k2") // an update is no new key
+	if len(tg.paths) != 10 || tg.evicted != 90 || tg.paths[99] != "k2" {
+		t.Fatalf("%d paths, %d evicted, 99 -> %q: want 10, 90, k2", len(tg.paths), tg.evicted, tg.paths[99])
+	}
+}

@@ -84,6 +84,8 @@ type target struct {
 	// paths maps the kernel's key of a refused operation to its report key ("" for a
 	// refusal that was not the profile's).
 	paths map[uint64]string
+	// evicted counts paths forgotten at maxPaths.
+	evicted uint64
 	// refusedElsewhere counts refusals the profile's rules grant: file permissions
 	// or another security module refused them, not the profile.
 	refusedElsewhere uint64
@@ -758,7 +760,7 @@ func (w *Watcher) denied(tg *target, e *bpf.FileEvent, first, second []string) {
 		if _, seen := tg.paths[e.Key]; !seen {
 			tg.refusedElsewhere++
 		}
-		tg.paths[e.Key] = ""
+		tg.rememberPath(e.Key, "")
 		w.mu.Unlock()
 		return
 	}
@@ -786,9 +788,28 @@ func (w *Watcher) denied(tg *target, e *bpf.FileEvent, first, second []string) {
 	}
 	a.Category, a.Severity = classify(subject{kind: a.Kind, syscall: name, path: e.Path, access: missing})
 	w.mu.Lock()
-	tg.paths[e.Key] = key
+	tg.rememberPath(e.Key, key)
 	w.mu.Unlock()
 	w.observe(tg, key, a, e.Count, true)
+}
+
+// maxPaths bounds the refused operations a target's watch remembers: twice the
+// kernel's anomalies map, whose keys are what reconcile looks up.
+var maxPaths = 2 * 16384
+
+// rememberPath keeps the report key of a refused operation's kernel key. At the bound
+// an arbitrary older key is forgotten and counted (evicted), so a target that is
+// refused endless distinct paths cannot grow a long watch's memory; reconcile says
+// when a count's path was forgotten.
+func (tg *target) rememberPath(k uint64, key string) {
+	if _, ok := tg.paths[k]; !ok && len(tg.paths) >= maxPaths {
+		for old := range tg.paths {
+			delete(tg.paths, old)
+			tg.evicted++
+			break
+		}
+	}
+	tg.paths[k] = key
 }
 
 // learnedDenial reports whether a refusal repeats a failure learned with the same
@@ -825,9 +846,15 @@ func (w *Watcher) reconcile() {
 					continue // refused by something else than the profile
 				}
 				if !ok {
-					// Its event was lost (counted as such): say so rather than drop it.
+					// Its event was lost (counted as such), or its path forgotten at
+					// maxPaths: say so rather than drop it.
 					a.Kind, a.Action = "file", "blocked"
 					a.Detail = "a refused file operation whose path was lost"
+					w.mu.Lock()
+					if tg.evicted > 0 {
+						a.Detail = fmt.Sprintf("a refused file operation whose path was lost or forgotten (%d paths forgotten past tailor's bound of %d)", tg.evicted, maxPaths)
+					}
+					w.mu.Unlock()
 					a.Rule = "file and exec rules"
 					a.Category, a.Severity = CatFile, SeverityMedium
 					k = "lostpath|" + strconv.FormatUint(c.Value, 16)

@@ -1,9 +1,9 @@
-// openflood: open as many distinct paths as it can for SECONDS, to measure what the
-// tracer keeps and loses under a file-open flood (bench/). Each file is created,
-// closed and unlinked, so the disk does not fill and every open is of a new path.
-// Prints the number of distinct paths opened.
+// openflood: open as many distinct paths as it can for SECONDS (or until MAX paths),
+// to measure what the tracer keeps and loses under a file-open flood (bench/). Each
+// file is created, closed and unlinked, so the disk does not fill and every open is
+// of a new path. Prints the number of distinct paths opened.
 //
-//   openflood DIR SECONDS
+//   openflood DIR SECONDS [MAX]
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,16 +11,19 @@
 #include <unistd.h>
 
 int main(int argc, char **argv) {
-	if (argc != 3) {
-		fprintf(stderr, "usage: openflood DIR SECONDS\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: openflood DIR SECONDS [MAX]\n");
 		return 2;
 	}
+	unsigned long max = argc == 4 ? strtoul(argv[3], NULL, 10) : 0;
 	struct timespec now, end;
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	end.tv_sec += atoi(argv[2]);
 	char path[4096];
 	unsigned long n = 0;
 	for (;;) {
+		if (max && n >= max)
+			break;
 		// The clock is read every 256 opens: cheap, and still stops within a few ms.
 		if ((n & 255) == 0) {
 			clock_gettime(CLOCK_MONOTONIC, &now);
