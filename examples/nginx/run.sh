@@ -73,6 +73,15 @@ prefix() {
 	sed "s/@PORT@/$PORT/" "$TARGETS/nginx.conf.in" >"$1/nginx.conf"
 }
 
+# fresh_state: the prefix's logs and temporary directories as learning found them
+# (empty). nginx's master chowns its logs to the worker user when it reopens them
+# (the workload's reopen), and then needs CAP_DAC_OVERRIDE, which learning never
+# saw it use, to open them again on its next start.
+fresh_state() {
+	rm -rf "$PREFIX/logs" "$PREFIX/tmp" "$PREFIX/nginx.pid"
+	mkdir -p "$PREFIX/logs" "$PREFIX/tmp"
+}
+
 # serve_enforced N WORKLOAD: run nginx under tailor enforce and WORKLOAD against it.
 serve_enforced() {
 	enforce_served "$1" "$2" "$OUT/nginx.profile" nginx -p "$PREFIX/" -c nginx.conf -e logs/error.log
