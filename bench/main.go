@@ -164,15 +164,17 @@ func getpid(rounds, n int, dir string) ([]bar, error) {
 			}
 		}
 	}
-	empty := func() (float64, error) {
-		c, err := bpf.AttachEmpty()
-		if err != nil {
-			return 0, err
+	emptyProgs := func(exit bool) func() (float64, error) {
+		return func() (float64, error) {
+			c, err := bpf.AttachEmpty(exit)
+			if err != nil {
+				return 0, err
+			}
+			defer c.Close()
+			v, err := plain()
+			sample()
+			return v, err
 		}
-		defer c.Close()
-		v, err := plain()
-		sample()
-		return v, err
 	}
 	withTracer := func(fn func(tr *bpf.Tracer) (float64, error)) func() (float64, error) {
 		return func() (float64, error) {
@@ -211,14 +213,25 @@ func getpid(rounds, n int, dir string) ([]bar, error) {
 		return parse(exec.Command("strace", append([]string{"-f", "-qq", "-o", "/dev/null", "--"}, straceArgs...)...).Output())
 	}
 
+	const (
+		cUntraced = iota
+		cFiltered
+		cEmpty
+		cEmptyPair
+		cNonTarget
+		cNonTargetFiltered
+		cTarget
+		cStrace
+	)
 	configs := []config{
-		{"untraced", plain},
-		{"untraced, learning filter", filtered},
-		{"empty sys_enter program", empty},
-		{"tailor non-target", nonTarget},
-		{"tailor non-target, under a filter", nonTargetFiltered},
-		{"tailor target", target},
-		{"strace -f", straced},
+		cUntraced:          {"untraced", plain},
+		cFiltered:          {"untraced, learning filter", filtered},
+		cEmpty:             {"empty sys_enter program", emptyProgs(false)},
+		cEmptyPair:         {"empty sys_enter + sys_exit programs", emptyProgs(true)},
+		cNonTarget:         {"tailor non-target", nonTarget},
+		cNonTargetFiltered: {"tailor non-target, under a filter", nonTargetFiltered},
+		cTarget:            {"tailor target", target},
+		cStrace:            {"strace -f", straced},
 	}
 	results := make([][]float64, len(configs))
 	for r := 0; r < rounds; r++ {
@@ -239,7 +252,8 @@ func getpid(rounds, n int, dir string) ([]bar, error) {
 	var out bytes.Buffer
 	fmt.Fprintf(&out, "getpid loop: %d calls, %d interleaved rounds, median ns per call\n\n", n, rounds)
 	fmt.Fprintf(&out, "| configuration | ns/call | added vs baseline |\n|---|---:|---:|\n")
-	base := map[int]int{1: 0, 2: 0, 3: 0, 4: 1, 5: 1, 6: 0}
+	base := map[int]int{cFiltered: cUntraced, cEmpty: cUntraced, cEmptyPair: cUntraced, cNonTarget: cUntraced,
+		cNonTargetFiltered: cFiltered, cTarget: cFiltered, cStrace: cUntraced}
 	for i, c := range configs {
 		add := "-"
 		if b, ok := base[i]; ok {
@@ -247,13 +261,20 @@ func getpid(rounds, n int, dir string) ([]bar, error) {
 		}
 		fmt.Fprintf(&out, "| %s | %.1f | %s |\n", c.name, med[i], add)
 	}
-	emptyAdded := med[2] - med[0]
-	targetAdded := med[5] - med[1]
-	nonTargetAdded := med[3] - med[0]
+	emptyAdded := med[cEmpty] - med[cUntraced]
+	pairAdded := med[cEmptyPair] - med[cUntraced]
+	targetAdded := med[cTarget] - med[cFiltered]
+	nonTargetAdded := med[cNonTarget] - med[cUntraced]
+	filteredAdded := med[cNonTargetFiltered] - med[cFiltered]
 	fmt.Fprintf(&out, "\nratios of added cost to the empty program's (%.1f ns):\n", emptyAdded)
 	fmt.Fprintf(&out, "- tailor target:      %.2fx (goal <= 1.5x)\n", ratio(targetAdded, emptyAdded))
 	fmt.Fprintf(&out, "- tailor non-target:  %.2fx (goal <= 1.2x)\n", ratio(nonTargetAdded, emptyAdded))
-	fmt.Fprintf(&out, "- strace -f vs untraced: %.0fx slower per call\n", med[6]/med[0])
+	fmt.Fprintf(&out, "- tailor non-target under another filter (a container): %.2fx\n", ratio(filteredAdded, emptyAdded))
+	fmt.Fprintf(&out, "- strace -f vs untraced: %.0fx slower per call\n", med[cStrace]/med[cUntraced])
+	fmt.Fprintf(&out, "\nratios to the floor of a sys_enter + sys_exit tracer (the empty pair, %.1f ns):\n", pairAdded)
+	fmt.Fprintf(&out, "- tailor target:      %.2fx\n", ratio(targetAdded, pairAdded))
+	fmt.Fprintf(&out, "- tailor non-target:  %.2fx\n", ratio(nonTargetAdded, pairAdded))
+	fmt.Fprintf(&out, "- tailor non-target under another filter: %.2fx\n", ratio(filteredAdded, pairAdded))
 
 	// The stats pass: once more each configuration with programs, bpf_stats on.
 	st, err := enableStats()
@@ -261,7 +282,7 @@ func getpid(rounds, n int, dir string) ([]bar, error) {
 		return nil, err
 	}
 	var rows []statsRow
-	for _, i := range []int{2, 3, 4, 5} {
+	for _, i := range []int{cEmpty, cEmptyPair, cNonTarget, cNonTargetFiltered, cTarget} {
 		var got map[string]progStat
 		sampled = func(s map[string]progStat) { got = s }
 		if _, err := configs[i].run(); err != nil {

@@ -98,9 +98,50 @@ static __always_inline void count(__u32 idx)
 		*c += 1;
 }
 
+/* One bit per thread group id, up to the kernel's PID_MAX_LIMIT: set for every tgid
+ * that has an entry in `tasks` (before the entry is made). It lets the syscall hooks
+ * turn away a task under some other seccomp filter (every Docker container on the
+ * host) with one inlined array load instead of a hash lookup. It is a superset: a bit
+ * may stay set after its entry went (the hash lookup then misses), never the reverse.
+ * Mappable: the loader sets bits for the processes it adds with atomic ORs, like the
+ * programs do. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, TRACKED_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} tracked_tgids SEC(".maps");
+
+/* Whether tgid may be in `tasks`; a tgid beyond the bitmap always may. */
+static __always_inline int maybe_tracked(__u32 tgid)
+{
+	__u32 w = tgid >> 6;
+	__u64 *b = bpf_map_lookup_elem(&tracked_tgids, &w);
+	return !b || (*b & (1ULL << (tgid & 63)));
+}
+
+static __always_inline void mark_tracked(__u32 tgid)
+{
+	__u32 w = tgid >> 6;
+	__u64 *b = bpf_map_lookup_elem(&tracked_tgids, &w);
+	if (b && !(*b & (1ULL << (tgid & 63))))
+		__sync_fetch_and_or(b, 1ULL << (tgid & 63));
+}
+
+static __always_inline void unmark_tracked(__u32 tgid)
+{
+	__u32 w = tgid >> 6;
+	__u64 *b = bpf_map_lookup_elem(&tracked_tgids, &w);
+	if (b && (*b & (1ULL << (tgid & 63))))
+		__sync_fetch_and_and(b, ~(1ULL << (tgid & 63)));
+}
+
 static __always_inline struct task_info *tracked(void)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!maybe_tracked(tgid))
+		return 0;
 	return bpf_map_lookup_elem(&tasks, &tgid);
 }
 

@@ -81,6 +81,7 @@ static __noinline int on_filter_installed(long ret)
 	if (joins && __sync_fetch_and_add(joins, 1) > 0)
 		n.flags |= TASK_DOCKER_EXEC;
 	bpf_get_current_comm(n.comm, sizeof(n.comm));
+	mark_tracked(tgid);
 	if (bpf_map_update_elem(&tasks, &tgid, &n, BPF_NOEXIST))
 		count(CNT_TASKS_FULL);
 	return 0;

@@ -15,10 +15,13 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	if (ptgid == ctgid)
 		return 0; /* a new thread: it shares its process's entry */
+	if (!maybe_tracked(ptgid))
+		return 0;
 	struct task_info *t = bpf_map_lookup_elem(&tasks, &ptgid);
 	if (!t)
 		return 0;
 	struct task_info c = *t;
+	mark_tracked(ctgid);
 	if (bpf_map_update_elem(&tasks, &ctgid, &c, BPF_ANY))
 		count(CNT_TASKS_FULL);
 	return 0;
@@ -30,7 +33,10 @@ static __always_inline int on_exit(struct task_struct *p)
 	if (BPF_CORE_READ(p, signal, live.counter) != 0)
 		return 0;
 	__u32 tgid = BPF_CORE_READ(p, tgid);
+	if (!maybe_tracked(tgid))
+		return 0;
 	bpf_map_delete_elem(&tasks, &tgid);
+	unmark_tracked(tgid);
 	return 0;
 }
 
@@ -61,6 +67,8 @@ static __noinline int exec_filename(struct exec_event *e, const char *filename)
 static __always_inline int on_exec(struct task_struct *p, struct linux_binprm *bprm)
 {
 	__u32 tgid = BPF_CORE_READ(p, tgid);
+	if (!maybe_tracked(tgid))
+		return 0;
 	struct task_info *t = bpf_map_lookup_elem(&tasks, &tgid);
 	if (!t || !under_filter(p))
 		return 0;

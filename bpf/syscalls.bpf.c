@@ -6,8 +6,9 @@
  * sys_enter and sys_exit, as tp_btf where the kernel allows it (cheaper: task fields
  * are read directly) and raw_tp otherwise. They also serve 32-bit compat calls, which
  * the per-syscall tracepoints miss. Both put the cheapest test first (is this thread
- * under a seccomp filter?), then the `tasks` lookup: untracked processes leave after
- * one load and one compare, or one hash lookup if they run under some filter.
+ * under a seccomp filter?), then the tracked-tgid bitmap, then the `tasks` lookup:
+ * untracked processes leave after one load and one compare, or two more loads (the
+ * bitmap's word, inlined) if they run under some filter, as every container does.
  *
  * sys_enter marks the syscall in the target's bitmap (none can be lost to a full
  * buffer) and reads the few arguments learned at entry (mmap of a file with PROT_EXEC,
@@ -83,6 +84,8 @@ int BPF_PROG(sys_enter_btf, struct pt_regs *regs, long id)
 	if (task->seccomp.mode != SECCOMP_MODE_FILTER)
 		return 0;
 	__u32 tgid = task->tgid;
+	if (!maybe_tracked(tgid))
+		return 0;
 	struct task_info *t = bpf_map_lookup_elem(&tasks, &tgid);
 	if (!t)
 		return 0;
@@ -110,10 +113,18 @@ int BPF_PROG(empty_sys_enter)
 	return 0;
 }
 
+/* Its sys_exit twin: the pair is the floor of any tracer that, like tailor, needs both
+ * hooks (what a syscall asked for, and what it returned). */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(empty_sys_exit)
+{
+	return 0;
+}
+
 /* sys_exit of a task under a seccomp filter: nr is the syscall, tgid the task's. */
 static __noinline int on_exit_filtered(struct pt_regs *regs, long nr, long ret, __u64 arch_flags, __u32 tgid)
 {
-	struct task_info *t = bpf_map_lookup_elem(&tasks, &tgid);
+	struct task_info *t = maybe_tracked(tgid) ? bpf_map_lookup_elem(&tasks, &tgid) : 0;
 	if (!t) {
 		/* Not a target (yet): a process of a learned or watched container joins
 		 * when it installs its filter. */

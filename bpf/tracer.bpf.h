@@ -7,6 +7,8 @@
 
 enum limits {
 	MAX_TARGETS = 64,
+	/* Words of the tracked-tgid bitmap: one bit per pid up to PID_MAX_LIMIT (4M). */
+	TRACKED_WORDS = (4 * 1024 * 1024) / 64,
 	/* 1024 syscall numbers per architecture: x86_64 and i386 stop below 500 today. */
 	SC_WORDS = 16,
 	SC_MAX = SC_WORDS * 64,

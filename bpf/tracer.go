@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
@@ -38,6 +39,10 @@ type Tracer struct {
 	missing []string
 	syms    *Kallsyms
 	ranges  []tracerAddrRange
+	// tracked is the tracked_tgids bitmap, mapped: AddProcess sets bits in it with
+	// atomic ORs, as the kernel programs do (a plain map update of a word could
+	// overwrite a bit a program set at the same moment).
+	tracked []byte
 
 	watching   bool
 	ringBuffer uint32
@@ -195,6 +200,10 @@ func (t *Tracer) load(log *slog.Logger) error {
 	t.coll = coll
 	if err := coll.Assign(&t.maps); err != nil {
 		return fmt.Errorf("loading tracer: %w", err)
+	}
+	if t.tracked, err = unix.Mmap(t.maps.TrackedTgids.FD(), 0, int(tracerLimitsTRACKED_WORDS)*8,
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+		return fmt.Errorf("loading tracer: mapping the tracked-tgid bitmap: %w", err)
 	}
 	if err := fillSysops(t.maps.Sysops); err != nil {
 		return fmt.Errorf("loading tracer: %w", err)
@@ -364,10 +373,23 @@ func (t *Tracer) AddProcess(target uint32, pid int, comm string) error {
 	for i := 0; i < len(ti.Comm)-1 && i < len(comm); i++ {
 		ti.Comm[i] = int8(comm[i])
 	}
+	t.markTracked(uint32(pid))
 	if err := t.maps.Tasks.Put(uint32(pid), ti); err != nil {
 		return fmt.Errorf("tracer: adding pid %d: %w", pid, err)
 	}
 	return nil
+}
+
+// markTracked sets pid's bit in the tracked-tgid bitmap, before its tasks entry is
+// made (the bitmap may hold more than the map, never less).
+func (t *Tracer) markTracked(pid uint32) {
+	t.mu.Lock() // against Close unmapping it
+	defer t.mu.Unlock()
+	w := pid / 64
+	if w >= uint32(tracerLimitsTRACKED_WORDS) || t.tracked == nil {
+		return // beyond the bitmap: the programs always look such a pid up
+	}
+	atomic.OrUint64((*uint64)(unsafe.Pointer(&t.tracked[w*8])), 1<<(pid%64))
 }
 
 // AddContainer makes every process of the container with the given full ID that
@@ -625,6 +647,12 @@ func (t *Tracer) Close() error {
 			t.reader.Close()
 			<-t.readerDone
 		}
+		t.mu.Lock()
+		if t.tracked != nil {
+			unix.Munmap(t.tracked)
+			t.tracked = nil
+		}
+		t.mu.Unlock()
 		if t.coll != nil {
 			t.coll.Close()
 		}
@@ -637,8 +665,9 @@ func (t *Tracer) Close() error {
 }
 
 // AttachEmpty attaches a sys_enter program that does nothing, the yardstick against
-// which the benchmark measures the tracer's own cost. Close detaches it.
-func AttachEmpty() (io.Closer, error) {
+// which the benchmark measures the tracer's own cost; with exit, also a sys_exit program
+// that does nothing (the floor of a tracer that needs both hooks). Close detaches them.
+func AttachEmpty(exit bool) (io.Closer, error) {
 	if err := CheckPrivileges(); err != nil {
 		return nil, err
 	}
@@ -646,18 +675,31 @@ func AttachEmpty() (io.Closer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading tracer spec: %w", err)
 	}
-	var objs struct {
-		Prog *ebpf.Program `ebpf:"empty_sys_enter"`
+	names := []string{tracerProgEmptySysEnter}
+	if exit {
+		names = append(names, tracerProgEmptySysExit)
 	}
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		return nil, fmt.Errorf("loading the empty program: %w", err)
+	var c closers
+	for _, name := range names {
+		ps := spec.Programs[name]
+		if ps == nil {
+			c.Close()
+			return nil, fmt.Errorf("loading the empty programs: no %s in the object", name)
+		}
+		p, err := ebpf.NewProgram(ps)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("loading %s: %w", name, err)
+		}
+		l, err := link.AttachTracing(link.TracingOptions{Program: p})
+		if err != nil {
+			p.Close()
+			c.Close()
+			return nil, fmt.Errorf("attaching %s: %w", name, err)
+		}
+		c = append(c, l, p)
 	}
-	l, err := link.AttachTracing(link.TracingOptions{Program: objs.Prog})
-	if err != nil {
-		objs.Prog.Close()
-		return nil, fmt.Errorf("attaching the empty program: %w", err)
-	}
-	return closers{l, objs.Prog}, nil
+	return c, nil
 }
 
 type closers []io.Closer

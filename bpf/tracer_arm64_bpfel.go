@@ -180,6 +180,7 @@ type tracerLimits uint32
 
 const (
 	tracerLimitsMAX_TARGETS     tracerLimits = 64
+	tracerLimitsTRACKED_WORDS   tracerLimits = 65536
 	tracerLimitsSC_WORDS        tracerLimits = 16
 	tracerLimitsSC_MAX          tracerLimits = 1024
 	tracerLimitsNR_ARCHES       tracerLimits = 3
@@ -342,11 +343,13 @@ const (
 	tracerMapSyscalls       = "syscalls"
 	tracerMapSysops         = "sysops"
 	tracerMapTasks          = "tasks"
+	tracerMapTrackedTgids   = "tracked_tgids"
 	tracerMapWatch          = "watch"
 	tracerProgBtfAnchor     = "btf_anchor"
 	tracerProgCapableBtf    = "capable_btf"
 	tracerProgCapableKprobe = "capable_kprobe"
 	tracerProgEmptySysEnter = "empty_sys_enter"
+	tracerProgEmptySysExit  = "empty_sys_exit"
 	tracerProgExecBtf       = "exec_btf"
 	tracerProgExecRaw       = "exec_raw"
 	tracerProgExitBtf       = "exit_btf"
@@ -412,6 +415,7 @@ type tracerProgramSpecs struct {
 	CapableBtf    *ebpf.ProgramSpec `ebpf:"capable_btf"`
 	CapableKprobe *ebpf.ProgramSpec `ebpf:"capable_kprobe"`
 	EmptySysEnter *ebpf.ProgramSpec `ebpf:"empty_sys_enter"`
+	EmptySysExit  *ebpf.ProgramSpec `ebpf:"empty_sys_exit"`
 	ExecBtf       *ebpf.ProgramSpec `ebpf:"exec_btf"`
 	ExecRaw       *ebpf.ProgramSpec `ebpf:"exec_raw"`
 	ExitBtf       *ebpf.ProgramSpec `ebpf:"exit_btf"`
@@ -442,6 +446,7 @@ type tracerMapSpecs struct {
 	Syscalls       *ebpf.MapSpec `ebpf:"syscalls"`
 	Sysops         *ebpf.MapSpec `ebpf:"sysops"`
 	Tasks          *ebpf.MapSpec `ebpf:"tasks"`
+	TrackedTgids   *ebpf.MapSpec `ebpf:"tracked_tgids"`
 	Watch          *ebpf.MapSpec `ebpf:"watch"`
 }
 
@@ -492,6 +497,7 @@ type tracerMaps struct {
 	Syscalls       *ebpf.Map `ebpf:"syscalls"`
 	Sysops         *ebpf.Map `ebpf:"sysops"`
 	Tasks          *ebpf.Map `ebpf:"tasks"`
+	TrackedTgids   *ebpf.Map `ebpf:"tracked_tgids"`
 	Watch          *ebpf.Map `ebpf:"watch"`
 }
 
@@ -511,6 +517,7 @@ func (m *tracerMaps) Close() error {
 		m.Syscalls,
 		m.Sysops,
 		m.Tasks,
+		m.TrackedTgids,
 		m.Watch,
 	)
 }
@@ -536,6 +543,7 @@ type tracerPrograms struct {
 	CapableBtf    *ebpf.Program `ebpf:"capable_btf"`
 	CapableKprobe *ebpf.Program `ebpf:"capable_kprobe"`
 	EmptySysEnter *ebpf.Program `ebpf:"empty_sys_enter"`
+	EmptySysExit  *ebpf.Program `ebpf:"empty_sys_exit"`
 	ExecBtf       *ebpf.Program `ebpf:"exec_btf"`
 	ExecRaw       *ebpf.Program `ebpf:"exec_raw"`
 	ExitBtf       *ebpf.Program `ebpf:"exit_btf"`
@@ -554,6 +562,7 @@ func (p *tracerPrograms) Close() error {
 		p.CapableBtf,
 		p.CapableKprobe,
 		p.EmptySysEnter,
+		p.EmptySysExit,
 		p.ExecBtf,
 		p.ExecRaw,
 		p.ExitBtf,

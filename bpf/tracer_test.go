@@ -5,8 +5,11 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
+	"unsafe"
 
 	libseccomp "github.com/seccomp/libseccomp-golang"
 
@@ -179,6 +182,65 @@ func drain(tr *Tracer, fn func(Event)) {
 			fn(ev)
 		default:
 			return
+		}
+	}
+}
+
+// The tracked-tgid bitmap the syscall hooks test before the tasks lookup must hold a
+// bit for every thread group in tasks (else its syscalls would be skipped), set by the
+// loader for the process it adds and by the fork hook for descendants, and cleared
+// when a group exits.
+func TestTrackedBitmapFollowsTasks(t *testing.T) {
+	tr := openTracer(t)
+	target, err := tr.NewTarget()
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := func(pid int) bool {
+		w := pid / 64
+		return atomic.LoadUint64((*uint64)(unsafe.Pointer(&tr.tracked[w*8])))&(1<<(pid%64)) != 0
+	}
+	cmd := exec.Command(os.Args[0], "/bin/sh", "-c", "sleep 30 & a=$!; sleep 30 & b=$!; read x; kill $a $b; wait")
+	cmd.Env = append(os.Environ(), "TAILOR_BPF_TEST_CHILD=1")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if err := tr.AddProcess(target, cmd.Process.Pid, "launcher"); err != nil {
+		t.Fatal(err)
+	}
+	if !marked(cmd.Process.Pid) {
+		t.Fatalf("pid %d added but not marked", cmd.Process.Pid)
+	}
+	in.Write([]byte{1}) // the launcher goes on; sh reads the next byte
+	var pids []int
+	for deadline := time.Now().Add(10 * time.Second); len(pids) < 3 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // the kernel gives no event for a map update
+		pids = tr.TargetProcesses(target)
+	}
+	if len(pids) < 3 {
+		t.Fatalf("target's processes %v: want sh and two sleeps", pids)
+	}
+	for _, p := range pids {
+		if !marked(p) {
+			t.Errorf("pid %d is in tasks but its bit is clear: its syscalls would be missed", p)
+		}
+	}
+	in.Write([]byte("\n"))
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if left := tr.TargetProcesses(target); len(left) != 0 {
+		t.Errorf("tasks still holds %v after the target exited", left)
+	}
+	for _, p := range pids {
+		if marked(p) {
+			t.Errorf("pid %d exited but its bit is still set", p)
 		}
 	}
 }
