@@ -85,7 +85,7 @@ static __always_inline __u64 dir_of(long dirfd, __u32 slot)
 /* Sends the path operation pending in s->op (strings in s->str), unless already seen;
  * in watch mode a refusal is counted and reported as an anomaly instead. nr_arch is the
  * syscall number with its table in the high half. */
-static __noinline int emit_op(__u64 target_flags, __u32 access, long err, __u64 nr_arch)
+__noinline int emit_op(__u64 target_flags, __u32 access, long err, __u64 nr_arch)
 {
 	struct scratch *s = scratch();
 	if (!s)

@@ -177,7 +177,7 @@ static __noinline long read_str(const char *p, __u32 slot, __u32 kernel, __u64 *
  * as is when absolute, else joined to the directory dirfd names (AT_FDCWD: the working
  * directory), resolved from its dentry. An empty string names the directory fd itself
  * (AT_EMPTY_PATH). Returns the length written. */
-static __noinline __u32 join_path(long dirfd, __u32 slot, __u32 len, __u32 base)
+__noinline __u32 join_path(long dirfd, __u32 slot, __u32 len, __u32 base)
 {
 	struct scratch *s = scratch();
 	if (!s || base >= FILE_PATHS_LEN)
