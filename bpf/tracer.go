@@ -443,12 +443,11 @@ func (t *Tracer) ReleaseTarget(target uint32) error {
 	if err != nil {
 		return err
 	}
+	errs := []error{t.unfollow(target)}
 	t.mu.Lock()
 	t.live[slot] = 0
 	t.mu.Unlock()
-	errs := []error{
-		deleteWhere(t.maps.Containers, func(_ *tracerContainerKey, v *uint32) bool { return *v == target }),
-		deleteWhere(t.maps.Tasks, func(_ *uint32, v *tracerTaskInfo) bool { return v.Target == target }),
+	errs = append(errs,
 		t.maps.Syscalls.Put(slot, tracerSyscallBits{}),
 		t.maps.Watch.Put(slot, tracerWatchPolicy{}),
 		t.maps.ContainerJoins.Put(slot, tracerJoinState{}),
@@ -457,7 +456,7 @@ func (t *Tracer) ReleaseTarget(target uint32) error {
 		deleteWhere(t.maps.Anomalies, func(k *tracerAnomalyKey, _ *tracerAnomalyState) bool { return k.Target == target }),
 		deleteWhere(t.maps.FilesSeen, func(k *tracerFileKey, _ *uint8) bool { return k.Target == target }),
 		deleteWhere(t.maps.OpsSeen, func(k *tracerOpKey, _ *uint8) bool { return k.Target == target }),
-	}
+	)
 	t.mu.Lock()
 	t.gens[slot] = uint32((uint64(t.gens[slot]) + 1) % maxGeneration)
 	t.free = append(t.free, slot)
@@ -466,6 +465,27 @@ func (t *Tracer) ReleaseTarget(target uint32) error {
 		return fmt.Errorf("tracer: releasing target %d: %w", target, err)
 	}
 	return nil
+}
+
+// Unfollow stops adding to target: its container keys and its processes' tasks
+// entries go, so no process is part of it any more, while what it recorded stays
+// readable (Syscalls, Anomalies...) until ReleaseTarget. A caller that reports a
+// target's final counts unfollows, flushes, reads, then releases.
+func (t *Tracer) Unfollow(target uint32) error {
+	if _, err := t.slotOf(target); err != nil {
+		return err
+	}
+	if err := t.unfollow(target); err != nil {
+		return fmt.Errorf("tracer: unfollowing target %d: %w", target, err)
+	}
+	return nil
+}
+
+func (t *Tracer) unfollow(target uint32) error {
+	return errors.Join(
+		deleteWhere(t.maps.Containers, func(_ *tracerContainerKey, v *uint32) bool { return *v == target }),
+		deleteWhere(t.maps.Tasks, func(_ *uint32, v *tracerTaskInfo) bool { return v.Target == target }),
+	)
 }
 
 // deleteWhere deletes the entries of a hash map that match. It reads the map in
