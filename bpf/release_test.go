@@ -349,3 +349,37 @@ func testOpenRefuses(t *testing.T, opt Options) {
 		t.Errorf("Open(%+v) succeeded", opt)
 	}
 }
+
+// TestDeleteWhereSkipsKeysGoneMeanwhile: keys that go between the read and the
+// delete (an LRU map's eviction, the kernel's own delete) do not stop the deletion of
+// the others, nor touch another target's.
+func TestDeleteWhereSkipsKeysGoneMeanwhile(t *testing.T) {
+	tr := openTracer(t)
+	m := tr.maps.OpsSeen
+	for i := range uint64(2000) {
+		if err := m.Put(tracerOpKey{Hash: i, Target: 7 + uint32(i%2)}, uint8(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone := 0
+	err := deleteWhere(m, func(k *tracerOpKey, _ *uint8) bool {
+		if k.Target != 7 {
+			return false
+		}
+		if k.Hash%10 == 0 {
+			if err := m.Delete(k); err != nil {
+				t.Fatal(err)
+			}
+			gone++
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[uint32]int{}
+	countWhere(t, m, func(k *tracerOpKey, _ *uint8) bool { left[k.Target]++; return true })
+	if gone != 200 || left[7] != 0 || left[8] != 1000 {
+		t.Errorf("%d keys gone meanwhile; left %v: want none of target 7, all 1000 of target 8", gone, left)
+	}
+}

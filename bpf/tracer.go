@@ -491,7 +491,8 @@ func (t *Tracer) unfollow(target uint32) error {
 // deleteWhere deletes the entries of a hash map that match. It reads the map in
 // batches, whose cursor (a bucket) survives keys deleted meanwhile by the kernel's
 // programs or an LRU map's eviction, where a next-key walk from a deleted key starts
-// over; then it deletes the matches one by one, a key already gone being no error.
+// over; then it deletes the matches in batches too, a key already gone being no
+// error.
 func deleteWhere[K, V any](m *ebpf.Map, match func(*K, *V) bool) error {
 	const batch = 256
 	keys, vals := make([]K, batch), make([]V, batch)
@@ -513,8 +514,15 @@ func deleteWhere[K, V any](m *ebpf.Map, match func(*K, *V) bool) error {
 			return fmt.Errorf("reading map %s: %w", m, err)
 		}
 	}
-	for i := range doomed {
-		if err := m.Delete(&doomed[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	// A batch delete stops at the first key that is gone: skip it, go on after it.
+	for len(doomed) > 0 {
+		n, err := m.BatchDelete(doomed, nil)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			doomed = doomed[min(n+1, len(doomed)):]
+		default:
 			return fmt.Errorf("deleting from map %s: %w", m, err)
 		}
 	}
