@@ -48,9 +48,9 @@ type Options struct {
 	Log io.Writer
 	// Host describes this machine; nil means enforce.ProbeHost.
 	Host *enforce.Host
-	// Forget is how long a stopped container's name, image and bundle are kept for
-	// the watcher's last lines about it; 0 means a minute.
-	Forget time.Duration
+	// targets is how many containers the tracer follows at once (watch.Options.Targets,
+	// 0: as many as it has); tests take fewer to go past the limit quickly.
+	targets int
 }
 
 // rule is a configured rule with its loaded bundle.
@@ -111,9 +111,6 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
-	if o.Forget <= 0 {
-		o.Forget = time.Minute
-	}
 	if o.Host == nil {
 		h, err := enforce.ProbeHost()
 		if err != nil {
@@ -137,7 +134,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	log := slog.New(slog.NewTextHandler(o.Log, nil))
-	a.w = watch.New(watch.Options{JSON: a.out, Logger: log})
+	a.w = watch.New(watch.Options{JSON: a.out, Logger: log, Targets: o.targets})
 	if err := a.w.Open(); err != nil {
 		return err
 	}
@@ -188,6 +185,7 @@ func Run(ctx context.Context, o Options) error {
 		filters.Arg("type", string(events.ContainerEventType)),
 		filters.Arg("event", string(events.ActionStart)),
 		filters.Arg("event", string(events.ActionDie)),
+		filters.Arg("event", string(events.ActionDestroy)),
 	)})
 	running, err := dc.ContainerList(ctx, container.ListOptions{})
 	if err != nil {
@@ -212,7 +210,8 @@ func Run(ctx context.Context, o Options) error {
 			switch m.Action {
 			case events.ActionStart:
 				a.consider(ctx, m.Actor.ID, time.Unix(0, m.TimeNano))
-			case events.ActionDie:
+			case events.ActionDie, events.ActionDestroy:
+				// die comes first; destroy covers a die the stream did not carry.
 				a.stopped(m.Actor.ID, m.Actor.Attributes["exitCode"])
 			}
 		}
@@ -318,8 +317,9 @@ func (a *agent) consider(ctx context.Context, id string, started time.Time) {
 	a.event(ev)
 }
 
-// stopped notes a container's end; its attribution is kept for Forget, for the
-// watcher's last lines about it.
+// stopped ends a container's watch: the watcher writes its last counts and its
+// summary record (attributed like its anomalies), then frees its tracer slot for the
+// next container, and the container's attribution goes.
 func (a *agent) stopped(id, exitCode string) {
 	a.mu.Lock()
 	if !a.watched[id] {
@@ -329,17 +329,20 @@ func (a *agent) stopped(id, exitCode string) {
 	delete(a.watched, id)
 	inf := a.known[id[:12]]
 	a.mu.Unlock()
+	err := a.w.Unwatch(enforce.WatchTarget{ContainerID: id})
+	a.mu.Lock()
+	delete(a.known, id[:12])
+	a.mu.Unlock()
 	a.containers.Dec()
 	ev := map[string]any{"event": "stopped", "container": id[:12], "exitCode": exitCode}
+	if exitCode == "" {
+		delete(ev, "exitCode") // a destroy without its die
+	}
+	if err != nil {
+		ev["error"] = err.Error()
+	}
 	inf.fields(ev)
 	a.event(ev)
-	time.AfterFunc(a.o.Forget, func() {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if !a.watched[id] {
-			delete(a.known, id[:12])
-		}
-	})
 }
 
 func (a *agent) count() int {
@@ -357,6 +360,9 @@ func (a *agent) attribute(line map[string]any) {
 	a.mu.Unlock()
 	if _, ok := line["event"]; !ok {
 		line["event"] = "anomaly"
+		if line["kind"] == "summary" {
+			line["event"] = "summary"
+		}
 	}
 	if inf == nil {
 		return

@@ -354,3 +354,116 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// TestAgentReusesSlotsOfStoppedContainers: more containers start and stop than the
+// tracer has slots, each watched while it runs (a stop frees its slot: the watcher
+// writes the container's summary and releases it), and the last one, on a slot
+// reused several times, still has its anomalies attributed to it alone. The tracer is
+// given few slots, so that the churn past them stays short; the agent's code is the
+// same with all 63.
+func TestAgentReusesSlotsOfStoppedContainers(t *testing.T) {
+	const slots, containers = 3, 10
+	testpriv.RequireRoot(t)
+	env := dockertest.Daemon(t)
+	img := env.Busybox(t)
+	bundle := learnBundle(t, env, img, "churn", scriptA)
+	cfg, err := ParseConfig([]byte(fmt.Sprintf("rules:\n- labels: {tailor.bundle: churn}\n  bundle: %s\n  name: rule-churn\n", bundle)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := newLines()
+	log := &syncWriter{w: &strings.Builder{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, Options{Config: cfg, Out: out, Log: log, targets: slots}) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent: %v", err)
+		}
+	}()
+	out.waitFor(t, 60*time.Second, "agent-started", func(m map[string]any) bool { return m["event"] == "agent-started" })
+
+	labels := map[string]string{"tailor.bundle": "churn"}
+	began := time.Now()
+	// One more container than slots runs at once before the churn: it is not
+	// watched, which is what the limit means.
+	var running []string
+	for i := 0; i <= slots; i++ {
+		name := fmt.Sprintf("agent-full-%d", i)
+		runUnder(t, env, img, name, bundle, "true", labels)
+		running = append(running, name)
+		event := "watching"
+		if i == slots {
+			event = "not-watched"
+		}
+		out.waitFor(t, 5*time.Second, event+" "+name, func(m map[string]any) bool {
+			return m["event"] == event && m["containerName"] == name
+		})
+	}
+	for _, name := range running {
+		if err := env.Client.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < containers; i++ {
+		name := fmt.Sprintf("agent-churn-%d", i)
+		id := runUnder(t, env, img, name, bundle, "true", labels)
+		out.waitFor(t, 5*time.Second, "watching "+name, func(m map[string]any) bool {
+			return m["event"] == "watching" && m["containerName"] == name && m["container"] == id[:12]
+		})
+		if err := env.Client.ContainerRemove(context.Background(), id, container.RemoveOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		out.waitFor(t, 5*time.Second, "stopped "+name, func(m map[string]any) bool {
+			return m["event"] == "stopped" && m["containerName"] == name
+		})
+	}
+	idLast := runUnder(t, env, img, "agent-churn-last", bundle, "true", labels)
+	out.waitFor(t, 5*time.Second, "watching agent-churn-last", func(m map[string]any) bool {
+		return m["event"] == "watching" && m["containerName"] == "agent-churn-last"
+	})
+	dockerExec(t, env, "agent-churn-last", "mkdir", "/tmp/x")
+	a := out.waitFor(t, 5*time.Second, "mkdir in agent-churn-last", syscallAnomaly("agent-churn-last", "mkdir"))
+	if a["container"] != idLast[:12] || a["bundle"] != "rule-churn" || a["image"] != img {
+		t.Errorf("misattributed: %v", a)
+	}
+	if err := env.Client.ContainerRemove(context.Background(), idLast, container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, 5*time.Second, "stopped agent-churn-last", func(m map[string]any) bool {
+		return m["event"] == "stopped" && m["containerName"] == "agent-churn-last"
+	})
+	t.Logf("%d containers started, watched and stopped on %d slots in %v", slots+1+containers+1, slots, time.Since(began))
+
+	// Every watched container has its summary, attributed, before its stopped line;
+	// the mkdir is the last one's alone.
+	summaries := map[string]map[string]any{}
+	for _, m := range out.matching(func(m map[string]any) bool { return m["event"] == "summary" }) {
+		name, _ := m["containerName"].(string)
+		summaries[name] = m
+	}
+	for i := 0; i < containers; i++ {
+		name := fmt.Sprintf("agent-churn-%d", i)
+		if s := summaries[name]; s == nil || s["kind"] != "summary" || s["bundle"] != "rule-churn" || s["lost"] != float64(0) {
+			t.Errorf("summary of %s: %v", name, s)
+		}
+	}
+	if s := summaries["agent-churn-last"]; s == nil || s["anomalies"].(float64) < 1 || s["container"] != idLast[:12] {
+		t.Errorf("summary of agent-churn-last: %v", s)
+	}
+	if got := out.matching(func(m map[string]any) bool {
+		d, _ := m["detail"].(string)
+		return m["event"] == "anomaly" && m["containerName"] != "agent-churn-last" && strings.Contains(d, "mkdir")
+	}); len(got) > 0 {
+		t.Errorf("the last container's mkdir attributed elsewhere: %v", got)
+	}
+	if got := out.matching(func(m map[string]any) bool {
+		if m["event"] == "not-watched" {
+			return m["containerName"] != fmt.Sprintf("agent-full-%d", slots)
+		}
+		return m["error"] != nil
+	}); len(got) > 0 {
+		t.Errorf("unexpected not-watched or errors: %v", got)
+	}
+}

@@ -105,8 +105,8 @@ static __always_inline int on_capable(void *ctx, const struct cred *cred, int ca
 	/* Watch mode: an audited check for a capability the profile does not keep. A
 	 * probe (no-audit check) is never a need, so never an anomaly either. */
 	__u32 target = t->target;
-	struct watch_policy *w = bpf_map_lookup_elem(&watch, &target);
-	if (w && w->enabled && !k.probed && !k.runtime && !k.overridden && (cap < 0 || cap >= 64 || !(w->caps & (1ULL << cap)))) {
+	struct watch_policy *w = watch_of(target);
+	if (w && !k.probed && !k.runtime && !k.overridden && (cap < 0 || cap >= 64 || !(w->caps & (1ULL << cap)))) {
 		return emit_anomaly(target, AN_CAP << 16, cap, ret, t->flags);
 	}
 	return 0;

@@ -137,6 +137,14 @@ static __always_inline void unmark_tracked(__u32 tgid)
 		__sync_fetch_and_and(b, ~(1ULL << (tgid & 63)));
 }
 
+/* The slot of a target id in the per-slot arrays (syscalls, watch, container_joins);
+ * the rest of the id is the slot's generation (tracer.bpf.h, MAX_TARGETS). */
+_Static_assert((MAX_TARGETS & (MAX_TARGETS - 1)) == 0, "MAX_TARGETS must be a power of two");
+static __always_inline __u32 target_slot(__u32 target)
+{
+	return target & (MAX_TARGETS - 1);
+}
+
 static __always_inline struct task_info *tracked(void)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;

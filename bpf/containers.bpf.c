@@ -17,11 +17,12 @@ struct {
 	__type(value, __u32);
 } containers SEC(".maps");
 
+/* By target slot. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MAX_TARGETS);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct join_state);
 } container_joins SEC(".maps");
 
 
@@ -77,8 +78,9 @@ static __noinline int on_filter_installed(long ret)
 	/* The container's init is the first of its processes to install a filter; any
 	 * later one came through docker exec (the init's own tree inherits entries
 	 * through fork instead and never gets here). */
-	__u32 *joins = bpf_map_lookup_elem(&container_joins, &target);
-	if (joins && __sync_fetch_and_add(joins, 1) > 0)
+	__u32 slot = target_slot(target);
+	struct join_state *j = bpf_map_lookup_elem(&container_joins, &slot);
+	if (j && j->target == target && __sync_fetch_and_add(&j->joins, 1) > 0)
 		n.flags |= TASK_DOCKER_EXEC;
 	bpf_get_current_comm(n.comm, sizeof(n.comm));
 	mark_tracked(tgid);

@@ -102,8 +102,8 @@ __noinline int emit_op(__u64 target_flags, __u32 access, long err, __u64 nr_arch
 	__u64 n = 1, value = 0;
 	struct op_key k = {.target = target, .access = access, .err = err,
 			   .flags = fflags & FE_RUNTIME, .hash = h};
-	struct watch_policy *w = bpf_map_lookup_elem(&watch, &target);
-	if (w && w->enabled && (err == -EACCES || err == -EPERM)) {
+	struct watch_policy *w = watch_of(target);
+	if (w && (err == -EACCES || err == -EPERM)) {
 		/* Every refusal counted; reported at most once a second per key. */
 		value = h ^ ((__u64)access << 40) ^ ((__u64)(-err) << 56) ^ (nr_arch << 24);
 		if (!count_anomaly(target, AN_FILE_DENIED << 16, value, &n))

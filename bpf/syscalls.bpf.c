@@ -17,6 +17,7 @@
  * learned containers (containers.bpf.c).
  */
 
+/* By target slot. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MAX_TARGETS);
@@ -35,9 +36,17 @@ static __noinline int on_target_syscall(struct pt_regs *regs, long nr, struct ta
 		count(CNT_BAD_NR);
 		return 0;
 	}
-	struct syscall_bits *b = bpf_map_lookup_elem(&syscalls, &target);
+	__u32 slot = target_slot(target);
+	struct syscall_bits *b = bpf_map_lookup_elem(&syscalls, &slot);
 	if (!b || arch >= NR_ARCHES)
 		return 0;
+	if (b->target != target) {
+		/* A process of a released target: one that forked while user space was
+		 * deleting the target's processes. It is nobody's now. */
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		bpf_map_delete_elem(&tasks, &tgid);
+		return 0;
+	}
 	__u64 bit = 1ULL << (nr & 63);
 	__u32 w = (nr >> 6) & (SC_WORDS - 1);
 	/* Read before the atomic: the bit is almost always set already. */

@@ -6,6 +6,11 @@
 #define TAILOR_TRACER_H
 
 enum limits {
+	/* Target slots, a power of two: a target id is its slot in the low bits and the
+	 * slot's generation above them (target_slot), so an id is never reused while its
+	 * entries or events may still be around, and the per-slot arrays (syscalls, watch,
+	 * container_joins) carry the id they belong to. Slot 0 is never used: 0 is no
+	 * target. */
 	MAX_TARGETS = 64,
 	/* Words of the tracked-tgid bitmap: one bit per pid up to PID_MAX_LIMIT (4M). */
 	TRACKED_WORDS = (4 * 1024 * 1024) / 64,
@@ -155,7 +160,16 @@ struct task_info {
 };
 
 struct syscall_bits {
+	__u32 target; /* the id the slot belongs to now; 0 when free */
+	__u32 _pad;
 	__u64 bits[NR_ARCHES][SC_WORDS];
+};
+
+/* A container target's processes that installed their filter so far: the first is the
+ * container's init, any later one came through docker exec. */
+struct join_state {
+	__u32 target; /* the id the slot belongs to now; 0 when free */
+	__u32 joins;
 };
 
 /* A file observation: a path the target opened (resolved from the opened struct file),
@@ -258,7 +272,7 @@ enum anomaly_kind {
 /* The profile of a watched target. */
 struct watch_policy {
 	__u32 enabled;
-	__u32 _pad;
+	__u32 target; /* the id the slot belongs to now */
 	__u64 caps;     /* a bit per capability the profile keeps */
 	__u64 families; /* a bit per socket address family the profile allows */
 	__u64 allowed[NR_ARCHES][SC_WORDS];

@@ -22,8 +22,14 @@ import (
 	"github.com/tailor-sec/tailor/internal/fail"
 )
 
-// MaxTargets is how many targets one tracer can follow at once.
+// MaxTargets is the number of target slots of a tracer. Slot 0 is never used (0 is no
+// target), so a tracer follows at most MaxTargets-1 targets at once; ReleaseTarget frees
+// a slot for the next NewTarget.
 const MaxTargets = uint32(tracerLimitsMAX_TARGETS)
+
+// maxGeneration bounds a slot's generation, the part of a target id above its slot:
+// an id is generation*MaxTargets + slot and must fit in 32 bits.
+const maxGeneration = 1 << 32 / uint64(MaxTargets)
 
 // maxRanges is the size of the kernel's ranges map.
 const maxRanges = int(tracerLimitsMAX_RANGES)
@@ -49,8 +55,12 @@ type Tracer struct {
 	decodeErrs atomic.Uint64
 	chanDrops  atomic.Uint64
 
-	mu           sync.Mutex
-	nextTarget   uint32
+	mu sync.Mutex
+	// free are the slots NewTarget may hand out, the longest free first; live is the
+	// id each slot holds now (0: free) and gens its generation, bumped at each release.
+	free         []uint32
+	live         [MaxTargets]uint32
+	gens         [MaxTargets]uint32
 	flushWaiters []chan struct{}
 	readerDone   chan struct{}
 	closeOnce    sync.Once
@@ -71,6 +81,9 @@ type Options struct {
 	// two and a multiple of the page size; 0 means DefaultRingBuffer. The reader maps
 	// it twice (its wrap-around), so it counts twice in tailor's RSS.
 	RingBuffer uint32
+	// Targets is how many target slots NewTarget hands out, at most MaxTargets-1 (the
+	// default, 0). Fewer let a test reach the limit quickly.
+	Targets int
 }
 
 // DefaultRingBuffer holds ~25,000 file events, over 100 ms of the densest flood
@@ -126,7 +139,16 @@ func Open(opt Options) (*Tracer, error) {
 		return nil, fmt.Errorf("%w: %v", fail.ErrPrivilege, err)
 	}
 
-	t := &Tracer{syms: syms, ranges: ranges, events: make(chan Event, opt.EventBuffer), readerDone: make(chan struct{}), nextTarget: 1}
+	if opt.Targets < 0 || opt.Targets > int(MaxTargets)-1 {
+		return nil, fmt.Errorf("tracer: %d target slots asked for, at most %d exist", opt.Targets, MaxTargets-1)
+	}
+	if opt.Targets == 0 {
+		opt.Targets = int(MaxTargets) - 1
+	}
+	t := &Tracer{syms: syms, ranges: ranges, events: make(chan Event, opt.EventBuffer), readerDone: make(chan struct{})}
+	for slot := uint32(1); slot <= uint32(opt.Targets); slot++ {
+		t.free = append(t.free, slot)
+	}
 	t.watching = opt.Watch
 	if opt.RingBuffer == 0 {
 		opt.RingBuffer = DefaultRingBuffer
@@ -354,20 +376,173 @@ func (t *Tracer) Flush() {
 	}
 }
 
-// NewTarget allocates a target id.
+// NewTarget allocates a target id: a free slot, tagged with the slot's generation.
+// An id is never handed out twice (until a slot's generation wraps, after 2^26
+// releases of that slot), so whatever a released target left behind (events still in
+// the ring buffer, a process that forked while it was released) is never taken for
+// its slot's next target: the kernel checks the id stored with the slot's syscall
+// bitmap, watch policy and join count, and user space matches events by id.
 func (t *Tracer) NewTarget() (uint32, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.nextTarget >= MaxTargets {
-		return 0, fmt.Errorf("tracer: at most %d targets per run", MaxTargets-1)
+	if len(t.free) == 0 {
+		return 0, fmt.Errorf("tracer: all %d targets in use (a target's slot is free again once it is released)", t.targets())
 	}
-	id := t.nextTarget
-	t.nextTarget++
+	slot := t.free[0]
+	id := t.gens[slot]*MaxTargets + slot
+	// The slot's arrays start empty and belong to id from now on; its watch policy is
+	// disabled until Watch.
+	if err := t.maps.Syscalls.Put(slot, tracerSyscallBits{Target: id}); err != nil {
+		return 0, fmt.Errorf("tracer: new target: %w", err)
+	}
+	if err := t.maps.ContainerJoins.Put(slot, tracerJoinState{Target: id}); err != nil {
+		return 0, fmt.Errorf("tracer: new target: %w", err)
+	}
+	if err := t.maps.Watch.Put(slot, tracerWatchPolicy{}); err != nil {
+		return 0, fmt.Errorf("tracer: new target: %w", err)
+	}
+	t.free = t.free[1:]
+	t.live[slot] = id
 	return id, nil
+}
+
+// targets is the number of slots this tracer hands out; t.mu is held.
+func (t *Tracer) targets() int {
+	n := len(t.free)
+	for _, id := range t.live {
+		if id != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// slotOf returns target's slot, or an error when target is not an id in use.
+func (t *Tracer) slotOf(target uint32) (uint32, error) {
+	slot := target % MaxTargets
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if slot == 0 || t.live[slot] != target {
+		return 0, fmt.Errorf("tracer: target %d is not in use", target)
+	}
+	return slot, nil
+}
+
+// ReleaseTarget forgets target and frees its slot for a later NewTarget. Every entry
+// of target goes, in every map that keys or values anything by target (all the maps
+// of bpf/*.bpf.c but the global ones: events, the ring buffer; counters; scratch_map;
+// ranges and sysops, filled once at load):
+//   - first what makes a process part of it, so nothing new is recorded for it: its
+//     containers keys and its tasks entries;
+//   - its slot in the per-slot arrays syscalls, watch and container_joins, reset to
+//     no target;
+//   - its keys in the hashes caps, net and anomalies, and in the LRU hashes
+//     files_seen and ops_seen.
+//
+// The slot's generation is bumped, so its next id differs from target: events of
+// target still in the ring buffer or the Events channel keep target's id, and a
+// process that forked while its group was deleted here, and so escaped, still carries
+// target's id and drops itself from tasks at its next syscall (the kernel sees its id
+// no longer owns its slot). A caller that wants every event of target handles them
+// first (Flush), then releases. The slot is free again even when an error is
+// returned (an entry that could not be deleted): what is left carries the old id and
+// cannot be taken for anyone else's.
+func (t *Tracer) ReleaseTarget(target uint32) error {
+	slot, err := t.slotOf(target)
+	if err != nil {
+		return err
+	}
+	errs := []error{t.unfollow(target)}
+	t.mu.Lock()
+	t.live[slot] = 0
+	t.mu.Unlock()
+	errs = append(errs,
+		t.maps.Syscalls.Put(slot, tracerSyscallBits{}),
+		t.maps.Watch.Put(slot, tracerWatchPolicy{}),
+		t.maps.ContainerJoins.Put(slot, tracerJoinState{}),
+		deleteWhere(t.maps.Caps, func(k *tracerCapKey, _ *uint64) bool { return k.Target == target }),
+		deleteWhere(t.maps.Net, func(k *tracerNetKey, _ *uint64) bool { return k.Target == target }),
+		deleteWhere(t.maps.Anomalies, func(k *tracerAnomalyKey, _ *tracerAnomalyState) bool { return k.Target == target }),
+		deleteWhere(t.maps.FilesSeen, func(k *tracerFileKey, _ *uint8) bool { return k.Target == target }),
+		deleteWhere(t.maps.OpsSeen, func(k *tracerOpKey, _ *uint8) bool { return k.Target == target }),
+	)
+	t.mu.Lock()
+	t.gens[slot] = uint32((uint64(t.gens[slot]) + 1) % maxGeneration)
+	t.free = append(t.free, slot)
+	t.mu.Unlock()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("tracer: releasing target %d: %w", target, err)
+	}
+	return nil
+}
+
+// Unfollow stops adding to target: its container keys and its processes' tasks
+// entries go, so no process is part of it any more, while what it recorded stays
+// readable (Syscalls, Anomalies...) until ReleaseTarget. A caller that reports a
+// target's final counts unfollows, flushes, reads, then releases.
+func (t *Tracer) Unfollow(target uint32) error {
+	if _, err := t.slotOf(target); err != nil {
+		return err
+	}
+	if err := t.unfollow(target); err != nil {
+		return fmt.Errorf("tracer: unfollowing target %d: %w", target, err)
+	}
+	return nil
+}
+
+func (t *Tracer) unfollow(target uint32) error {
+	return errors.Join(
+		deleteWhere(t.maps.Containers, func(_ *tracerContainerKey, v *uint32) bool { return *v == target }),
+		deleteWhere(t.maps.Tasks, func(_ *uint32, v *tracerTaskInfo) bool { return v.Target == target }),
+	)
+}
+
+// deleteWhere deletes the entries of a hash map that match. It reads the map in
+// batches, whose cursor (a bucket) survives keys deleted meanwhile by the kernel's
+// programs or an LRU map's eviction, where a next-key walk from a deleted key starts
+// over; then it deletes the matches in batches too, a key already gone being no
+// error.
+func deleteWhere[K, V any](m *ebpf.Map, match func(*K, *V) bool) error {
+	const batch = 256
+	keys, vals := make([]K, batch), make([]V, batch)
+	var (
+		cursor ebpf.MapBatchCursor
+		doomed []K
+	)
+	for {
+		n, err := m.BatchLookup(&cursor, keys, vals, nil)
+		for i := range n {
+			if match(&keys[i], &vals[i]) {
+				doomed = append(doomed, keys[i])
+			}
+		}
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("reading map %s: %w", m, err)
+		}
+	}
+	// A batch delete stops at the first key that is gone: skip it, go on after it.
+	for len(doomed) > 0 {
+		n, err := m.BatchDelete(doomed, nil)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			doomed = doomed[min(n+1, len(doomed)):]
+		default:
+			return fmt.Errorf("deleting from map %s: %w", m, err)
+		}
+	}
+	return nil
 }
 
 // AddProcess makes the thread group pid part of target. comm is its current name.
 func (t *Tracer) AddProcess(target uint32, pid int, comm string) error {
+	if _, err := t.slotOf(target); err != nil {
+		return err
+	}
 	var ti tracerTaskInfo
 	ti.Target = target
 	for i := 0; i < len(ti.Comm)-1 && i < len(comm); i++ {
@@ -398,6 +573,9 @@ func (t *Tracer) AddContainer(target uint32, id string) error {
 	if len(id) != 64 {
 		return fmt.Errorf("tracer: container id %q is not a full 64-character id", id)
 	}
+	if _, err := t.slotOf(target); err != nil {
+		return err
+	}
 	var k tracerContainerKey
 	for i := range k.Id {
 		k.Id[i] = int8(id[i])
@@ -411,7 +589,11 @@ func (t *Tracer) AddContainer(target uint32, id string) error {
 // ContainerRunning tells the tracer that target's container already runs (an attach):
 // every process of it that installs a filter from now on came through docker exec.
 func (t *Tracer) ContainerRunning(target uint32) error {
-	if err := t.maps.ContainerJoins.Put(target, uint32(1)); err != nil {
+	slot, err := t.slotOf(target)
+	if err != nil {
+		return err
+	}
+	if err := t.maps.ContainerJoins.Put(slot, tracerJoinState{Target: target, Joins: 1}); err != nil {
 		return fmt.Errorf("tracer: marking target %d running: %w", target, err)
 	}
 	return nil
@@ -444,9 +626,16 @@ func (t *Tracer) TargetProcesses(target uint32) []int {
 
 // Syscalls returns the syscall numbers target made, per table.
 func (t *Tracer) Syscalls(target uint32) (map[Table][]int, error) {
+	slot, err := t.slotOf(target)
+	if err != nil {
+		return nil, err
+	}
 	var b tracerSyscallBits
-	if err := t.maps.Syscalls.Lookup(target, &b); err != nil {
+	if err := t.maps.Syscalls.Lookup(slot, &b); err != nil {
 		return nil, fmt.Errorf("tracer: reading syscalls: %w", err)
+	}
+	if b.Target != target {
+		return nil, fmt.Errorf("tracer: reading syscalls: slot %d holds target %d, not %d", slot, b.Target, target)
 	}
 	out := map[Table][]int{}
 	for tbl := Table(0); tbl < numTables; tbl++ {
@@ -582,8 +771,13 @@ func (t *Tracer) Watch(target uint32, p WatchPolicy) error {
 	if !t.watching {
 		return errors.New("tracer: Watch needs a tracer opened with Options.Watch")
 	}
+	slot, err := t.slotOf(target)
+	if err != nil {
+		return err
+	}
 	var w tracerWatchPolicy
 	w.Enabled = 1
+	w.Target = target
 	for tbl, nrs := range p.Syscalls {
 		if tbl < 0 || tbl >= numTables {
 			return fmt.Errorf("tracer: watch policy: no syscall table %d", tbl)
@@ -607,7 +801,7 @@ func (t *Tracer) Watch(target uint32, p WatchPolicy) error {
 		}
 		w.Families |= 1 << f
 	}
-	if err := t.maps.Watch.Put(target, w); err != nil {
+	if err := t.maps.Watch.Put(slot, w); err != nil {
 		return fmt.Errorf("tracer: setting the watch policy: %w", err)
 	}
 	return nil

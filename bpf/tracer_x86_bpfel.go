@@ -176,6 +176,12 @@ type tracerFileKey struct {
 	Access uint32
 }
 
+type tracerJoinState struct {
+	_      structs.HostLayout
+	Target uint32
+	Joins  uint32
+}
+
 type tracerLimits uint32
 
 const (
@@ -263,8 +269,10 @@ type tracerScratch struct {
 }
 
 type tracerSyscallBits struct {
-	_    structs.HostLayout
-	Bits [3][16]uint64
+	_      structs.HostLayout
+	Target uint32
+	Pad    uint32
+	Bits   [3][16]uint64
 }
 
 type tracerSysop struct {
@@ -319,7 +327,7 @@ type tracerTaskInfo struct {
 type tracerWatchPolicy struct {
 	_        structs.HostLayout
 	Enabled  uint32
-	Pad      uint32
+	Target   uint32
 	Caps     uint64
 	Families uint64
 	Allowed  [3][16]uint64

@@ -12,6 +12,7 @@
  * cannot flood the ring buffer, and the final counts are read from the map.
  */
 
+/* By target slot. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MAX_TARGETS);
@@ -25,6 +26,17 @@ struct {
 	__type(key, struct anomaly_key);
 	__type(value, struct anomaly_state);
 } anomalies SEC(".maps");
+
+/* The watch policy of target, or NULL when it is not watched (or its slot now belongs
+ * to another target). */
+static __always_inline struct watch_policy *watch_of(__u32 target)
+{
+	__u32 slot = target_slot(target);
+	struct watch_policy *w = bpf_map_lookup_elem(&watch, &slot);
+	if (!w || !w->enabled || w->target != target)
+		return 0;
+	return w;
+}
 
 /* Counts one occurrence of an anomaly key; returns 1 when it is to be reported (the
  * first occurrence, or the first after ANOMALY_INTERVAL_NS), with *n the count so far. */
@@ -90,8 +102,8 @@ static __noinline int on_watched_exit(struct pt_regs *regs, long nr, __u32 arch,
 				      __u64 target_flags)
 {
 	__u32 target = (__u32)target_flags;
-	struct watch_policy *w = bpf_map_lookup_elem(&watch, &target);
-	if (!w || !w->enabled)
+	struct watch_policy *w = watch_of(target);
+	if (!w)
 		return 0;
 	__u64 bit = 1ULL << (nr & 63);
 	__u32 word = (nr >> 6) & (SC_WORDS - 1);

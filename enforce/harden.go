@@ -136,10 +136,9 @@ func (p hardenPlan) adjust(cfg *container.Config, hc *container.HostConfig) {
 				hc.PidsLimit = &limit
 			}
 			if h.NanoCPUs > 0 {
-				// Docker refuses a limit above the host's CPUs ("Range of CPUs is from
-				// 0.01 to 2.00"): a short learned run can average more than a small
-				// host has, and the whole host is then the same limit.
-				hc.NanoCPUs = min(h.NanoCPUs, int64(runtime.NumCPU())*1_000_000_000)
+				// generate capped it at the learning host's CPUs; this host may have
+				// fewer.
+				hc.NanoCPUs, _ = profiles.CapNanoCPUs(h.NanoCPUs, runtime.NumCPU())
 			}
 		case profiles.HardenPorts:
 			for port, bindings := range hc.PortBindings {

@@ -98,7 +98,7 @@ func checkInspect(t *testing.T, path string, h *profiles.Hardening) {
 		}
 	}
 	// enforce caps the learned CPU limit at this host's CPUs (Docker refuses more).
-	cpus := min(h.NanoCPUs, int64(runtime.NumCPU())*1e9)
+	cpus, _ := profiles.CapNanoCPUs(h.NanoCPUs, runtime.NumCPU())
 	if hc.Memory != h.Memory || hc.PidsLimit == nil || *hc.PidsLimit != h.PidsLimit || hc.NanoCPUs != cpus {
 		errorf("limits memory %d pids %v cpus %d, want %d %d %d", hc.Memory, hc.PidsLimit, hc.NanoCPUs, h.Memory, h.PidsLimit, cpus)
 	}

@@ -180,9 +180,16 @@ func hardenLimits(rec *profiles.Recording, tmpfsBytes int64, h *profiles.Hardeni
 	if d := rec.End.Sub(rec.Start); d > 0 && r.CPUNanos > 0 {
 		avg := float64(r.CPUNanos) / float64(d.Nanoseconds())
 		nano := max(int64(avg*cpuFactor*10+0.999999)*100_000_000, cpuMinNano)
-		h.NanoCPUs = nano
-		fact(profiles.HardenLimits, []string{"--cpus", strconv.FormatFloat(float64(nano)/1e9, 'f', 1, 64)},
-			"%.3f CPU-seconds over %.1fs (%.2f CPUs on average); limit %d x that, at least 1 CPU (an average hides bursts)", float64(r.CPUNanos)/1e9, d.Seconds(), avg, cpuFactor)
+		capped, lowered := profiles.CapNanoCPUs(nano, rec.Host.CPUs)
+		h.NanoCPUs = capped
+		how := fmt.Sprintf("%.3f CPU-seconds over %.1fs (%.2f CPUs on average); limit %d x that, at least 1 CPU (an average hides bursts)", float64(r.CPUNanos)/1e9, d.Seconds(), avg, cpuFactor)
+		switch {
+		case lowered:
+			how += fmt.Sprintf(", capped at the learning host's %d CPUs (%.1f asked for: Docker refuses more CPUs than its host has; enforce caps again at its own host's)", rec.Host.CPUs, float64(nano)/1e9)
+		case rec.Host.CPUs == 0 && nano > cpuMinNano:
+			how += " (the learning host's CPU count is not in the recording, learned by an older tailor: not capped to it; Docker refuses more CPUs than its host has)"
+		}
+		fact(profiles.HardenLimits, []string{"--cpus", strconv.FormatFloat(float64(capped)/1e9, 'f', 1, 64)}, "%s", how)
 	}
 }
 

@@ -2,6 +2,7 @@ package generate
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,5 +72,42 @@ func TestHardening(t *testing.T) {
 	rec.Observed = nil
 	if h, why := hardening(rec, nil); h != nil || why == "" {
 		t.Errorf("hardening without an observed section: %+v %q", h, why)
+	}
+}
+
+// TestHardeningCapsCPUsAtTheLearningHost: 8 CPUs asked for (4 x the 2 averaged), on a
+// learning host of 2: the limit, its flag and the compose and pod outputs that read it
+// are 2, and the fact says why; a recording without the host's count says it is not
+// capped.
+func TestHardeningCapsCPUsAtTheLearningHost(t *testing.T) {
+	rec := hardRec()
+	rec.Host.CPUs = 2
+	h, why := hardening(rec, nil)
+	if h == nil {
+		t.Fatal(why)
+	}
+	if h.NanoCPUs != 2e9 {
+		t.Errorf("NanoCPUs %d, want 2e9 (the learning host's 2 CPUs)", h.NanoCPUs)
+	}
+	cpuFact := func(h *profiles.Hardening) profiles.HardenFact {
+		for _, f := range h.Facts {
+			if slices.Contains(f.Flags, "--cpus") {
+				return f
+			}
+		}
+		t.Fatalf("no --cpus fact: %+v", h.Facts)
+		return profiles.HardenFact{}
+	}
+	f := cpuFact(h)
+	if !slices.Equal(f.Flags, []string{"--cpus", "2.0"}) || !strings.Contains(f.Fact, "capped at the learning host's 2 CPUs (8.0 asked for") {
+		t.Errorf("fact %+v", f)
+	}
+	rec.Host.CPUs = 16
+	if h, _ := hardening(rec, nil); h.NanoCPUs != 8e9 || strings.Contains(cpuFact(h).Fact, "capped") {
+		t.Errorf("a host with 16 CPUs: %d, %q", h.NanoCPUs, cpuFact(h).Fact)
+	}
+	rec.Host.CPUs = 0
+	if h, _ := hardening(rec, nil); h.NanoCPUs != 8e9 || !strings.Contains(cpuFact(h).Fact, "not in the recording") {
+		t.Errorf("no host count: %d, %q", h.NanoCPUs, cpuFact(h).Fact)
 	}
 }

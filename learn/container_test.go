@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -155,6 +156,10 @@ func TestLearnContainerEndToEnd(t *testing.T) {
 	}
 	if !slices.Equal(rec.Target.Command, []string{"/bin/sh", "-c", script}) {
 		t.Errorf("target command %q", rec.Target.Command)
+	}
+	// generate caps a learned --cpus at it.
+	if rec.Host.CPUs != runtime.NumCPU() {
+		t.Errorf("host CPUs %d recorded, want %d", rec.Host.CPUs, runtime.NumCPU())
 	}
 	sys := syscallSet(rec, profiles.ArchX86_64)
 	for _, want := range []string{"execve", "mkdir", "openat", "write", "read", "exit_group"} {

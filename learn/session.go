@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -435,5 +436,6 @@ func hostInfo(tr *bpf.Tracer) profiles.Host {
 		Kernel:  unix.ByteSliceToString(u.Release[:]),
 		Machine: unix.ByteSliceToString(u.Machine[:]),
 		Probes:  tr.Probes(),
+		CPUs:    runtime.NumCPU(),
 	}
 }

@@ -45,6 +45,18 @@ type Hardening struct {
 	Facts []HardenFact `json:"facts"`
 }
 
+// CapNanoCPUs bounds a CPU limit (in billionths of a CPU, Docker's NanoCpus) by a
+// host's CPU count, as Docker requires ("Range of CPUs is from 0.01 to 2.00, as there
+// are only 2 CPUs available"): a short learned run can average more than a small host
+// has, and the whole host is then the same limit. cpus <= 0 (not known) leaves it.
+// capped says whether it was lowered.
+func CapNanoCPUs(nano int64, cpus int) (capped int64, lowered bool) {
+	if cpus <= 0 || nano <= int64(cpus)*1_000_000_000 {
+		return nano, false
+	}
+	return int64(cpus) * 1_000_000_000, true
+}
+
 // HardenTmpfs is a tmpfs for a directory written on the root filesystem.
 type HardenTmpfs struct {
 	Path string `json:"path"`

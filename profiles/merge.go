@@ -32,6 +32,9 @@ func Merge(recs ...*Recording) *Recording {
 		out.Incomplete = append(out.Incomplete, r.Incomplete...)
 		out.Missing = append(out.Missing, r.Missing...)
 		out.Host.Probes = append(slices.Clone(out.Host.Probes), r.Host.Probes...)
+		if r.Host.CPUs > 0 && (out.Host.CPUs == 0 || r.Host.CPUs < out.Host.CPUs) {
+			out.Host.CPUs = r.Host.CPUs // the smallest learning host bounds them all
+		}
 		out.Loss.RingbufDrops += r.Loss.RingbufDrops
 		out.Loss.MapFull += r.Loss.MapFull
 		out.Loss.TooLong += r.Loss.TooLong

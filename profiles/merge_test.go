@@ -119,3 +119,27 @@ func TestValidateNames(t *testing.T) {
 		t.Errorf("CapabilityByName: %v %v", c, ok)
 	}
 }
+
+func TestCapNanoCPUs(t *testing.T) {
+	for _, c := range []struct {
+		nano   int64
+		cpus   int
+		want   int64
+		capped bool
+	}{{8e9, 2, 2e9, true}, {2e9, 2, 2e9, false}, {1e9, 2, 1e9, false}, {8e9, 0, 8e9, false}} {
+		if got, capped := CapNanoCPUs(c.nano, c.cpus); got != c.want || capped != c.capped {
+			t.Errorf("CapNanoCPUs(%d, %d) = %d, %v; want %d, %v", c.nano, c.cpus, got, capped, c.want, c.capped)
+		}
+	}
+}
+
+// The smallest learning host's CPU count bounds a merged recording's CPU limit.
+func TestMergeKeepsTheSmallestHostCPUs(t *testing.T) {
+	a, b, c := &Recording{Host: Host{CPUs: 8}}, &Recording{Host: Host{CPUs: 2}}, &Recording{}
+	if m := Merge(c, a, b); m.Host.CPUs != 2 {
+		t.Errorf("merged host CPUs %d, want 2", m.Host.CPUs)
+	}
+	if m := Merge(c); m.Host.CPUs != 0 {
+		t.Errorf("unknown stays unknown: %d", m.Host.CPUs)
+	}
+}

@@ -196,6 +196,9 @@ type Host struct {
 	Machine string `json:"machine"`
 	// Probes names the kernel hooks the tracer used, for example "cap_capable:tp_btf".
 	Probes []string `json:"probes,omitempty"`
+	// CPUs is how many CPUs the learning host had (0: not recorded, by an older
+	// tailor): the most a learned CPU limit can be there (CapNanoCPUs).
+	CPUs int `json:"cpus,omitempty"`
 }
 
 // Loss counts observations the tracer could not keep. Any non-zero field makes the

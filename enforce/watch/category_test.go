@@ -73,7 +73,7 @@ func TestCategoryInReports(t *testing.T) {
 	var js, human bytes.Buffer
 	r := newReporter(&js, &human, 0, 10)
 	a := Anomaly{Kind: "exec", Detail: "exec of /bin/sh by /x", Action: "blocked", Category: CatShell, Severity: SeverityHigh}
-	r.observe("exec|/bin/sh", a, 1, false)
+	r.observe(1, "exec|/bin/sh", a, 1, false)
 	var got map[string]any
 	if err := json.Unmarshal(bytes.TrimSpace(js.Bytes()), &got); err != nil {
 		t.Fatal(err)

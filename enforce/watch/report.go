@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -43,6 +44,7 @@ type Anomaly struct {
 // entry is the reporter's state for one distinct anomaly.
 type entry struct {
 	a        Anomaly
+	target   uint32
 	shown    bool
 	reported uint64 // count on the last line written
 	lastLine time.Time
@@ -50,12 +52,15 @@ type entry struct {
 
 // reporter deduplicates anomalies and bounds what it writes: each distinct anomaly
 // gets one line when first seen, then at most one line per repeatEvery while its
-// count grows, and a last one at the end; past maxShown distinct anomalies new ones
-// are only counted. A target looping on a forbidden call therefore writes a few lines,
-// not one per call. Memory is bounded too: past maxShown shown and maxSuppressed
-// suppressed anomalies, a new one keeps no state of its own and is only counted
-// (untracked), so a target that makes endless distinct anomalies (a path per call)
-// cannot grow a long watch's memory.
+// count grows, and a last one at the end (of its target, or of the run); past
+// maxShown distinct anomalies new ones are only counted. A target looping on a
+// forbidden call therefore writes a few lines, not one per call. Memory is bounded
+// too: past maxShown shown and maxSuppressed suppressed anomalies, a new one keeps no
+// state of its own and is only counted (untracked), so a target that makes endless
+// distinct anomalies (a path per call) cannot grow a long watch's memory. The bounds
+// are on the targets watched now: a target's end (endTarget) frees its anomalies'
+// state and their places under the bounds, so a node agent that outlives many
+// containers keeps showing the new ones' anomalies.
 type reporter struct {
 	mu          sync.Mutex
 	json        io.Writer
@@ -64,16 +69,28 @@ type reporter struct {
 	repeatEvery time.Duration
 	maxShown    int
 
-	entries    map[string]*entry
-	order      []string
+	entries map[string]*entry
+	order   []string
+	// shown and suppressed count the entries kept now, by whether they were shown.
 	shown      int
+	suppressed int
+	// run tallies the whole run, targets tally each target until its end.
+	run     tally
+	targets map[uint32]*tally
+	byKind  map[string]uint64
+	err     error
+}
+
+// tally counts what a reporter saw, for a summary record.
+type tally struct {
+	// total counts occurrences, repeats included; distinct the distinct anomalies,
+	// suppressed those of them counted but never shown.
+	total      uint64
+	distinct   int
 	suppressed int
 	// untracked counts occurrences of anomalies past every bound: not shown and not
 	// kept, so their repeats cannot be told from new ones.
 	untracked uint64
-	byKind    map[string]uint64
-	total     uint64
-	err       error
 }
 
 // maxSuppressed bounds the anomalies kept (to count their repeats) beyond the shown.
@@ -81,28 +98,39 @@ var maxSuppressed = 4096
 
 func newReporter(jsonOut, human io.Writer, repeatEvery time.Duration, maxShown int) *reporter {
 	return &reporter{json: jsonOut, human: human, now: time.Now, repeatEvery: repeatEvery, maxShown: maxShown,
-		entries: map[string]*entry{}, byKind: map[string]uint64{}}
+		entries: map[string]*entry{}, targets: map[uint32]*tally{}, byKind: map[string]uint64{}}
 }
 
-// observe records n more occurrences of the anomaly with key, or, when cumulative,
-// that it occurred n times in all so far (the kernel's own count).
-func (r *reporter) observe(key string, a Anomaly, n uint64, cumulative bool) {
+// observe records n more occurrences of target's anomaly with key, or, when
+// cumulative, that it occurred n times in all so far (the kernel's own count). The
+// key is the target's own: the same behaviour in two targets is two anomalies.
+func (r *reporter) observe(target uint32, key string, a Anomaly, n uint64, cumulative bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	key = strconv.FormatUint(uint64(target), 10) + "|" + key
+	tt := r.targets[target]
+	if tt == nil {
+		tt = &tally{}
+		r.targets[target] = tt
+	}
 	e, ok := r.entries[key]
 	if !ok && r.shown >= r.maxShown && r.suppressed >= maxSuppressed {
 		if cumulative {
 			n = max(n, 1) // a kernel count of a key not kept: its repeats are in it
 		}
-		r.untracked += n
+		r.run.untracked += n
+		tt.untracked += n
 		r.byKind[a.Kind] += n
-		r.total += n
+		r.run.total += n
+		tt.total += n
 		return
 	}
 	if !ok {
-		e = &entry{a: a}
+		e = &entry{a: a, target: target}
 		r.entries[key] = e
 		r.order = append(r.order, key)
+		r.run.distinct++
+		tt.distinct++
 	}
 	before := e.a.Count
 	if cumulative {
@@ -112,13 +140,16 @@ func (r *reporter) observe(key string, a Anomaly, n uint64, cumulative bool) {
 	}
 	delta := e.a.Count - before
 	r.byKind[a.Kind] += delta
-	r.total += delta
+	r.run.total += delta
+	tt.total += delta
 	if !ok {
 		if r.shown >= r.maxShown {
-			if r.suppressed == 0 {
+			if r.run.suppressed == 0 {
 				r.writeHuman(fmt.Sprintf("tailor: more than %d distinct anomalies: further new ones are counted, not shown", r.maxShown))
 			}
 			r.suppressed++
+			r.run.suppressed++
+			tt.suppressed++
 			return
 		}
 		r.shown++
@@ -146,11 +177,18 @@ func (r *reporter) tick() {
 
 // Summary is the closing record of an anomalies file, written when anything was
 // suppressed, lost or left unattributed, so what the lines do not show is said in the
-// output itself.
+// output itself; and the closing record of one target that stops being watched
+// (Watcher.Unwatch: a node agent's container that stopped), written always, with its
+// Target and Container.
 type Summary struct {
 	Time time.Time `json:"time"`
 	// Kind is "summary".
 	Kind string `json:"kind"`
+	// Target, Service and Container name the target a target's summary closes; empty
+	// in the run's.
+	Target    string `json:"target,omitempty"`
+	Service   string `json:"service,omitempty"`
+	Container string `json:"container,omitempty"`
 	// Anomalies counts every occurrence, repeats included; Distinct the distinct ones.
 	Anomalies uint64 `json:"anomalies"`
 	Distinct  int    `json:"distinct"`
@@ -160,7 +198,9 @@ type Summary struct {
 	// in the totals, neither shown nor counted apart.
 	Untracked uint64 `json:"untracked,omitempty"`
 	// Lost counts observations the tracer could not deliver (full ring buffer or
-	// maps, unreadable arguments, decode errors): anomalies may be missing.
+	// maps, unreadable arguments, decode errors, events of a target that had ended):
+	// anomalies may be missing. A target's summary counts those lost, by any target,
+	// while it was watched.
 	Lost uint64 `json:"lost"`
 	// RefusedElsewhere counts distinct refused operations the profile's rules grant:
 	// file permissions or another security module refused them, not the profile.
@@ -183,10 +223,10 @@ func (r *reporter) final(f finalFacts) {
 			r.write(e, true)
 		}
 	}
-	if r.suppressed > 0 {
-		msg := fmt.Sprintf("tailor: %d more distinct anomalies were counted but not shown", r.suppressed)
-		if r.untracked > 0 {
-			msg += fmt.Sprintf(", and %d more occurrences of anomalies past tailor's memory bound (%d kept)", r.untracked, r.maxShown+maxSuppressed)
+	if r.run.suppressed > 0 {
+		msg := fmt.Sprintf("tailor: %d more distinct anomalies were counted but not shown", r.run.suppressed)
+		if r.run.untracked > 0 {
+			msg += fmt.Sprintf(", and %d more occurrences of anomalies past tailor's memory bound (%d kept)", r.run.untracked, r.maxShown+maxSuppressed)
 		}
 		r.writeHuman(msg)
 	}
@@ -196,18 +236,66 @@ func (r *reporter) final(f finalFacts) {
 	if f.refusedElsewhere > 0 {
 		r.writeHuman(fmt.Sprintf("tailor: %d refused operations were allowed by the profile (file permissions or another module refused them): not anomalies", f.refusedElsewhere))
 	}
-	if r.json != nil && (r.suppressed > 0 || r.untracked > 0 || f.lost > 0 || f.refusedElsewhere > 0) {
-		line, err := json.Marshal(Summary{Time: r.now(), Kind: "summary", Anomalies: r.total, Distinct: len(r.entries),
-			Suppressed: r.suppressed, Untracked: r.untracked, Lost: f.lost, RefusedElsewhere: f.refusedElsewhere})
-		if err != nil {
-			r.setErr(err)
-		} else {
-			r.writeLine(r.json, string(line))
+	if r.json != nil && (r.run.suppressed > 0 || r.run.untracked > 0 || f.lost > 0 || f.refusedElsewhere > 0) {
+		r.writeSummary(Summary{Anomalies: r.run.total, Distinct: r.run.distinct,
+			Suppressed: r.run.suppressed, Untracked: r.run.untracked, Lost: f.lost, RefusedElsewhere: f.refusedElsewhere})
+	}
+	if r.run.total > 0 {
+		r.writeHuman(fmt.Sprintf("tailor: %d anomalies (%d distinct)", r.run.total, r.run.distinct))
+	}
+}
+
+// endTarget closes target: the last counts of its anomalies, then its summary record
+// (sum names the target and carries what the watcher knows besides the anomalies),
+// always. Its anomalies' state goes, and with it their places under the bounds.
+func (r *reporter) endTarget(target uint32, sum Summary) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	kept := r.order[:0]
+	for _, k := range r.order {
+		e := r.entries[k]
+		if e.target != target {
+			kept = append(kept, k)
+			continue
 		}
+		if e.shown && e.a.Count > e.reported {
+			r.write(e, true)
+		}
+		if e.shown {
+			r.shown--
+		} else {
+			r.suppressed--
+		}
+		delete(r.entries, k)
 	}
-	if r.total > 0 {
-		r.writeHuman(fmt.Sprintf("tailor: %d anomalies (%d distinct)", r.total, len(r.entries)))
+	clear(r.order[len(kept):])
+	r.order = kept
+	tt := r.targets[target]
+	if tt == nil {
+		tt = &tally{}
 	}
+	delete(r.targets, target)
+	sum.Anomalies, sum.Distinct, sum.Suppressed, sum.Untracked = tt.total, tt.distinct, tt.suppressed, tt.untracked
+	if r.json != nil {
+		r.writeSummary(sum)
+	}
+	if tt.total > 0 || sum.Lost > 0 {
+		who := sum.Target
+		if sum.Container != "" {
+			who += ", container " + sum.Container
+		}
+		r.writeHuman(fmt.Sprintf("tailor: %s no longer watched: %d anomalies (%d distinct, %d not shown), %d observations lost meanwhile", who, tt.total, tt.distinct, tt.suppressed, sum.Lost))
+	}
+}
+
+func (r *reporter) writeSummary(s Summary) {
+	s.Time, s.Kind = r.now(), "summary"
+	line, err := json.Marshal(s)
+	if err != nil {
+		r.setErr(err)
+		return
+	}
+	r.writeLine(r.json, string(line))
 }
 
 func (r *reporter) write(e *entry, repeat bool) {
@@ -264,5 +352,5 @@ func (r *reporter) counts() (map[string]uint64, uint64) {
 	for k, v := range r.byKind {
 		out[k] = v
 	}
-	return out, r.total
+	return out, r.run.total
 }

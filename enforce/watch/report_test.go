@@ -37,7 +37,7 @@ func TestReporterDeduplicatesAndBounds(t *testing.T) {
 	// The kernel reports a looping call about once a second with its running count:
 	// a minute of it is a handful of lines.
 	for s := 1; s <= 60; s++ {
-		r.observe("syscall|ptrace", a, uint64(s)*100000, true)
+		r.observe(1, "syscall|ptrace", a, uint64(s)*100000, true)
 		r.tick()
 		c.t = c.t.Add(time.Second)
 	}
@@ -65,7 +65,7 @@ func TestReporterCapsDistinctAnomalies(t *testing.T) {
 	var js bytes.Buffer
 	r := newReporter(&js, nil, time.Second, 5)
 	for i := 0; i < 50; i++ {
-		r.observe(fmt.Sprintf("file|/x/%d", i), Anomaly{Kind: "file"}, 1, false)
+		r.observe(1, fmt.Sprintf("file|/x/%d", i), Anomaly{Kind: "file"}, 1, false)
 	}
 	r.final(finalFacts{})
 	got := lines(t, &js)
@@ -87,7 +87,7 @@ func TestReporterAddsUserCounts(t *testing.T) {
 	var js bytes.Buffer
 	r := newReporter(&js, nil, time.Hour, 10)
 	for i := 0; i < 3; i++ {
-		r.observe("exec|/bin/sh", Anomaly{Kind: "exec"}, 1, false)
+		r.observe(1, "exec|/bin/sh", Anomaly{Kind: "exec"}, 1, false)
 	}
 	r.final(finalFacts{})
 	got := lines(t, &js)
@@ -119,9 +119,9 @@ func TestReporterMemoryIsBounded(t *testing.T) {
 	var js bytes.Buffer
 	r := newReporter(&js, nil, time.Hour, 2)
 	for i := 0; i < 1000; i++ {
-		r.observe(fmt.Sprintf("file|/x/%d", i), Anomaly{Kind: "file"}, 1, false)
+		r.observe(1, fmt.Sprintf("file|/x/%d", i), Anomaly{Kind: "file"}, 1, false)
 	}
-	r.observe("file|/x/0", Anomaly{Kind: "file"}, 1, false) // a shown one repeats
+	r.observe(1, "file|/x/0", Anomaly{Kind: "file"}, 1, false) // a shown one repeats
 	if len(r.entries) != 5 || len(r.order) != 5 {
 		t.Fatalf("%d entries, %d in order: want 5 (2 shown + 3 suppressed)", len(r.entries), len(r.order))
 	}
@@ -150,5 +150,61 @@ func TestRememberPathIsBounded(t *testing.T) {
 	tg.rememberPath(99, "k2") // an update is no new key
 	if len(tg.paths) != 10 || tg.evicted != 90 || tg.paths[99] != "k2" {
 		t.Fatalf("%d paths, %d evicted, 99 -> %q: want 10, 90, k2", len(tg.paths), tg.evicted, tg.paths[99])
+	}
+}
+
+// A target's end writes its pending counts and its summary, always, and frees its
+// anomalies' places under the bounds for the targets still watched; the run's totals
+// keep counting it.
+func TestReporterEndTarget(t *testing.T) {
+	var js bytes.Buffer
+	r := newReporter(&js, nil, time.Hour, 2)
+	r.observe(1, "syscall|mkdir", Anomaly{Kind: "syscall", Container: "c1"}, 1, true)
+	r.observe(1, "syscall|mkdir", Anomaly{Kind: "syscall", Container: "c1"}, 7, true) // a repeat within the hour: no line yet
+	r.observe(1, "syscall|chown", Anomaly{Kind: "syscall", Container: "c1"}, 1, true)
+	r.observe(2, "syscall|mkdir", Anomaly{Kind: "syscall", Container: "c2"}, 1, true) // past the bound: counted, not shown
+	if n := len(lines(t, &js)); n != 2 {
+		t.Fatalf("%d lines before the end, want 2", n)
+	}
+	js.Reset()
+	r.endTarget(1, Summary{Target: "b", Container: "c1", Lost: 4})
+	got := strings.Split(strings.TrimSpace(js.String()), "\n")
+	if len(got) != 2 {
+		t.Fatalf("end of target 1 wrote %d lines, want the repeat and the summary: %q", len(got), got)
+	}
+	var last Anomaly
+	if err := json.Unmarshal([]byte(got[0]), &last); err != nil || !last.Repeat || last.Count != 7 || last.Container != "c1" {
+		t.Errorf("last count line %q: %+v %v", got[0], last, err)
+	}
+	var sum Summary
+	if err := json.Unmarshal([]byte(got[1]), &sum); err != nil || sum.Kind != "summary" || sum.Target != "b" || sum.Container != "c1" ||
+		sum.Anomalies != 8 || sum.Distinct != 2 || sum.Suppressed != 0 || sum.Lost != 4 {
+		t.Errorf("target summary %q: %+v %v", got[1], sum, err)
+	}
+	for k, e := range r.entries {
+		if e.target == 1 {
+			t.Errorf("entry %s of the ended target kept", k)
+		}
+	}
+	// Target 1's places are free: target 2's next new anomaly is shown.
+	js.Reset()
+	r.observe(2, "syscall|ptrace", Anomaly{Kind: "syscall", Container: "c2"}, 1, true)
+	if got := lines(t, &js); len(got) != 1 || got[0].Container != "c2" || got[0].Repeat {
+		t.Fatalf("after the end: %+v", got)
+	}
+	js.Reset()
+	r.endTarget(2, Summary{Target: "b", Container: "c2"})
+	sum = Summary{}
+	if err := json.Unmarshal(bytes.TrimSpace(js.Bytes()), &sum); err != nil || sum.Anomalies != 2 || sum.Distinct != 2 || sum.Suppressed != 1 {
+		t.Errorf("summary of target 2 %q: %+v %v", js.String(), sum, err)
+	}
+	js.Reset()
+	r.final(finalFacts{})
+	var run Summary
+	if err := json.Unmarshal(bytes.TrimSpace(js.Bytes()), &run); err != nil || run.Target != "" || run.Container != "" || run.Anomalies != 10 || run.Distinct != 4 || run.Suppressed != 1 {
+		t.Errorf("run summary %q: %+v %v", js.String(), run, err)
+	}
+	if len(r.entries) != 0 || len(r.order) != 0 || r.shown != 0 || r.suppressed != 0 || len(r.targets) != 0 {
+		t.Errorf("state left: %d entries, %d in order, %d shown, %d suppressed, %d targets", len(r.entries), len(r.order), r.shown, r.suppressed, len(r.targets))
 	}
 }

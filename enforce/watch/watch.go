@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -51,6 +52,9 @@ type Options struct {
 	MaxShown int
 	// Close is closed by Stop (the --anomalies file).
 	Close io.Closer
+	// Targets is how many targets the tracer follows at once (bpf.Options.Targets);
+	// 0 means as many as it has.
+	Targets int
 }
 
 // Watcher implements enforce.Watcher with the tracer.
@@ -63,6 +67,15 @@ type Watcher struct {
 	tr      *bpf.Tracer
 	targets map[uint32]*target
 	lost    uint64
+	// late counts events of targets that had ended (Unwatch) when they were handled:
+	// part of lost.
+	late atomic.Uint64
+	// endedRefused sums refusedElsewhere of the targets that ended, for the run's
+	// summary.
+	endedRefused uint64
+	// syncs hands the event loop work to do once it has handled every event on the
+	// channel (inLoop).
+	syncs   chan func()
 	stop    chan struct{}
 	done    chan struct{}
 	stopped bool
@@ -74,10 +87,15 @@ type target struct {
 	name      string
 	container string
 	// label is the watch target's label (a Compose service), copied into reports.
-	label   string
-	policy  *enforce.Policy
-	rules   *fileRules
-	allowed map[string]bool // "SCMP_ARCH_X86_64/read"
+	label string
+	// containerID (full) and pid are what Watch was given, for Unwatch.
+	containerID string
+	pid         int
+	// lostAtStart is the watcher's loss count when the watch began.
+	lostAtStart uint64
+	policy      *enforce.Policy
+	rules       *fileRules
+	allowed     map[string]bool // "SCMP_ARCH_X86_64/read"
 	// enforced are the file rules the kernel applies to the target (Landlock), nil
 	// when none are applied locally.
 	enforced enforce.FileRules
@@ -122,7 +140,7 @@ func New(opt Options) *Watcher {
 		opt.MaxShown = 1000
 	}
 	return &Watcher{opt: opt, log: opt.Logger, rep: newReporter(opt.JSON, opt.Human, opt.RepeatEvery, opt.MaxShown),
-		targets: map[uint32]*target{}}
+		targets: map[uint32]*target{}, syncs: make(chan func())}
 }
 
 // ForCLI is the enforce.WatcherFactory of the tailor command: JSON lines go to the
@@ -147,7 +165,8 @@ func ForCLI(anomaliesPath string) (enforce.Watcher, error) {
 	return New(opt), nil
 }
 
-// Watch starts watching t under p. It loads the tracer on first use.
+// Watch starts watching t under p. It loads the tracer on first use. A target is
+// watched until Unwatch or Stop; one that could not be watched takes no tracer slot.
 func (w *Watcher) Watch(ctx context.Context, t enforce.WatchTarget, p *enforce.Policy) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -160,6 +179,8 @@ func (w *Watcher) Watch(ctx context.Context, t enforce.WatchTarget, p *enforce.P
 	}
 	tg.enforced = t.Files
 	tg.label = t.Label
+	tg.containerID, tg.pid = t.ContainerID, t.Pid
+	tg.lostAtStart = w.lost
 	if t.ContainerID != "" && t.Running {
 		if err := underFilter(t.ContainerID); err != nil {
 			return err
@@ -171,6 +192,18 @@ func (w *Watcher) Watch(ctx context.Context, t enforce.WatchTarget, p *enforce.P
 	if tg.id, err = w.tr.NewTarget(); err != nil {
 		return err
 	}
+	if err := w.follow(tg, t, wp); err != nil {
+		delete(w.targets, tg.id)
+		if rerr := w.tr.ReleaseTarget(tg.id); rerr != nil {
+			w.log.Warn("releasing a target that could not be watched", "error", rerr)
+		}
+		return err
+	}
+	return nil
+}
+
+// follow gives the tracer tg's policy and processes; w.mu is held.
+func (w *Watcher) follow(tg *target, t enforce.WatchTarget, wp bpf.WatchPolicy) error {
 	if err := w.tr.Watch(tg.id, wp); err != nil {
 		return err
 	}
@@ -221,7 +254,7 @@ func (w *Watcher) open() error {
 	if w.tr != nil {
 		return nil
 	}
-	tr, err := bpf.Open(bpf.Options{Watch: true, Logger: w.log})
+	tr, err := bpf.Open(bpf.Options{Watch: true, Logger: w.log, Targets: w.opt.Targets})
 	if err != nil {
 		return err
 	}
@@ -359,12 +392,12 @@ func (w *Watcher) Stop() (int, error) {
 		tr.Flush()
 		close(w.stop)
 		<-w.done
-		w.reconcile()
+		w.reconcileAll()
 		w.checkLoss()
 		tr.Close()
 	}
 	w.mu.Lock()
-	facts := finalFacts{lost: w.lost}
+	facts := finalFacts{lost: w.lost, refusedElsewhere: w.endedRefused}
 	for _, tg := range w.targets {
 		facts.refusedElsewhere += tg.refusedElsewhere
 	}
@@ -388,6 +421,16 @@ func (w *Watcher) loop() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	events := w.tr.Events()
+	drain := func() {
+		for {
+			select {
+			case ev := <-events:
+				w.handle(ev)
+			default:
+				return
+			}
+		}
+	}
 	for {
 		select {
 		case ev := <-events:
@@ -395,17 +438,101 @@ func (w *Watcher) loop() {
 		case <-tick.C:
 			w.rep.tick()
 			w.checkLoss()
+		case fn := <-w.syncs:
+			drain()
+			fn()
 		case <-w.stop:
-			for {
-				select {
-				case ev := <-events:
-					w.handle(ev)
-				default:
-					return
-				}
-			}
+			drain()
+			return
 		}
 	}
+}
+
+// inLoop runs fn in the event loop once every event the kernel wrote before the call
+// has been handled, so that no event is being handled while fn runs.
+func (w *Watcher) inLoop(tr *bpf.Tracer, fn func()) error {
+	tr.Flush()
+	ran := make(chan struct{})
+	select {
+	case w.syncs <- func() { fn(); close(ran) }:
+		<-ran
+		return nil
+	case <-w.done:
+		return errors.New("watcher already stopped")
+	}
+}
+
+// Unwatch stops watching the target Watch was given t for (the same ContainerID, or
+// Pid): every event of it the kernel wrote is handled, the kernel's final counts of
+// its anomalies are reported (repeats since the last line, anomalies whose events
+// were lost), the last lines of its anomalies and its summary record are written
+// (Summary, with its target and container), and its tracer slot is released for the
+// next Watch. The node agent calls it when a container stops. Events of the target
+// that reach the watcher afterwards (a program still running on another CPU when its
+// processes were cut off) are counted as lost.
+func (w *Watcher) Unwatch(t enforce.WatchTarget) error {
+	w.mu.Lock()
+	if w.stopped {
+		w.mu.Unlock()
+		return errors.New("watcher already stopped")
+	}
+	var ending []*target
+	for _, id := range sortedIDs(w.targets) {
+		tg := w.targets[id]
+		if (t.ContainerID != "" && tg.containerID == t.ContainerID) || (t.Pid > 0 && tg.pid == t.Pid) {
+			ending = append(ending, tg)
+		}
+	}
+	tr := w.tr
+	w.mu.Unlock()
+	if len(ending) == 0 {
+		return fmt.Errorf("watch: %s is not watched", describeTarget(t))
+	}
+	var errs []error
+	for _, tg := range ending {
+		// Nothing new joins the target from here on; what it did so far is handled
+		// and counted before its entries go.
+		if err := tr.Unfollow(tg.id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	err := w.inLoop(tr, func() {
+		w.checkLoss()
+		for _, tg := range ending {
+			w.reconcile(tg)
+			w.mu.Lock()
+			delete(w.targets, tg.id)
+			w.endedRefused += tg.refusedElsewhere
+			lost := w.lost - tg.lostAtStart
+			w.mu.Unlock()
+			if err := tr.ReleaseTarget(tg.id); err != nil {
+				errs = append(errs, err)
+			}
+			w.rep.endTarget(tg.id, Summary{Target: tg.name, Service: tg.label, Container: tg.container,
+				Lost: lost, RefusedElsewhere: tg.refusedElsewhere})
+		}
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func describeTarget(t enforce.WatchTarget) string {
+	if t.ContainerID != "" {
+		return "container " + t.ContainerID[:min(12, len(t.ContainerID))]
+	}
+	return "pid " + strconv.Itoa(t.Pid)
+}
+
+// sortedIDs returns the ids of targets in order.
+func sortedIDs(targets map[uint32]*target) []uint32 {
+	ids := make([]uint32, 0, len(targets))
+	for id := range targets {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // checkLoss warns once per increase of the tracer's loss counters.
@@ -414,13 +541,14 @@ func (w *Watcher) checkLoss() {
 	if err != nil {
 		return
 	}
-	lost := c.RingbufDrops + c.TasksFull + c.CapsFull + c.NetFull + c.ContainersFull + c.AnomaliesFull + c.DecodeErrors + c.ChannelDrops + c.ArgsUnreadable
+	late := w.late.Load()
+	lost := c.RingbufDrops + c.TasksFull + c.CapsFull + c.NetFull + c.ContainersFull + c.AnomaliesFull + c.DecodeErrors + c.ChannelDrops + c.ArgsUnreadable + late
 	w.mu.Lock()
 	prev := w.lost
 	w.lost = lost
 	w.mu.Unlock()
 	if lost > prev {
-		w.log.Warn("observations lost: anomalies may be missing", "lost", lost, "counters", fmt.Sprintf("%+v", c))
+		w.log.Warn("observations lost: anomalies may be missing", "lost", lost, "counters", fmt.Sprintf("%+v", c), "lateEvents", late)
 	}
 }
 
@@ -439,10 +567,15 @@ func (w *Watcher) base(tg *target, pid uint32, comm string, dockerExec bool) Ano
 }
 
 func (w *Watcher) handle(ev bpf.Event) {
+	tg := w.target(eventTarget(ev))
+	if tg == nil {
+		// Only a target that ended has no state: its event came too late.
+		w.late.Add(1)
+		return
+	}
 	switch e := ev.(type) {
 	case *bpf.FileEvent:
-		tg := w.target(e.Target)
-		if tg == nil || e.Runtime {
+		if e.Runtime {
 			return
 		}
 		if e.Abstract {
@@ -462,12 +595,9 @@ func (w *Watcher) handle(ev bpf.Event) {
 			w.fileUse(tg, e, e.Path2, second)
 		}
 	case *bpf.NetEvent:
-		if tg := w.target(e.Target); tg != nil {
-			w.netUse(tg, e)
-		}
+		w.netUse(tg, e)
 	case *bpf.ExecEvent:
-		tg := w.target(e.Target)
-		if tg == nil || tg.rules.execAllowed(e.Filename) {
+		if tg.rules.execAllowed(e.Filename) {
 			return
 		}
 		a := w.base(tg, e.Pid, e.Comm, e.DockerExec)
@@ -477,10 +607,6 @@ func (w *Watcher) handle(ev bpf.Event) {
 		a.Category, a.Severity = classify(subject{kind: "exec", path: e.Filename})
 		w.observe(tg, "exec|"+e.Filename, a, 1, false)
 	case *bpf.AnomalyEvent:
-		tg := w.target(e.Target)
-		if tg == nil {
-			return
-		}
 		a := w.base(tg, e.Pid, e.Comm, e.DockerExec)
 		key, ok := w.describe(tg, e, &a)
 		if ok {
@@ -493,7 +619,22 @@ func (w *Watcher) handle(ev bpf.Event) {
 // behaviour in two targets (two containers watched at once by the node agent) is two
 // anomalies, each with its container and count.
 func (w *Watcher) observe(tg *target, key string, a Anomaly, n uint64, cumulative bool) {
-	w.rep.observe(strconv.FormatUint(uint64(tg.id), 10)+"|"+key, a, n, cumulative)
+	w.rep.observe(tg.id, key, a, n, cumulative)
+}
+
+// eventTarget is the target id an event carries.
+func eventTarget(ev bpf.Event) uint32 {
+	switch e := ev.(type) {
+	case *bpf.FileEvent:
+		return e.Target
+	case *bpf.ExecEvent:
+		return e.Target
+	case *bpf.AnomalyEvent:
+		return e.Target
+	case *bpf.NetEvent:
+		return e.Target
+	}
+	return 0
 }
 
 // describe fills in a kernel anomaly's kind, detail, rule and action, and returns its
@@ -822,52 +963,55 @@ func (tg *target) learnedDenial(e *bpf.FileEvent, first, second []string) bool {
 	return e.Path2 == "" || tg.learnedFailure(e.Path2, second, errno)
 }
 
-// reconcile takes the kernel's final counts, so repeats after the last event, and
-// anomalies whose events were lost, are in the report too.
-func (w *Watcher) reconcile() {
+// reconcileAll takes the kernel's final counts of every target (reconcile).
+func (w *Watcher) reconcileAll() {
 	w.mu.Lock()
 	targets := make([]*target, 0, len(w.targets))
-	for id := uint32(0); id < bpf.MaxTargets; id++ {
-		if tg, ok := w.targets[id]; ok {
-			targets = append(targets, tg)
-		}
+	for _, id := range sortedIDs(w.targets) {
+		targets = append(targets, w.targets[id])
 	}
 	w.mu.Unlock()
 	for _, tg := range targets {
-		for _, c := range w.tr.Anomalies(tg.id) {
-			a := Anomaly{Target: tg.name, Container: tg.container}
-			var key string
-			switch c.Kind {
-			case bpf.AnomalyFileDenied:
-				w.mu.Lock()
-				k, ok := tg.paths[c.Value]
-				w.mu.Unlock()
-				if ok && k == "" {
-					continue // refused by something else than the profile
-				}
-				if !ok {
-					// Its event was lost (counted as such), or its path forgotten at
-					// maxPaths: say so rather than drop it.
-					a.Kind, a.Action = "file", "blocked"
-					a.Detail = "a refused file operation whose path was lost"
-					w.mu.Lock()
-					if tg.evicted > 0 {
-						a.Detail = fmt.Sprintf("a refused file operation whose path was lost or forgotten (%d paths forgotten past tailor's bound of %d)", tg.evicted, maxPaths)
-					}
-					w.mu.Unlock()
-					a.Rule = "file and exec rules"
-					a.Category, a.Severity = CatFile, SeverityMedium
-					k = "lostpath|" + strconv.FormatUint(c.Value, 16)
-				}
-				key = k
-			default:
-				var ok bool
-				key, ok = w.describe(tg, &bpf.AnomalyEvent{Kind: c.Kind, Table: c.Table, Value: c.Value, Ret: -int64(unix.EPERM)}, &a)
-				if !ok {
-					continue
-				}
+		w.reconcile(tg)
+	}
+}
+
+// reconcile takes the kernel's final counts of tg, so repeats after the last event,
+// and anomalies whose events were lost, are in the report too.
+func (w *Watcher) reconcile(tg *target) {
+	for _, c := range w.tr.Anomalies(tg.id) {
+		a := Anomaly{Target: tg.name, Service: tg.label, Container: tg.container}
+		var key string
+		switch c.Kind {
+		case bpf.AnomalyFileDenied:
+			w.mu.Lock()
+			k, ok := tg.paths[c.Value]
+			w.mu.Unlock()
+			if ok && k == "" {
+				continue // refused by something else than the profile
 			}
-			w.observe(tg, key, a, c.Count, true)
+			if !ok {
+				// Its event was lost (counted as such), or its path forgotten at
+				// maxPaths: say so rather than drop it.
+				a.Kind, a.Action = "file", "blocked"
+				a.Detail = "a refused file operation whose path was lost"
+				w.mu.Lock()
+				if tg.evicted > 0 {
+					a.Detail = fmt.Sprintf("a refused file operation whose path was lost or forgotten (%d paths forgotten past tailor's bound of %d)", tg.evicted, maxPaths)
+				}
+				w.mu.Unlock()
+				a.Rule = "file and exec rules"
+				a.Category, a.Severity = CatFile, SeverityMedium
+				k = "lostpath|" + strconv.FormatUint(c.Value, 16)
+			}
+			key = k
+		default:
+			var ok bool
+			key, ok = w.describe(tg, &bpf.AnomalyEvent{Kind: c.Kind, Table: c.Table, Value: c.Value, Ret: -int64(unix.EPERM)}, &a)
+			if !ok {
+				continue
+			}
 		}
+		w.observe(tg, key, a, c.Count, true)
 	}
 }
