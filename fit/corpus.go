@@ -325,7 +325,7 @@ var sqlite = program{
 var git = program{
 	name: "git", comm: "git",
 	setup: func(e *env, dir, phase string) error {
-		files := map[string]string{"README": "hello\n", "src/main.c": "int main(void) { return 0; }\n"}
+		files := map[string]string{"README": "hello\n", "src/main.c": "#include \"main.h\"\nint main(void) { return 0; }\n", "src/main.h": "int main(void);\n"}
 		if phase == "B" {
 			files = map[string]string{"doc/guide.txt": "guide\n", "lib/util.go": "package lib\n", "Makefile": "all:\n", "notes.md": "# notes\n"}
 		}
