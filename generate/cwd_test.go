@@ -104,7 +104,9 @@ func TestCwdTreeInBundle(t *testing.T) {
 	dir := func(p string) profiles.FileAccess {
 		return profiles.FileAccess{Path: p, Access: []string{profiles.AccessList}, Dir: true}
 	}
-	read := func(p string) profiles.FileAccess { return profiles.FileAccess{Path: p, Access: []string{profiles.AccessRead}} }
+	read := func(p string) profiles.FileAccess {
+		return profiles.FileAccess{Path: p, Access: []string{profiles.AccessRead}}
+	}
 	r.Files = append(r.Files, dir("/srv/build/app"), dir("/srv/build/app/src"), read("/srv/build/app/README"),
 		read("/srv/build/app/src/a.c"), read("/srv/build/app/src/b.c"),
 		profiles.FileAccess{Path: "/srv/build/app/out.o", Access: []string{profiles.AccessCreate, profiles.AccessWrite}})
