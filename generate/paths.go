@@ -372,8 +372,14 @@ var readKinds = []string{profiles.AccessRead, profiles.AccessMmapExec}
 //   - a name the target created is widened at a mkstemp-like run (sortXyZ12a ->
 //     sort*), and at its numbers when another file it created in the same directory
 //     differs from it in a number (result-1.txt, result-2.txt -> result-*.txt);
+//   - directories of one parent named by short hex runs of one length, digits and
+//     letters among them, are a hash's fan-out and become * (.git/objects/5a/ ->
+//     .git/objects/*/; fanOutDirs);
 //   - the reads of ContentDirThreshold or more files of one directory become dir/*
 //     (never for a directory under /etc, /proc, /sys, /dev or holding a sensitive path);
+//   - for a local command (generate's working directory, not this function's), a walk
+//     of the tree beneath its working directory makes the reads and listings there one
+//     cwd/** rule (workingTree);
 //   - the harmless pseudo-devices are added (/dev/null, /dev/zero, /dev/full rw;
 //     /dev/random, /dev/urandom r).
 //
