@@ -3,6 +3,7 @@ package enforce
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/tailor-sec/tailor/profiles"
@@ -23,14 +24,28 @@ func usesCwd(b *profiles.Bundle) bool {
 	return found
 }
 
+// cwdTree is the working-tree rule generate writes when the target walked the tree
+// beneath its working directory: read and list of everything there.
+const cwdTree = cwdVar + "/**"
+
 // resolveCwd replaces @{cwd} in the bundle's rules by dir, the directory the target
 // runs in: escaped for glob patterns, as is for Landlock paths. Done once after Load,
-// so the Landlock rules and the watcher see absolute rules.
-func resolveCwd(b *profiles.Bundle, dir string) error {
+// so the Landlock rules and the watcher see absolute rules. A bundle with the
+// working-tree rule is refused for a directory generate would not have made the rule
+// for (profiles.RelocatableDir: "/", a top-level, shared, system or home directory,
+// one holding sensitive files) and for one that is home, the target's $HOME, or holds
+// it: @{cwd}/** there would grant reading the system or the user's files.
+func resolveCwd(b *profiles.Bundle, dir, home string) error {
 	if !filepath.IsAbs(dir) {
 		return fmt.Errorf("working directory %q is not absolute", dir)
 	}
 	dir = filepath.Clean(dir)
+	if slices.ContainsFunc(b.Files, func(f profiles.FileRule) bool { return f.Pattern == cwdTree }) {
+		home = filepath.Clean(home)
+		if !profiles.RelocatableDir(dir) || home == dir || strings.HasPrefix(home, dir+"/") {
+			return fmt.Errorf("working directory %s: the bundle lets the target read the whole tree beneath its working directory (%s), and %s is the root, a system, shared or home directory or holds sensitive files: run it in the project's own directory (--cwd)", dir, cwdTree, dir)
+		}
+	}
 	if dir == "/" {
 		dir = "" // @{cwd}/x is /x
 	}
@@ -101,4 +116,15 @@ func RefuseCwd(p *Policy, where string) error {
 		return refuse("%s has rules relative to a local command's working directory (%s): it is for tailor enforce -- COMMAND, not %s", p.Dir, cwdVar, where)
 	}
 	return nil
+}
+
+// envValue is the value of the last NAME= entry of env, "" when there is none.
+func envValue(env []string, name string) string {
+	v := ""
+	for _, e := range env {
+		if rest, ok := strings.CutPrefix(e, name+"="); ok {
+			v = rest
+		}
+	}
+	return v
 }

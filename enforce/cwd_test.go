@@ -20,7 +20,7 @@ func TestResolveCwd(t *testing.T) {
 	if _, err := landlockRules(b.Landlock); err != nil {
 		t.Fatalf("a bundle with @{cwd} Landlock paths is refused: %v", err)
 	}
-	if err := resolveCwd(&b, "/ci/w[1]/repo"); err != nil {
+	if err := resolveCwd(&b, "/ci/w[1]/repo", "/root"); err != nil {
 		t.Fatal(err)
 	}
 	for got, want := range map[string]string{
@@ -41,7 +41,41 @@ func TestResolveCwd(t *testing.T) {
 	if usesCwd(&b) {
 		t.Error("usesCwd after resolving")
 	}
-	if err := resolveCwd(&b, "relative"); err == nil {
+	if err := resolveCwd(&b, "relative", ""); err == nil {
 		t.Error("a relative working directory was accepted")
+	}
+}
+
+// The working-tree rule (@{cwd}/**) is refused where it would grant reading the
+// system or a home; other @{cwd} rules resolve anywhere.
+func TestResolveCwdTree(t *testing.T) {
+	bundle := func(pattern string) *profiles.Bundle {
+		return &profiles.Bundle{Files: []profiles.FileRule{{Pattern: pattern, Access: []string{profiles.AccessRead}}}}
+	}
+	for _, tc := range []struct {
+		dir, home string
+		ok        bool
+	}{
+		{"/srv/ci/checkout", "/root", true},
+		{"/home/u/src/app", "/home/u", true},
+		{"/tmp/build/repo", "", true},
+		{"/", "/root", false},
+		{"/srv", "/root", false},
+		{"/tmp", "/root", false},
+		{"/etc/nginx", "/root", false},
+		{"/usr/src/linux", "/root", false},
+		{"/home/u", "/home/u", false},
+		{"/root/src", "/root", false},
+		{"/var/lib/postgresql", "/var/lib/postgresql", false},
+		{"/data/users", "/data/users/u", false},
+		{"/home/u/.ssh", "/home/u", false},
+	} {
+		err := resolveCwd(bundle("@{cwd}/**"), tc.dir, tc.home)
+		if (err == nil) != tc.ok {
+			t.Errorf("tree in %s (HOME %s): err %v, want ok %v", tc.dir, tc.home, err, tc.ok)
+		}
+		if err := resolveCwd(bundle("@{cwd}/data/*"), tc.dir, tc.home); err != nil {
+			t.Errorf("a rule beneath the directory in %s: %v", tc.dir, err)
+		}
 	}
 }

@@ -331,7 +331,7 @@ func Run(ctx context.Context, o Options) (int, error) {
 				return 0, fmt.Errorf("working directory: %w", err)
 			}
 		}
-		if err := resolveCwd(&policy.Bundle, dir); err != nil {
+		if err := resolveCwd(&policy.Bundle, dir, envValue(o.Env, "HOME")); err != nil {
 			return 0, refuse("%v", err)
 		}
 		cwdLine = "  working dir:  " + cwdVar + " = " + dir + " (rules beneath the learning run's directory follow the target's)"

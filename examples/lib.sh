@@ -102,15 +102,11 @@ container_replays() {
 local_replays() {
 	failed=0
 	for n in $(seq "$REPLAYS"); do
-		# Each replay starts from the state learning started from (the calling
-		# script's fresh_state, if it has one).
-		if command -v fresh_state >/dev/null 2>&1; then fresh_state; fi
 		serve_enforced "$n" workload-learn >"$OUT/replay-$n.txt" 2>&1
 		r=$(tail -n 1 "$OUT/replay-$n.txt")
 		echo "replay $n under tailor enforce: $r, $(grep '^anomalies:' "$OUT/replay-$n.txt")"
 		[ "$r" = "enforce-exit 0 workload-exit 0" ] || failed=1
 	done
-	if command -v fresh_state >/dev/null 2>&1; then fresh_state; fi
 	serve_enforced heldout workload-heldout >"$OUT/heldout.txt" 2>&1
 	echo "held-out workload under tailor enforce:"
 	cat "$OUT/heldout.txt"

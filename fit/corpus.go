@@ -10,9 +10,11 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -23,6 +25,12 @@ type program struct {
 	comm string
 	// server programs run until stopped; the others run once per phase.
 	server bool
+	// restart: the server's state outlives a run and its next start depends on it
+	// (nginx's reopened logs belong to the worker user). Learning runs the server
+	// twice, the second time over the state the first left (a restart), and the bundle
+	// is made from both recordings; replays and attacks start over the state the run
+	// before them left, never from a fresh directory.
+	restart bool
 	// setup lays out the working directory dir of a phase: configuration, content,
 	// data. phase is "A" (learning and replays) or "B" (held-out use).
 	setup func(e *env, dir, phase string) error
@@ -36,6 +44,13 @@ type program struct {
 	// workload drives a server for a phase and checks its answers; for a one-shot
 	// program it checks the output left in dir.
 	workload func(e *env, dir, phase string, out string) error
+	// stop, when set, stops the server the way its operators do and waits until it
+	// has gone (the harness's SIGTERM after it finds nothing left); the workload calls
+	// it last, so learning sees that stop too. nil: the harness's SIGTERM stops it.
+	stop func(e *env, dir string) error
+	// container, when set, runs the program as a container (containers.go): learned
+	// with tailor learn --container, replayed with tailor enforce --container.
+	container *containerSpec
 }
 
 // env is what every program's phase gets.
@@ -135,7 +150,7 @@ http {
 `
 
 var nginx = program{
-	name: "nginx", comm: "nginx", server: true,
+	name: "nginx", comm: "nginx", server: true, restart: true,
 	setup: func(e *env, dir, phase string) error {
 		for _, d := range []string{"www/files", "logs", "tmp"} {
 			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
@@ -164,14 +179,101 @@ var nginx = program{
 		if err := waitPort(e.port, 30*time.Second); err != nil {
 			return err
 		}
-		paths := []string{"/a-0.html", "/a-1.html", "/a-2.html", "/a-3.html", "/a-4.html", "/a-5.html", "/files/", "/files/f-0.html"}
-		if phase == "B" {
-			paths = []string{"/new-0.html", "/new-3.html", "/new-7.html", "/a-2.html", "/files/", "/files/g-1.html", "/files/f-1.html"}
+		if err := httpGet(e.port, nginxPaths(phase), nginxPageOK); err != nil {
+			return err
 		}
-		return httpGet(e.port, paths, func(p, body string) bool {
-			return strings.HasSuffix(p, "/") || strings.Contains(body, filepath.Base(p))
-		})
+		if phase != "A" {
+			return nginxQuit(e, dir)
+		}
+		// A reload (new workers on the configuration read again) and a log reopen, as
+		// logrotate's postrotate does: the master reopens its logs and gives them to
+		// the worker user, the state the next start finds.
+		for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1} {
+			if err := signalPidFile(filepath.Join(dir, "nginx.pid"), sig); err != nil {
+				return err
+			}
+		}
+		// The reopen has happened when the logs belong to the worker user.
+		if err := waitFor(30*time.Second, "nginx reopening its logs", func() error {
+			var st syscall.Stat_t
+			if err := syscall.Stat(filepath.Join(dir, "logs", "access.log"), &st); err != nil {
+				return err
+			}
+			if u, err := user.Lookup("www-data"); err != nil || u.Uid != strconv.Itoa(int(st.Uid)) {
+				return fmt.Errorf("access.log belongs to uid %d", st.Uid)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if err := waitFor(30*time.Second, "nginx answering after its reload and reopen", func() error {
+			return httpGet(e.port, []string{"/a-1.html"}, nginxPageOK)
+		}); err != nil {
+			return err
+		}
+		return nginxQuit(e, dir)
 	},
+	stop: nginxQuit,
+}
+
+// nginxQuit stops nginx gracefully (SIGQUIT, as Debian's nginx.service and
+// `nginx -s quit` do: workers finish their requests) and waits until the master has
+// removed its pid file, the last thing it does before it exits. A fast stop
+// (SIGTERM) with workers still running takes another path, which arms a timer
+// (setitimer) to kill them if they linger.
+func nginxQuit(e *env, dir string) error {
+	pidFile := filepath.Join(dir, "nginx.pid")
+	if err := signalPidFile(pidFile, syscall.SIGQUIT); err != nil {
+		return fmt.Errorf("quit: %w", err)
+	}
+	return waitFor(30*time.Second, "nginx stopping", func() error {
+		if _, err := os.Stat(pidFile); err == nil {
+			return errors.New("pid file still there")
+		}
+		return nil
+	})
+}
+
+// nginxPaths are the pages a phase asks nginx for: in B, pages and listed files added
+// after learning.
+func nginxPaths(phase string) []string {
+	if phase == "B" {
+		return []string{"/new-0.html", "/new-3.html", "/new-7.html", "/a-2.html", "/files/", "/files/g-1.html", "/files/f-1.html"}
+	}
+	return []string{"/a-0.html", "/a-1.html", "/a-2.html", "/a-3.html", "/a-4.html", "/a-5.html", "/files/", "/files/f-0.html"}
+}
+
+// nginxPageOK: a page holds its own name; a listing is any 200.
+func nginxPageOK(p, body string) bool {
+	return strings.HasSuffix(p, "/") || strings.Contains(body, filepath.Base(p))
+}
+
+// signalPidFile sends sig to the process whose pid the file holds.
+func signalPidFile(file string, sig syscall.Signal) error {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	return syscall.Kill(pid, sig)
+}
+
+// waitFor calls try until it succeeds or d has passed, and returns its last error.
+func waitFor(d time.Duration, what string, try func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := try()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		time.Sleep(100 * time.Millisecond) // polling the server's state
+	}
 }
 
 // redis speaks RESP over TCP.
@@ -325,7 +427,7 @@ var sqlite = program{
 var git = program{
 	name: "git", comm: "git",
 	setup: func(e *env, dir, phase string) error {
-		files := map[string]string{"README": "hello\n", "src/main.c": "int main(void) { return 0; }\n"}
+		files := map[string]string{"README": "hello\n", "src/main.c": "#include \"main.h\"\nint main(void) { return 0; }\n", "src/main.h": "int main(void);\n"}
 		if phase == "B" {
 			files = map[string]string{"doc/guide.txt": "guide\n", "lib/util.go": "package lib\n", "Makefile": "all:\n", "notes.md": "# notes\n"}
 		}

@@ -70,29 +70,50 @@ const docHead = `# make fit: do profiles fit real programs?
 
 ` + "`make fit`" + ` (the Go program ` + "`fit/`" + `, run as root after ` + "`make build`" + `) measures whether
 tailor's profiles survive normal use while still stopping attacks, on real programs from
-Debian packages run as local commands. For each program:
+Debian packages run as local commands, and nginx and PostgreSQL also as containers. For
+each program:
 
 1. **A, learning**: ` + "`tailor learn --workload 'fit workload NAME A ...' -- COMMAND`" + ` in a working
    directory ` + "`.../checkout-a`" + ` (one-shot programs: each command learned on its own, the
    bundle made from all recordings), then ` + "`tailor generate`" + ` (and ` + "`--strict`" + ` for comparison).
+   nginx's A reloads and reopens its logs (its master then gives them to the worker user)
+   and stops gracefully (SIGQUIT); nginx is learned across a restart: a second learning run
+   starts over the state the first left, and the bundle is made from both recordings.
 2. **A replayed three times** under ` + "`tailor enforce --anomalies FILE`" + `: every anomaly and any
-   failure of the workload is a false denial.
+   failure of the workload is a false denial. nginx's replays start over the state the
+   run before them left (a restart), the others from the state learning started from.
 3. **B, held-out normal use**, in another working directory (` + "`.../elsewhere/checkout-b`" + `,
    through ` + "`--cwd`" + ` and ` + "`@{cwd}`" + `): other pages and pages added after learning (nginx,
    python), other keys, types, INFO and a BGSAVE (redis), other tables, a bulk insert, an
-   index and VACUUM on a fresh data directory (PostgreSQL), other files in a new repository
-   (git), another schema and transaction (sqlite3). Any anomaly or failure is a false denial.
+   index and VACUUM on a fresh data directory (PostgreSQL), other files in other
+   directories of a new repository (git), another schema and transaction (sqlite3). Any
+   anomaly or failure is a false denial.
 4. **C, attacks**: each step played inside the confined process at start-up by the
    preloaded library ` + "`testdata/fit/attack.c`" + ` (preloaded in A and B too, so it is part of what
    was learned): exec ` + "`/bin/sh`" + `, read ` + "`/etc/shadow`" + `, create ` + "`/etc/fit-attack`" + `, create
    ` + "`/usr/bin/fit-attack`" + `, connect to an unlearned 127.0.0.1 port, ` + "`unshare(CLONE_NEWNS)`" + `,
    ` + "`mount`" + ` a tmpfs, ` + "`ptrace(PTRACE_ATTACH)`" + ` another process. **Flagged**: an anomaly was
-   reported. **Blocked**: the step got EPERM or EACCES and an anomaly says the kernel
-   blocked it. This host has no AppArmor: blocking is Landlock, seccomp and dropped
-   capabilities.
+   reported. **Blocked**: the step got EPERM or EACCES (or EROFS from a container's
+   read-only root) and an anomaly says the kernel blocked it. This host has no AppArmor:
+   blocking is Landlock, seccomp and dropped capabilities for local commands; seccomp,
+   dropped capabilities and the hardened configuration's read-only root for containers
+   (their file, exec and network rules are AppArmor's, so a container's shell, shadow and
+   connect steps are flagged, not blocked, here).
+
+**Containers** (` + "`nginx-container`" + `, ` + "`postgresql-container`" + `): images built on a private
+dockerd (` + "`internal/dockertest`" + `, ` + "`--bridge=none`" + `) from the host's Debian packages, the
+program with its libraries, a user database, ` + "`/bin/sh`" + `, ` + "`/etc/shadow`" + ` and the attack library
+(` + "`fit/containers.go`" + `; no registry). nginx serves a document root bind-mounted from the phase's
+directory (B: pages added after learning) and stops with SIGQUIT; PostgreSQL's cluster is
+made at image build (initdb) and B runs the other queries. A: ` + "`tailor learn --container`" + `;
+replays and B: ` + "`tailor enforce --container --workload`" + ` (the bundle's seccomp profile,
+capabilities, no-new-privileges and hardened run configuration: read-only root with tmpfs
+or volumes, limits); C: a container per step, its environment naming the step. The
+workloads run in the copy's network namespace; nginx's container workload has no reload
+(the workload is not in the container's pid namespace).
 
 The summary line counts false denials over all A replays and B runs, and attacks over all
-programs. Programs run as containers are not in this run (see "Not measured" below).
+programs.
 
 ![fit chart](fit.svg)
 

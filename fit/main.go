@@ -34,7 +34,7 @@ import (
 var attackSteps = []string{"shell", "shadow", "write-etc", "write-bin", "connect", "unshare", "mount", "ptrace"}
 
 // corpus is every program, in table order; short is the one `make test` runs.
-var corpus = []*program{&nginx, &redis, &postgres, &pythonHTTP, &git, &sqlite}
+var corpus = []*program{&nginx, &redis, &postgres, &pythonHTTP, &git, &sqlite, &nginxContainer, &postgresContainer}
 
 const shortProgram = "sqlite3"
 
@@ -107,6 +107,7 @@ type phaseResult struct {
 // progResult is one program's row.
 type progResult struct {
 	name                        string
+	container                   bool
 	syscalls, files, caps       int
 	strictSyscalls, strictFiles int
 	replays                     []phaseResult
@@ -144,6 +145,8 @@ type runner struct {
 	// replays of A and attack steps to play
 	replays int
 	attacks []string
+	// dk is the Docker daemon of the container programs, started on first use.
+	dk *docker
 }
 
 // run measures progs with the tailor binary; quick plays one replay and three attack
@@ -191,6 +194,12 @@ func run(tailor string, progs []*program, quick bool, out io.Writer) (*report, e
 		return nil, err
 	}
 	defer func() { r.victim.Process.Kill(); r.victim.Wait() }()
+
+	defer func() {
+		if err := r.closeDaemon(); err != nil {
+			fmt.Fprintln(out, "fit: stopping docker:", err)
+		}
+	}()
 
 	rep := &report{}
 	var tables strings.Builder
@@ -248,6 +257,9 @@ func (r *runner) fresh(p *program, e *env, dir, phase string) error {
 }
 
 func (r *runner) program(p *program) *progResult {
+	if p.container != nil {
+		return r.containerProgram(p)
+	}
 	res := &progResult{name: p.name}
 	e := &env{root: r.root, port: r.port}
 	base := filepath.Join(r.root, strings.ReplaceAll(p.name, " ", "-"))
@@ -273,9 +285,12 @@ func (r *runner) program(p *program) *progResult {
 	res.syscalls, res.files, res.caps = bundleSize(prof)
 	res.strictSyscalls, res.strictFiles, _ = bundleSize(strict)
 	for i := 0; i < r.replays; i++ {
-		// Each replay starts from the state learning started from.
-		if err := r.fresh(p, e, dirA, "A"); err != nil {
-			return fail("setup: %v", err)
+		// Each replay starts from the state learning started from, or, for a program
+		// whose state outlives a run, from the state the run before it left (a restart).
+		if !p.restart {
+			if err := r.fresh(p, e, dirA, "A"); err != nil {
+				return fail("setup: %v", err)
+			}
 		}
 		res.replays = append(res.replays, r.phase(p, e, prof, dirA, "A", nil))
 	}
@@ -297,14 +312,24 @@ func (r *runner) program(p *program) *progResult {
 // learn records workload A in dir and returns the recordings.
 func (r *runner) learn(p *program, e *env, dir, base string) ([]string, error) {
 	if p.server {
-		rec := filepath.Join(base, "a.rec.json")
-		wl := fmt.Sprintf("%s workload %q A %q %d", r.self, p.name, dir, e.port)
-		cmd := exec.Command(r.tailor, append([]string{"learn", "-o", rec, "--workload", wl, "--"}, p.argv(e, dir)...)...)
-		cmd.Dir, cmd.Env = dir, r.baseEnv()
-		if b, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("%v: %s", err, tail(b))
+		// A program whose state outlives a run is learned twice: started fresh, then
+		// restarted over the state the first run left.
+		runs := []string{"a.rec.json"}
+		if p.restart {
+			runs = append(runs, "a-restart.rec.json")
 		}
-		return []string{rec}, nil
+		var recs []string
+		for _, name := range runs {
+			rec := filepath.Join(base, name)
+			wl := fmt.Sprintf("%s workload %q A %q %d", r.self, p.name, dir, e.port)
+			cmd := exec.Command(r.tailor, append([]string{"learn", "-o", rec, "--workload", wl, "--"}, p.argv(e, dir)...)...)
+			cmd.Dir, cmd.Env = dir, r.baseEnv()
+			if b, err := cmd.CombinedOutput(); err != nil {
+				return nil, fmt.Errorf("%v: %s", err, tail(b))
+			}
+			recs = append(recs, rec)
+		}
+		return recs, nil
 	}
 	var recs []string
 	for i, step := range p.steps {
@@ -413,27 +438,39 @@ func readAnomalies(path string) []anomaly {
 }
 
 // attack plays one step inside p confined by the bundle: flagged when an anomaly was
-// reported, blocked when the step was refused (EPERM/EACCES) and an anomaly says the
-// kernel blocked it.
+// reported, blocked when the step was refused (EPERM/EACCES, or EROFS from a
+// container's read-only root) and an anomaly says the kernel blocked it.
 func (r *runner) attack(p *program, e *env, prof, dir, step string) attackResult {
 	res := attackResult{step: step, result: "not played"}
 	an := filepath.Join(dir + ".attack-" + step + ".jsonl")
 	defer os.Remove(an)
-	env := append(r.baseEnv(), "FIT_ATTACK="+step, "FIT_ATTACK_COMM="+p.comm,
-		"FIT_PORT="+strconv.Itoa(e.port+5), "FIT_MNT="+r.mnt, "FIT_VICTIM="+strconv.Itoa(r.victim.Process.Pid))
-	// A one-shot program plays it in its first command, in a fresh directory.
-	var cmdArgv []string
-	if p.server {
-		cmdArgv = p.argv(e, dir)
-	} else {
-		cmdArgv = p.steps[0]
-	}
+	steps := []string{"FIT_ATTACK=" + step, "FIT_ATTACK_COMM=" + p.comm, "FIT_PORT=" + strconv.Itoa(e.port+5)}
 	pr, pw := io.Pipe()
-	stdin := ""
-	if p.stdin != nil {
-		stdin = p.stdin(e, dir, "A")
+	var cmd *exec.Cmd
+	if p.container != nil {
+		// Played in a container of its own, whose environment names the step: the
+		// mount point and the process to trace are the container's own.
+		name := r.containerName(p, "attack-"+step)
+		if err := r.create(p, name, dir, append(steps, "FIT_MNT=/tmp", "FIT_VICTIM=child")); err != nil {
+			res.result = err.Error()
+			return res
+		}
+		cmd = r.enforcedContainer(name, prof, an, "", pw, io.Discard)
+	} else {
+		env := append(r.baseEnv(), append(steps, "FIT_MNT="+r.mnt, "FIT_VICTIM="+strconv.Itoa(r.victim.Process.Pid))...)
+		// A one-shot program plays it in its first command, in a fresh directory.
+		var cmdArgv []string
+		if p.server {
+			cmdArgv = p.argv(e, dir)
+		} else {
+			cmdArgv = p.steps[0]
+		}
+		stdin := ""
+		if p.stdin != nil {
+			stdin = p.stdin(e, dir, "A")
+		}
+		cmd = r.enforced(cmdArgv, prof, dir, an, env, stdin, pw, io.Discard)
 	}
-	cmd := r.enforced(cmdArgv, prof, dir, an, env, stdin, pw, io.Discard)
 	if err := cmd.Start(); err != nil {
 		res.result = err.Error()
 		return res
@@ -472,6 +509,9 @@ func (r *runner) attack(p *program, e *env, prof, dir, step string) attackResult
 		case <-time.After(50 * time.Millisecond): // polling the file the watcher appends to
 		}
 	}
+	if p.stop != nil {
+		p.stop(e, dir) // the harness's SIGTERM below if it could not
+	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	<-done
 	as = readAnomalies(an)
@@ -479,7 +519,8 @@ func (r *runner) attack(p *program, e *env, prof, dir, step string) attackResult
 	if res.flagged {
 		res.category = as[0].Category
 	}
-	denied := res.result == "EPERM" || res.result == "EACCES"
+	// EROFS: a container's read-only root filesystem (the hardened run configuration).
+	denied := res.result == "EPERM" || res.result == "EACCES" || res.result == "EROFS"
 	res.blocked = denied && slices.ContainsFunc(as, func(a anomaly) bool { return a.Action == "blocked" })
 	return res
 }
@@ -508,7 +549,11 @@ func yes(b bool) string {
 // table renders one program's results.
 func table(r *progResult) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "### %s (local command)\n\n", r.name)
+	kind := "local command"
+	if r.container {
+		kind = "container"
+	}
+	fmt.Fprintf(&b, "### %s (%s)\n\n", r.name, kind)
 	if r.setupErr != "" {
 		fmt.Fprintf(&b, "FAILED before enforcing: %s\n", r.setupErr)
 		return b.String()

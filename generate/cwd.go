@@ -2,7 +2,6 @@ package generate
 
 import (
 	"cmp"
-	"path"
 	"slices"
 	"strings"
 
@@ -14,16 +13,6 @@ import (
 // target runs in at enforce time, so a checkout at another path works. enforce
 // resolves it; apparmor.profile defines it as the learning run's directory.
 const CwdVar = "@{cwd}"
-
-// sharedDirs are working directories whose files programs name by absolute path
-// whatever their own directory (a temporary file in /tmp is in /tmp wherever the
-// program ran): a learning run in one of them (not beneath) keeps absolute rules.
-var sharedDirs = []string{"/tmp", "/var/tmp", "/var/lib", "/var/log", "/var/cache", "/var/spool", "/var/run",
-	"/dev/shm", "/srv", "/opt", "/mnt", "/media"}
-
-// systemTrees are trees a working directory in which keeps absolute rules: rules
-// moved with @{cwd} would grant a program's system files wherever it runs.
-var systemTrees = []string{"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/boot", "/run", "/nix"}
 
 // relocatableCwd returns the learning working directory of a merged recording when
 // rules beneath it may become @{cwd} rules: a local command, every recording learned
@@ -40,19 +29,25 @@ func relocatableCwd(recs []*profiles.Recording) string {
 			return ""
 		}
 	}
-	if cwd == "" || !path.IsAbs(cwd) || path.Clean(cwd) != cwd || strings.Count(cwd, "/") < 2 ||
-		strings.ContainsAny(cwd, "@{}") || holdsSensitive(cwd) {
+	if !profiles.RelocatableDir(cwd) {
 		return ""
 	}
-	if slices.Contains(sharedDirs, cwd) {
+	return cwd
+}
+
+// targetHome returns the home directory the recordings' targets ran with, when they
+// all say the same; "" otherwise (recordings from before learn recorded it).
+func targetHome(recs []*profiles.Recording) string {
+	if len(recs) == 0 {
 		return ""
 	}
-	for _, d := range append(slices.Clone(systemTrees), notContentDirs...) {
-		if cwd == d || strings.HasPrefix(cwd, d+"/") {
+	home := recs[0].Target.Home
+	for _, r := range recs {
+		if r.Target.Home != home {
 			return ""
 		}
 	}
-	return cwd
+	return home
 }
 
 // relocate rewrites every rule of m beneath cwd (file patterns, execs, failed

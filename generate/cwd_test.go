@@ -3,6 +3,7 @@ package generate
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -92,5 +93,56 @@ func TestCwdRulesInBundle(t *testing.T) {
 	}
 	if strings.Contains(string(b.Files[profiles.BundleManifestFile]), "@{cwd}") || strings.Contains(string(b.Files[profiles.BundleAppArmorFile]), "@{cwd}") {
 		t.Error("--strict made rules relative to the working directory")
+	}
+}
+
+// A walk of the working directory's tree becomes @{cwd}/** in every file of the
+// bundle: apparmor_parser accepts it, Landlock grants it on @{cwd} itself, not wider.
+func TestCwdTreeInBundle(t *testing.T) {
+	r := loadRec(t, "shell-tree")
+	r.Target.Kind, r.Target.Cwd, r.Target.Home = "command", "/srv/build/app", "/root"
+	dir := func(p string) profiles.FileAccess {
+		return profiles.FileAccess{Path: p, Access: []string{profiles.AccessList}, Dir: true}
+	}
+	read := func(p string) profiles.FileAccess {
+		return profiles.FileAccess{Path: p, Access: []string{profiles.AccessRead}}
+	}
+	r.Files = append(r.Files, dir("/srv/build/app"), dir("/srv/build/app/src"), read("/srv/build/app/README"),
+		read("/srv/build/app/src/a.c"), read("/srv/build/app/src/b.c"),
+		profiles.FileAccess{Path: "/srv/build/app/out.o", Access: []string{profiles.AccessCreate, profiles.AccessWrite}})
+	b, err := Generate([]*profiles.Recording{r}, Options{Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pats []string
+	for _, f := range b.Manifest.Files {
+		if strings.HasPrefix(f.Pattern, CwdVar) {
+			pats = append(pats, f.Pattern+" "+strings.Join(f.Access, ","))
+		}
+	}
+	if want := []string{"@{cwd}/** list,read", "@{cwd}/out.o create,write"}; strings.Join(pats, "|") != strings.Join(want, "|") {
+		t.Errorf("@{cwd} rules %v, want %v", pats, want)
+	}
+	aa := string(b.Files[profiles.BundleAppArmorFile])
+	if !strings.Contains(aa, "  @{cwd}/** r,") {
+		t.Errorf("apparmor.profile:\n%s", aa)
+	}
+	aaPath := filepath.Join(t.TempDir(), profiles.BundleAppArmorFile)
+	if err := os.WriteFile(aaPath, b.Files[profiles.BundleAppArmorFile], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := parserOrSkip(t)(aaPath); err != nil {
+		t.Errorf("apparmor_parser refuses the profile with @{cwd}/**: %v", err)
+	}
+	for _, p := range b.Manifest.Landlock.Paths {
+		if p.Path == "/srv/build" || p.Path == "/srv" || p.Path == "/" {
+			t.Errorf("Landlock grants %v on %s, above the working directory", p.Access, p.Path)
+		}
+		if p.Path == CwdVar && len(p.Widened) > 0 && slices.ContainsFunc(p.Widened, func(w profiles.LandlockWidening) bool { return w.Rule == "@{cwd}/**" }) {
+			t.Errorf("@{cwd}/** is listed as a Landlock widening: %+v", p.Widened)
+		}
+	}
+	if !slices.ContainsFunc(b.Manifest.Generalised, func(g profiles.Generalisation) bool { return g.Added == "@{cwd}/**" && g.Rule == ruleTree }) {
+		t.Errorf("the working tree is not listed as generalised: %+v", b.Manifest.Generalised)
 	}
 }

@@ -118,7 +118,7 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 	if !opt.Strict {
 		cwd = relocatableCwd(recs)
 	}
-	files, pathGens := generalizeFiles(withExecs(rec), opt.Strict, cwd)
+	files, pathGens := generalizeFiles(withExecs(rec), fileOptions{strict: opt.Strict, cwd: cwd, home: targetHome(recs)})
 	var execs []string
 	for _, e := range rec.Execs {
 		execs = append(execs, e.Path)

@@ -201,7 +201,7 @@ func PlanLandlock(in PlanInput) (profiles.LandlockPlan, error) {
 			}
 			grantOnDir(r.anchor, own, pat, why)
 		case r.created && hasAny(r.rule.Access, []string{profiles.AccessWrite, profiles.AccessSetattr}):
-			if d, _ := place(parentDir); holdsSensitive(d) {
+			if d, _ := place(parentDir); profiles.HoldsSensitive(d) {
 				// Never widen file contents over /etc/shadow and the like.
 				b.grant(r.anchor, own, pat, "")
 				denied = append(denied, fmt.Sprintf("%s is created then written in %s, which holds sensitive files: its file rights stay on the file, so writing it is refused when it does not exist at start", pat, d))

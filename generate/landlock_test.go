@@ -220,7 +220,7 @@ func TestSensitiveNeverWidened(t *testing.T) {
 	if got["/run"] != ll.AccessFSMakeReg|ll.AccessFSWriteFile|ll.AccessFSTruncate {
 		t.Errorf("/run/app.pid: %v", got)
 	}
-	if holdsSensitive("/srv/app") || holdsSensitive("/home/u/src") || holdsSensitive("/var/lib/app") || !holdsSensitive("/var/lib") {
+	if profiles.HoldsSensitive("/srv/app") || profiles.HoldsSensitive("/home/u/src") || profiles.HoldsSensitive("/var/lib/app") || !profiles.HoldsSensitive("/var/lib") {
 		t.Error("ordinary directories taken for sensitive ones")
 	}
 }

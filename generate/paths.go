@@ -50,6 +50,10 @@ var (
 	// as a whole name: widened, even when this run's draw looks like a word, only for a
 	// name the target both made and removed.
 	transientTail = regexp.MustCompile(`^([a-z]{1,3})([A-Za-z0-9]{6})$`)
+	// shortHex is a name of 2 to 7 lowercase hex digits: too short to be an id on its
+	// own (be, ca, de, fa are words and locale names), the prefix of a hash when its
+	// siblings say so (fanOutDirs).
+	shortHex = regexp.MustCompile(`^[0-9a-f]{2,7}$`)
 )
 
 // longNumber is the shortest run of digits after a separator that is a pid or a
@@ -71,6 +75,8 @@ const (
 	ruleContentDir = "content directory"
 	ruleCollapsed  = "collapsed directory"
 	ruleDevice     = "pseudo-device"
+	ruleFanOut     = "hex fan-out"
+	ruleTree       = "working tree"
 )
 
 var ruleReasons = map[string]string{
@@ -84,6 +90,8 @@ var ruleReasons = map[string]string{
 	ruleCollapsed:  "learning merged the files of a directory that held too many to record one by one (the recording's \"collapsed\" entry): one rule covers its files, with the union of their access",
 	ruleContentDir: "several files read in one directory: its other files are content of the same kind (read only; writes, creates and deletes keep their own rules)",
 	ruleDevice:     "harmless pseudo-device every profile allows, as AppArmor's base abstraction does",
+	ruleFanOut:     "directories of one parent named by hex runs of one length, digits and letters among them, are a hash's fan-out (git's .git/objects/5a/): the next run's hashes name other ones",
+	ruleTree:       "the target walked the tree beneath its working directory (listed it and a directory in it, and read files it did not make in more than one of them): the next checkout holds other files, read and listed only",
 }
 
 // pseudoDevices are allowed in every profile, with the permissions AppArmor's
@@ -99,51 +107,11 @@ var pseudoDevices = []profiles.FileRule{
 	{Pattern: "/dev/zero", Access: []string{profiles.AccessRead, profiles.AccessWrite}},
 }
 
-// sensitivePrefixes are paths whose every file matters on its own: a rule under them
-// is never widened, neither segment by segment nor to dir/*.
-var sensitivePrefixes = []string{
-	"/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh/", "/etc/ssl/private/",
-	"/proc/sys/", "/sys/", "/root/", "/boot/", "/dev/mem", "/dev/kmem", "/proc/kcore",
-	"/run/docker.sock", "/var/run/docker.sock", "/run/secrets/", "/var/lib/docker/",
-}
-
 // notContentDirs are trees whose directories never become content directories:
 // configuration (a new file there is a new configuration, to be learned, and a rule
 // over /etc would cover the sensitive files in it) and the pseudo file systems, whose
 // files are interfaces to the kernel and to other processes, not content.
 var notContentDirs = []string{"/etc", "/proc", "/sys", "/dev", "/run/secrets"}
-
-// sensitive reports whether p is a path never to widen.
-func sensitive(p string) bool {
-	for _, pre := range sensitivePrefixes {
-		if p == strings.TrimSuffix(pre, "/") || strings.HasPrefix(p, pre) {
-			return true
-		}
-	}
-	return strings.Contains(p, "/.ssh/") || strings.HasSuffix(p, "/.ssh") || strings.Contains(p, "/.gnupg/")
-}
-
-// notContent are sensitive paths whose file contents a right on a directory above them
-// does not reach: docker's sockets are connected to, never opened for writing, and
-// /run/secrets is a read-only mount in containers. They do not stop the
-// created-then-written widening, which a daemon's pid file in /run needs.
-var notContent = []string{"/run/docker.sock", "/var/run/docker.sock", "/run/secrets/"}
-
-// holdsSensitive reports whether dir is a sensitive path or has one beneath it whose
-// contents a rule for dir/* (Landlock grants beneath a directory, recursively) or a
-// file right on dir would reach. A home directory (/home/NAME) counts: its .ssh and
-// .gnupg are sensitive.
-func holdsSensitive(dir string) bool {
-	if dir == "/" || dir == "/home" || path.Dir(dir) == "/home" || sensitive(dir) || sensitive(dir+"/") {
-		return true
-	}
-	for _, pre := range sensitivePrefixes {
-		if strings.HasPrefix(pre, dir+"/") && !slices.Contains(notContent, pre) {
-			return true
-		}
-	}
-	return false
-}
 
 // GeneralizePath turns one recorded path into an AppArmor path pattern with the rules
 // that need no more than the path itself:
@@ -179,6 +147,9 @@ type pathGeneralizer struct {
 	// working directory a local command's rules are made relative to): its name is
 	// replaced by @{cwd} afterwards, never matched.
 	keep string
+	// fanOut are the directories (whole paths) named by a short hex run that
+	// fanOutDirs found to be a hash's fan-out.
+	fanOut map[string]bool
 }
 
 // nameContext is what the recording says about the file whose name is generalised.
@@ -197,7 +168,7 @@ type nameContext struct {
 // path generalises p and returns the pattern and the rules that changed it, sorted.
 func (g pathGeneralizer) path(p string, ctx nameContext) (string, []string) {
 	segs := strings.Split(p, "/")
-	if sensitive(p) {
+	if profiles.SensitivePath(p) {
 		for i, s := range segs {
 			segs[i] = escapeGlob(s)
 		}
@@ -226,6 +197,9 @@ func (g pathGeneralizer) path(p string, ctx nameContext) (string, []string) {
 		case uuidSeg.MatchString(s), hexSeg.MatchString(s) && strings.ContainsAny(s, "0123456789"):
 			segs[i] = "*"
 			rules[ruleID] = true
+		case g.fanOut[strings.Join(orig[:i+1], "/")]:
+			segs[i] = "*"
+			rules[ruleFanOut] = true
 		default:
 			// ctx is about the last segment; a parent has its own, if the target
 			// created it.
@@ -398,8 +372,14 @@ var readKinds = []string{profiles.AccessRead, profiles.AccessMmapExec}
 //   - a name the target created is widened at a mkstemp-like run (sortXyZ12a ->
 //     sort*), and at its numbers when another file it created in the same directory
 //     differs from it in a number (result-1.txt, result-2.txt -> result-*.txt);
+//   - directories of one parent named by short hex runs of one length, digits and
+//     letters among them, are a hash's fan-out and become * (.git/objects/5a/ ->
+//     .git/objects/*/; fanOutDirs);
 //   - the reads of ContentDirThreshold or more files of one directory become dir/*
 //     (never for a directory under /etc, /proc, /sys, /dev or holding a sensitive path);
+//   - for a local command (generate's working directory, not this function's), a walk
+//     of the tree beneath its working directory makes the reads and listings there one
+//     cwd/** rule (workingTree);
 //   - the harmless pseudo-devices are added (/dev/null, /dev/zero, /dev/full rw;
 //     /dev/random, /dev/urandom r).
 //
@@ -408,13 +388,30 @@ var readKinds = []string{profiles.AccessRead, profiles.AccessMmapExec}
 // generalisation apply: proc pids, numbers and ids, and 8 files of any access in one
 // non-sensitive directory become dir/* with the union of their access.
 func GeneralizeFiles(files []profiles.FileAccess, strict bool) ([]profiles.FileRule, []profiles.Generalisation) {
-	return generalizeFiles(files, strict, "")
+	return generalizeFiles(files, fileOptions{strict: strict})
 }
 
-// generalizeFiles is GeneralizeFiles keeping the segments of the directory keep literal.
-func generalizeFiles(files []profiles.FileAccess, strict bool, keep string) ([]profiles.FileRule, []profiles.Generalisation) {
-	g := pathGeneralizer{strict: strict, pids: map[string]bool{}, keep: keep}
+// fileOptions are what generalizeFiles needs besides the recorded files.
+type fileOptions struct {
+	strict bool
+	// cwd is the working directory a local command's rules are made relative to
+	// (relocatableCwd; "" for none): its own segments stay literal, and a walk of the
+	// tree beneath it widens to cwd/** (workingTree).
+	cwd string
+	// home is the target's home directory as the recording says ("" when it does not).
+	home string
+}
+
+// generalizeFiles is GeneralizeFiles with the working directory's rules.
+func generalizeFiles(files []profiles.FileAccess, opt fileOptions) ([]profiles.FileRule, []profiles.Generalisation) {
+	strict := opt.strict
+	g := pathGeneralizer{strict: strict, pids: map[string]bool{}, keep: opt.cwd}
+	var tree string
 	if !strict {
+		g.fanOut = fanOutDirs(files)
+		if workingTree(files, opt.cwd, opt.home) {
+			tree = escapeGlob(opt.cwd) + "/**"
+		}
 		for _, f := range files {
 			if rest, ok := strings.CutPrefix(f.Path, "/proc/"); ok {
 				if pid, _, _ := strings.Cut(rest, "/"); numericSeg.MatchString(pid) {
@@ -478,8 +475,26 @@ func generalizeFiles(files []profiles.FileAccess, strict bool, keep string) ([]p
 			add(dirPat+"*", f.Path+"/*", access, ruleCollapsed)
 			continue
 		}
+		if tree != "" && underDir(f.Path, opt.cwd) && !profiles.SensitivePath(f.Path) {
+			// Reads and listings beneath the working directory are the tree's.
+			var walk, rest []string
+			for _, a := range access {
+				if slices.Contains(treeKinds, a) {
+					walk = append(walk, a)
+				} else {
+					rest = append(rest, a)
+				}
+			}
+			if len(walk) > 0 {
+				add(tree, f.Path, walk, ruleTree)
+			}
+			if len(rest) == 0 {
+				continue
+			}
+			access = rest
+		}
 		parent := path.Dir(f.Path)
-		if !f.Dir && content[parent] && !sensitive(f.Path) {
+		if !f.Dir && content[parent] && !profiles.SensitivePath(f.Path) {
 			dirPat, _ := g.path(parent, nameContext{})
 			if dirPat != "/" {
 				dirPat += "/"
@@ -557,6 +572,131 @@ func generalizeFiles(files []profiles.FileAccess, strict bool, keep string) ([]p
 	return out, gens
 }
 
+// treeKinds are the access kinds the working-tree rule carries: reading files and
+// listing directories. Every other kind keeps its own rule.
+var treeKinds = []string{profiles.AccessRead, profiles.AccessList}
+
+// WorkingTreeThreshold is how many files a local command must have read beneath its
+// working directory, in directories it listed and without having made them, for the
+// reads to widen to the whole tree (workingTree). It is ContentDirThreshold again: in
+// make fit's corpus only git walks its working directory (python's http.server lists
+// it but never descends; nginx and PostgreSQL never list it), so the corpus does not
+// tell 2 from 3, and 3 keeps a program that read one file in each of two directories
+// it listed to its own rules.
+const WorkingTreeThreshold = ContentDirThreshold
+
+// workingTree reports whether a local command walked the tree beneath its working
+// directory cwd: it listed cwd and at least one directory beneath it, and read
+// WorkingTreeThreshold or more files in directories it listed, in two of them at
+// least, none of which it made itself (files a program made are its own state, not
+// the tree it was given). Such a program (git add, grep -r, tar, a build) reads
+// whatever the next checkout holds: the reads and listings beneath cwd become one
+// cwd/** rule (read and list only). Never when the working directory is unknown or
+// kept absolute (relocatableCwd refuses /, system, shared and home directories and
+// ones holding sensitive paths), when the target's home is unknown, is cwd or lies
+// beneath it, or when the walk met a sensitive path (an .ssh or .gnupg directory).
+func workingTree(files []profiles.FileAccess, cwd, home string) bool {
+	if cwd == "" || home == "" || underDir(home, cwd) {
+		return false
+	}
+	made := map[string]bool{}
+	for _, f := range files {
+		if f.Collapsed == 0 && slices.ContainsFunc(f.Access, func(a string) bool { return slices.Contains(createKinds, a) }) {
+			made[f.Path] = true
+		}
+	}
+	// madeHere: p, or a directory between it and cwd, is the target's own.
+	madeHere := func(p string) bool {
+		for d := p; d != cwd && d != "/" && d != "."; d = path.Dir(d) {
+			if made[d] {
+				return true
+			}
+		}
+		return false
+	}
+	listed := map[string]bool{}
+	for _, f := range files {
+		if !underDir(f.Path, cwd) {
+			continue
+		}
+		if profiles.SensitivePath(f.Path) || profiles.SensitivePath(f.Path+"/") {
+			return false
+		}
+		if f.Dir && slices.Contains(f.Access, profiles.AccessList) && !madeHere(f.Path) {
+			listed[f.Path] = true
+		}
+	}
+	if !listed[cwd] || len(listed) < 2 {
+		return false
+	}
+	reads := 0
+	dirs := map[string]bool{}
+	for _, f := range files {
+		if f.Dir || f.Collapsed > 0 || !slices.Contains(f.Access, profiles.AccessRead) || !listed[path.Dir(f.Path)] || madeHere(f.Path) {
+			continue
+		}
+		reads++
+		dirs[path.Dir(f.Path)] = true
+	}
+	return reads >= WorkingTreeThreshold && len(dirs) >= 2
+}
+
+// underDir reports whether p is dir or beneath it.
+func underDir(p, dir string) bool {
+	return dir != "" && (p == dir || strings.HasPrefix(p, strings.TrimSuffix(dir, "/")+"/"))
+}
+
+// fanOutDirs returns the directories (whole paths) that hold a hash's first digits,
+// as git's .git/objects/5a/ and caches keyed by a hash do: two or more directories of
+// one parent named by hex runs of one length (2 to 7: longer runs are ids on their
+// own), with a digit and a letter among their names. Names of letters a-f alone are
+// words (be, de, fa, cafe) and names of digits alone are numbers; only a set of both
+// says hex. Never beneath a sensitive, configuration or pseudo-filesystem tree, where
+// every name matters on its own.
+func fanOutDirs(files []profiles.FileAccess) map[string]bool {
+	type group struct {
+		parent string
+		n      int
+	}
+	names := map[group]map[string]bool{}
+	for _, f := range files {
+		segs := strings.Split(f.Path, "/")
+		last := len(segs) - 1
+		if !f.Dir && f.Collapsed == 0 {
+			last-- // a file's own name is no directory
+		}
+		for i := 2; i <= last; i++ {
+			if !shortHex.MatchString(segs[i]) {
+				continue
+			}
+			k := group{strings.Join(segs[:i], "/"), len(segs[i])}
+			if names[k] == nil {
+				names[k] = map[string]bool{}
+			}
+			names[k][segs[i]] = true
+		}
+	}
+	out := map[string]bool{}
+	for k, set := range names {
+		if len(set) < 2 || profiles.HoldsSensitive(k.parent) ||
+			slices.ContainsFunc(notContentDirs, func(d string) bool { return underDir(k.parent, d) }) {
+			continue
+		}
+		digit, letter := false, false
+		for n := range set {
+			digit = digit || hasDigit(n)
+			letter = letter || strings.ContainsAny(n, "abcdef")
+		}
+		if !digit || !letter {
+			continue
+		}
+		for n := range set {
+			out[k.parent+"/"+n] = true
+		}
+	}
+	return out
+}
+
 // contentDirs returns the directories whose files' reads become one dir/* rule. With
 // strict, as before generalisation: 8 recorded files of any access in a non-sensitive
 // directory.
@@ -578,11 +718,11 @@ func contentDirs(files []profiles.FileAccess, strict bool) map[string]bool {
 	}
 	out := map[string]bool{}
 	excluded := func(dir string) bool {
-		return holdsSensitive(dir) ||
+		return profiles.HoldsSensitive(dir) ||
 			slices.ContainsFunc(notContentDirs, func(d string) bool { return dir == d || strings.HasPrefix(dir, d+"/") })
 	}
 	for dir, n := range entries {
-		if sensitive(dir + "/") {
+		if profiles.SensitivePath(dir + "/") {
 			continue
 		}
 		if strict {
@@ -600,7 +740,7 @@ func contentDirs(files []profiles.FileAccess, strict bool) map[string]bool {
 	// A directory beneath a content directory, some of whose files were read, holds
 	// content of the same kind (nginx's www/files/ under www/): its reads widen too.
 	for _, dir := range slices.Sorted(maps.Keys(reads)) {
-		if out[dir] || sensitive(dir+"/") || excluded(dir) {
+		if out[dir] || profiles.SensitivePath(dir+"/") || excluded(dir) {
 			continue
 		}
 		for up := path.Dir(dir); up != "/" && up != "."; up = path.Dir(up) {

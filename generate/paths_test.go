@@ -285,6 +285,28 @@ func TestGeneralizeFiles(t *testing.T) {
 			[]profiles.FileRule{rule("/dev/urandom", read, write)}},
 		{"the terminal is no pseudo-device", []profiles.FileAccess{fa("/dev/tty", read, write)},
 			[]profiles.FileRule{rule("/dev/tty", read, write)}},
+		{"git's object fan-out", []profiles.FileAccess{
+			{Path: "/src/r/.git/objects/ce", Access: []string{profiles.AccessMkdir}, Dir: true},
+			{Path: "/src/r/.git/objects/5a", Access: []string{profiles.AccessMkdir}, Dir: true},
+			fa("/src/r/.git/objects/ce/tmp_obj_a1B2c3", create, write),
+			fa("/src/r/.git/objects/5a/013625030ba8dba906f756967f9e9ca394464a", read, profiles.AccessLinkTo)},
+			[]profiles.FileRule{rule("/src/r/.git/objects/*/", profiles.AccessMkdir), rule("/src/r/.git/objects/*/*", profiles.AccessLinkTo, read),
+				rule("/src/r/.git/objects/*/tmp_obj_*", create, write)}},
+		{"hex fan-out seen only as parents", []profiles.FileAccess{fa("/var/cache/app/ab/x1", read), fa("/var/cache/app/3f/x2", read)},
+			[]profiles.FileRule{rule("/var/cache/app/*/x1", read), rule("/var/cache/app/*/x2", read)}},
+		// Not a fan-out:
+		{"one short hex directory stays", []profiles.FileAccess{fa("/src/r/.git/objects/5a/013625030ba8dba906f756967f9e9ca394464a", read)},
+			[]profiles.FileRule{rule("/src/r/.git/objects/5a/*", read)}},
+		{"hex letters alone are words", []profiles.FileAccess{fa("/usr/share/locale/de/LC_MESSAGES/x.mo", read), fa("/usr/share/locale/be/LC_MESSAGES/x.mo", read)},
+			[]profiles.FileRule{rule("/usr/share/locale/be/LC_MESSAGES/x.mo", read), rule("/usr/share/locale/de/LC_MESSAGES/x.mo", read)}},
+		{"hex names of different lengths", []profiles.FileAccess{fa("/srv/d/ab/x", read), fa("/srv/d/3fe/x", read)},
+			[]profiles.FileRule{rule("/srv/d/3fe/x", read), rule("/srv/d/ab/x", read)}},
+		{"files named by short hex stay", []profiles.FileAccess{fa("/srv/d/ab", read), fa("/srv/d/3f", read)},
+			[]profiles.FileRule{rule("/srv/d/3f", read), rule("/srv/d/ab", read)}},
+		{"no fan-out in a sensitive tree", []profiles.FileAccess{fa("/etc/ssl/private/ab/k", read), fa("/etc/ssl/private/3f/k", read)},
+			[]profiles.FileRule{rule("/etc/ssl/private/3f/k", read), rule("/etc/ssl/private/ab/k", read)}},
+		{"no fan-out in /proc or /sys", []profiles.FileAccess{fa("/proc/fb/x", read), fa("/proc/1a/x", read), fa("/sys/bus/ab/x", read), fa("/sys/bus/3f/x", read)},
+			[]profiles.FileRule{rule("/proc/1a/x", read), rule("/proc/fb/x", read), rule("/sys/bus/3f/x", read), rule("/sys/bus/ab/x", read)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, gens := GeneralizeFiles(tc.in, false)
@@ -358,4 +380,73 @@ func TestGeneralizeFilesCollapsedDirectory(t *testing.T) {
 			t.Fatalf("strict=%v: generalisations = %+v, want one for the collapsed directory", strict, gens)
 		}
 	}
+}
+
+// A walk of the tree beneath the working directory becomes one cwd/** rule of reads
+// and listings; what must not widen stays as it was.
+func TestWorkingTree(t *testing.T) {
+	const cwd, home = "/srv/ci/checkout", "/root"
+	read, list, write, create := profiles.AccessRead, profiles.AccessList, profiles.AccessWrite, profiles.AccessCreate
+	fa := func(p string, kinds ...string) profiles.FileAccess {
+		return profiles.FileAccess{Path: p, Access: kinds}
+	}
+	dir := func(p string, kinds ...string) profiles.FileAccess {
+		return profiles.FileAccess{Path: p, Access: kinds, Dir: true}
+	}
+	// gitAdd is git add -A in a checkout of three files in two directories.
+	gitAdd := []profiles.FileAccess{dir(cwd, list), dir(cwd+"/src", list), fa(cwd+"/README", read), fa(cwd+"/src/main.c", read),
+		fa(cwd+"/src/main.h", read), fa(cwd+"/.git/index.lock", create, write, read)}
+	tree := profiles.FileRule{Pattern: cwd + "/**", Access: []string{list, read}}
+	for _, tc := range []struct {
+		name      string
+		in        []profiles.FileAccess
+		cwd, home string
+		want      []profiles.FileRule // besides the pseudo-devices
+	}{
+		{"a walk of the checkout", gitAdd, cwd, home,
+			[]profiles.FileRule{tree, rule2(cwd+"/.git/index.lock", create, write)}},
+		{"writes keep their own rules", append(slices.Clone(gitAdd), fa(cwd+"/src/main.c", write)), cwd, home,
+			[]profiles.FileRule{tree, rule2(cwd+"/.git/index.lock", create, write), rule2(cwd+"/src/main.c", write)}},
+		// Not a walk, or a walk that must not widen:
+		{"below the threshold", []profiles.FileAccess{dir(cwd, list), dir(cwd+"/src", list), fa(cwd+"/README", read), fa(cwd+"/src/main.c", read)}, cwd, home,
+			[]profiles.FileRule{rule2(cwd+"/", list), rule2(cwd+"/README", read), rule2(cwd+"/src/", list), rule2(cwd+"/src/main.c", read)}},
+		{"one directory only", []profiles.FileAccess{dir(cwd, list), fa(cwd+"/a.html", read), fa(cwd+"/b.html", read), fa(cwd+"/c.html", read)}, cwd, home,
+			[]profiles.FileRule{rule2(cwd+"/", list), rule2(cwd+"/*", read)}},
+		{"the working directory itself not listed", []profiles.FileAccess{dir(cwd+"/a", list), dir(cwd+"/b", list), fa(cwd+"/a/x", read), fa(cwd+"/a/y", read), fa(cwd+"/b/z", read)}, cwd, home,
+			[]profiles.FileRule{rule2(cwd+"/a/", list), rule2(cwd+"/a/x", read), rule2(cwd+"/a/y", read), rule2(cwd+"/b/", list), rule2(cwd+"/b/z", read)}},
+		{"files it made itself", []profiles.FileAccess{dir(cwd, list), dir(cwd+"/out", list, profiles.AccessMkdir), fa(cwd+"/a", read),
+			fa(cwd+"/out/x", read), fa(cwd+"/out/y", read)}, cwd, home,
+			[]profiles.FileRule{rule2(cwd+"/", list), rule2(cwd+"/a", read), rule2(cwd+"/out/", list, profiles.AccessMkdir), rule2(cwd+"/out/x", read), rule2(cwd+"/out/y", read)}},
+		{"no relocatable working directory", gitAdd, "", home,
+			[]profiles.FileRule{rule2(cwd+"/", list), rule2(cwd+"/.git/index.lock", create, read, write), rule2(cwd+"/README", read), rule2(cwd+"/src/", list), rule2(cwd+"/src/main.c", read), rule2(cwd+"/src/main.h", read)}},
+		{"home unknown", gitAdd, cwd, "",
+			[]profiles.FileRule{rule2(cwd+"/", list), rule2(cwd+"/.git/index.lock", create, read, write), rule2(cwd+"/README", read), rule2(cwd+"/src/", list), rule2(cwd+"/src/main.c", read), rule2(cwd+"/src/main.h", read)}},
+		{"the home itself", gitAdd, cwd, cwd,
+			[]profiles.FileRule{rule2(cwd+"/", list), rule2(cwd+"/.git/index.lock", create, read, write), rule2(cwd+"/README", read), rule2(cwd+"/src/", list), rule2(cwd+"/src/main.c", read), rule2(cwd+"/src/main.h", read)}},
+		{"a directory holding the home", gitAdd, cwd, cwd + "/users/u",
+			[]profiles.FileRule{rule2(cwd+"/", list), rule2(cwd+"/.git/index.lock", create, read, write), rule2(cwd+"/README", read), rule2(cwd+"/src/", list), rule2(cwd+"/src/main.c", read), rule2(cwd+"/src/main.h", read)}},
+		{"a walk that met ssh keys", append(slices.Clone(gitAdd), dir(cwd+"/.ssh", list), fa(cwd+"/.ssh/id_ed25519", read)), cwd, home,
+			[]profiles.FileRule{rule2(cwd+"/", list), rule2(cwd+"/.git/index.lock", create, read, write), rule2(cwd+"/.ssh/", list), rule2(cwd+"/.ssh/id_ed25519", read),
+				rule2(cwd+"/README", read), rule2(cwd+"/src/", list), rule2(cwd+"/src/main.c", read), rule2(cwd+"/src/main.h", read)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			all, gens := generalizeFiles(tc.in, fileOptions{cwd: tc.cwd, home: tc.home})
+			got := slices.DeleteFunc(all, func(r profiles.FileRule) bool { return strings.HasPrefix(r.Pattern, "/dev/") })
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got  %v\nwant %v", got, tc.want)
+			}
+			treeGen := slices.ContainsFunc(gens, func(g profiles.Generalisation) bool { return g.Rule == ruleTree && g.Added == tree.Pattern })
+			if wantTree := slices.ContainsFunc(tc.want, func(r profiles.FileRule) bool { return r.Pattern == tree.Pattern }); treeGen != wantTree {
+				t.Errorf("working tree listed as generalised: %v", treeGen)
+			}
+		})
+	}
+	// --strict never widens to the tree.
+	if got, _ := generalizeFiles(gitAdd, fileOptions{strict: true, cwd: cwd, home: home}); slices.ContainsFunc(got, func(r profiles.FileRule) bool { return strings.HasSuffix(r.Pattern, "/**") }) {
+		t.Errorf("--strict: %v", got)
+	}
+}
+
+func rule2(p string, kinds ...string) profiles.FileRule {
+	return profiles.FileRule{Pattern: p, Access: kinds}
 }

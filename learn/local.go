@@ -141,8 +141,8 @@ func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
 	if out.res.Err != nil {
 		return nil, out.res.Err
 	}
-	cwd, _ := os.Getwd() // the launcher child inherits it
-	return finish(sess, &opt, profiles.Target{Kind: "command", Command: argv, Workload: opt.Workload, Cwd: cwd}, out, observeLocal)
+	cwd, _ := os.Getwd() // the launcher child inherits it, and the environment
+	return finish(sess, &opt, profiles.Target{Kind: "command", Command: argv, Workload: opt.Workload, Cwd: cwd, Home: os.Getenv("HOME")}, out, observeLocal)
 }
 
 // stopTarget asks every process of target to stop with SIGTERM, then kills what is

@@ -150,6 +150,10 @@ type Target struct {
 	// generate makes the rules beneath it relative to the working directory at
 	// enforce time (@{cwd}).
 	Cwd string `json:"cwd,omitempty"`
+	// Home is the home directory ($HOME) a local command was learned with (kind
+	// "command"): generate never widens reads to the tree beneath a working directory
+	// that is the home or holds it.
+	Home string `json:"home,omitempty"`
 }
 
 // Container identifies a learned container and the configuration it was run with.

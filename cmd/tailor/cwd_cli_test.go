@@ -92,3 +92,87 @@ func TestCwdRelativeRules(t *testing.T) {
 		t.Fatalf("reading the learning directory's file from %s succeeded: %s", b, out)
 	}
 }
+
+// TestCwdTreeRule: a command that walks its working directory (grep -r) is learned on
+// one tree and runs under its bundle on another, with other files in other
+// directories, without an anomaly; run from a directory the tree rule must not reach,
+// enforce refuses with exit 9.
+func TestCwdTreeRule(t *testing.T) {
+	testpriv.RequireRoot(t)
+	bin := tailorBin(t)
+	root := t.TempDir()
+	a, b := filepath.Join(root, "checkout-a"), filepath.Join(root, "ci", "checkout-b")
+	write := func(dir string, files map[string]string) {
+		for name, body := range files {
+			p := filepath.Join(dir, name)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(a, map[string]string{"README": "todo: a\n", "src/main.c": "int main;\n", "src/main.h": "/* todo */\n"})
+	write(b, map[string]string{"notes.md": "todo: b\n", "doc/guide.txt": "guide\n", "lib/deep/util.go": "// todo\n"})
+	work := []string{"/usr/bin/grep", "-rn", "todo", "."}
+	rec, prof := filepath.Join(root, "rec.json"), filepath.Join(root, "prof")
+	learn := exec.Command(bin, append([]string{"learn", "-o", rec, "--"}, work...)...)
+	learn.Dir = a
+	learn.Env = append(os.Environ(), "HOME=/root")
+	if out, err := learn.CombinedOutput(); err != nil {
+		t.Fatalf("learn: %v: %s", err, out)
+	}
+	r, err := profiles.LoadRecording(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Target.Home != "/root" {
+		t.Fatalf("recording's target.home %q, want /root", r.Target.Home)
+	}
+	if out, err := exec.Command(bin, "generate", "-o", prof, rec).CombinedOutput(); err != nil {
+		t.Fatalf("generate: %v: %s", err, out)
+	}
+	aa, err := os.ReadFile(filepath.Join(prof, profiles.BundleAppArmorFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(aa), "  @{cwd}/** r,") {
+		t.Fatalf("apparmor.profile has no working-tree rule:\n%s", aa)
+	}
+	an := filepath.Join(t.TempDir(), "anomalies.jsonl")
+	cmd := exec.Command(bin, append([]string{"enforce", "--profile", prof, "--anomalies", an, "--cwd", b, "--"}, work...)...)
+	cmd.Env = append(os.Environ(), "HOME=/root")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("enforce on another tree: %v: %s", err, out)
+	}
+	for _, want := range []string{"./notes.md:1:todo: b", "./lib/deep/util.go:1:// todo"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("grep on the other tree printed %q, want a line %q", out, want)
+		}
+	}
+	if got := readAnomalies(t, an); len(got) != 0 {
+		t.Errorf("anomalies on the other tree: %+v", got)
+	}
+	// Reads stay within the tree: a file beside it is refused.
+	if err := os.WriteFile(filepath.Join(root, "ci", "secret"), []byte("todo: no\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(bin, "enforce", "--profile", prof, "--cwd", b, "--", "/usr/bin/grep", "-rn", "todo", filepath.Join(root, "ci", "secret"))
+	cmd.Env = append(os.Environ(), "HOME=/root")
+	if out, err := cmd.CombinedOutput(); err == nil || strings.Contains(string(out), "todo: no") {
+		t.Errorf("a file beside the tree was read: %v: %s", err, out)
+	}
+	// Not in a directory the rule would open to everything, nor in the home.
+	home := filepath.Join(root, "home-u")
+	write(home, map[string]string{"x": "todo\n"})
+	for _, c := range []struct{ dir, home string }{{"/", "/root"}, {"/etc", "/root"}, {"/tmp", "/root"}, {home, home}, {root, home}} {
+		cmd := exec.Command(bin, append([]string{"enforce", "--profile", prof, "--cwd", c.dir, "--"}, work...)...)
+		cmd.Env = append(os.Environ(), "HOME="+c.home)
+		out, err := cmd.CombinedOutput()
+		if code := exitCode(err); code != 9 || !strings.Contains(string(out), "@{cwd}/**") {
+			t.Errorf("enforce in %s (HOME %s): exit %d, want 9: %s", c.dir, c.home, code, out)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -66,5 +67,41 @@ func TestSameAnomalyInTwoTargetsIsTwo(t *testing.T) {
 	}
 	if s := w.Stats(); s.Anomalies["exec"] != 3 {
 		t.Errorf("exec anomalies counted %d, want 3", s.Anomalies["exec"])
+	}
+}
+
+// TestReadOnlyRefusal: a change the read-only root filesystem refused (EROFS, the
+// hardened configuration of a container) is an anomaly the configuration blocked when
+// no file rule grants it, and nothing when a rule grants it, when it repeats a
+// failure learned with EROFS, or when the operation failed with another errno.
+func TestReadOnlyRefusal(t *testing.T) {
+	var js lockedBuffer
+	w := New(Options{JSON: &js})
+	p := &enforce.Policy{Bundle: profiles.Bundle{Name: "t",
+		Files:  []profiles.FileRule{{Pattern: "/srv/nginx/logs/*", Access: []string{profiles.AccessCreate, profiles.AccessWrite}}},
+		Failed: []profiles.FailedRule{{Pattern: "/var/cache/probe", Access: []string{profiles.AccessCreate, profiles.AccessWrite}, Errno: "EROFS"}},
+	}, Seccomp: &profiles.Seccomp{}}
+	tg, _, err := compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg.id = 1
+	w.targets[1] = tg
+	create := bpf.AccCreate | bpf.AccWrite
+	for _, e := range []*bpf.FileEvent{
+		{Target: 1, Pid: 0, Comm: "nginx", Access: create, Err: -int32(unix.EROFS), Nr: -1, Path: "/etc/fit-attack"},
+		{Target: 1, Comm: "nginx", Access: create, Err: -int32(unix.EROFS), Nr: -1, Path: "/srv/nginx/logs/error.log"},
+		{Target: 1, Comm: "nginx", Access: create, Err: -int32(unix.EROFS), Nr: -1, Path: "/var/cache/probe"},
+		{Target: 1, Comm: "nginx", Access: create, Err: -int32(unix.ENOSPC), Nr: -1, Path: "/usr/bin/x"},
+	} {
+		w.handle(e)
+	}
+	got := js.anomalies(t)
+	if len(got) != 1 {
+		t.Fatalf("anomalies %+v, want one (the write below /etc)", got)
+	}
+	a := got[0]
+	if a.Action != "blocked" || a.Category != CatSystemWrite || !strings.Contains(a.Detail, "/etc/fit-attack returned EROFS") || !strings.Contains(a.Rule, "read-only root filesystem") {
+		t.Errorf("anomaly %+v", a)
 	}
 }

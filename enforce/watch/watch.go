@@ -587,6 +587,10 @@ func (w *Watcher) handle(ev bpf.Event) {
 			w.denied(tg, e, first, second)
 			return
 		}
+		if e.Err == -int32(unix.EROFS) {
+			w.readOnly(tg, e, first, second)
+			return
+		}
 		if e.Err != 0 {
 			return // failed for its own reasons: refusals in watch mode come as Denied
 		}
@@ -951,6 +955,45 @@ func (tg *target) rememberPath(k uint64, key string) {
 		}
 	}
 	tg.paths[k] = key
+}
+
+// readOnly judges a change a read-only file system refused (EROFS): in a container
+// run with the hardened configuration, the read-only root filesystem, which blocks
+// writes outside the directories learned as written (given a tmpfs or a volume). A
+// change no file rule grants is an anomaly that configuration blocked, as the step
+// of an intruder writing below /etc or /usr is; one the rules grant, or a repeat of
+// a failure learned with EROFS, is the program's own failure. The kernel sends each
+// distinct (operation, path) once.
+func (w *Watcher) readOnly(tg *target, e *bpf.FileEvent, first, second []string) {
+	if !slices.ContainsFunc(append(slices.Clone(first), second...), isWriteKind) {
+		return
+	}
+	dir := isDirOp(first, e.Dir)
+	missing := tg.rules.missing(dirPath(e.Path, dir), first)
+	if e.Path2 != "" {
+		missing = append(missing, tg.rules.missing(dirPath(e.Path2, dir), second)...)
+	}
+	if len(missing) == 0 || tg.learnedDenial(e, first, second) {
+		return
+	}
+	name := ""
+	if _, n, ok := bpf.SyscallName(e.Table, int(e.Nr)); ok {
+		name = n
+	}
+	target := e.Path
+	if e.Path2 != "" {
+		target += " -> " + e.Path2
+	}
+	op := strings.Join(first, ", ")
+	if name != "" {
+		op = name + " (" + op + ")"
+	}
+	a := w.base(tg, e.Pid, e.Comm, e.DockerExec)
+	a.Kind, a.Action = "file", "blocked"
+	a.Detail = op + " of " + target + " returned EROFS"
+	a.Rule = "no file rule of apparmor.profile grants " + strings.Join(missing, ", ") + " on " + target + "; the read-only root filesystem refused it"
+	a.Category, a.Severity = classify(subject{kind: "file", syscall: name, path: e.Path, access: missing})
+	w.observe(tg, "erofs|"+name+"|"+target+"|"+strings.Join(missing, ","), a, 1, false)
 }
 
 // learnedDenial reports whether a refusal repeats a failure learned with the same

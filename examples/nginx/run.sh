@@ -10,7 +10,8 @@
 #
 # Environment: OUT (output directory, default a new temporary one), PORT (local, 18080),
 # LOAD (seconds of wrk load, 3), REPLAYS (3), TAILOR (bin/tailor).
-# Results: OUT/nginx.rec.json, OUT/nginx.profile/, OUT/replay-N.txt (one per replay:
+# Results: OUT/nginx.rec.json and OUT/nginx.restart.rec.json (local: the second run a
+# restart over the first's state), OUT/nginx.profile/, OUT/replay-N.txt (one per replay:
 # "enforce-exit N" and the workload's output), OUT/heldout.txt.
 set -eu
 . "$(dirname "$0")/../lib.sh"
@@ -49,6 +50,11 @@ workload_learn() {
 	[ "$(status /missing)" = 404 ] || die "GET /missing is not 404"
 	signal_nginx reload
 	signal_nginx reopen
+	if [ -z "${CONTAINER_LABEL:-}" ]; then
+		# The reopen has happened when the master has given the logs to the worker
+		# user: the state the next start finds (and learning across a restart learns).
+		wait_until 100 sh -c "[ \"\$(stat -c %U '$PREFIX/logs/access.log')\" = www-data ]" || die "the logs were not reopened"
+	fi
 	[ "$(status /)" = 200 ] || die "GET / after reload failed"
 	signal_nginx quit
 	echo "workload: ok"
@@ -73,15 +79,6 @@ prefix() {
 	sed "s/@PORT@/$PORT/" "$TARGETS/nginx.conf.in" >"$1/nginx.conf"
 }
 
-# fresh_state: the prefix's logs and temporary directories as learning found them
-# (empty). nginx's master chowns its logs to the worker user when it reopens them
-# (the workload's reopen), and then needs CAP_DAC_OVERRIDE, which learning never
-# saw it use, to open them again on its next start.
-fresh_state() {
-	rm -rf "$PREFIX/logs" "$PREFIX/tmp" "$PREFIX/nginx.pid"
-	mkdir -p "$PREFIX/logs" "$PREFIX/tmp"
-}
-
 # serve_enforced N WORKLOAD: run nginx under tailor enforce and WORKLOAD against it.
 serve_enforced() {
 	enforce_served "$1" "$2" "$OUT/nginx.profile" nginx -p "$PREFIX/" -c nginx.conf -e logs/error.log
@@ -96,8 +93,14 @@ local_loop() {
 	trap 'rm -rf "$PREFIX"' EXIT
 	export PREFIX
 	prefix "$PREFIX"
+	# Learned across a restart: nginx's master gives its logs to the worker user when it
+	# reopens them (the workload's reopen), and its next start opens logs that are no
+	# longer root's (CAP_DAC_OVERRIDE). The second run starts over the state the first
+	# left, and the bundle is made from both; the replays then start over the state
+	# the run before them left, as a restarted server does.
 	"$TAILOR" learn -o "$OUT/nginx.rec.json" --workload "$self workload-learn" -- nginx -p "$PREFIX/" -c nginx.conf -e logs/error.log
-	"$TAILOR" generate -o "$OUT/nginx.profile" "$OUT/nginx.rec.json"
+	"$TAILOR" learn -o "$OUT/nginx.restart.rec.json" --workload "$self workload-learn" -- nginx -p "$PREFIX/" -c nginx.conf -e logs/error.log
+	"$TAILOR" generate -o "$OUT/nginx.profile" "$OUT/nginx.rec.json" "$OUT/nginx.restart.rec.json"
 	local_replays
 }
 

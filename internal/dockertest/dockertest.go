@@ -131,27 +131,55 @@ func Main(m *testing.M, cleanups ...func()) {
 }
 
 func setup() (*Env, error) {
+	env, d, err := connect()
+	own = d
+	return env, err
+}
+
+// connect reaches a daemon that answers, else starts a private one (returned, for
+// the caller to stop).
+func connect() (*Env, *ownDaemon, error) {
 	for _, host := range candidateHosts() {
 		if cli, err := pingHost(host); err == nil {
-			return &Env{Host: host, Client: cli}, nil
+			return &Env{Host: host, Client: cli}, nil, nil
 		}
 	}
 	if os.Geteuid() != 0 {
-		return nil, errors.New("no docker daemon answers and starting a test dockerd needs root")
+		return nil, nil, errors.New("no docker daemon answers and starting a test dockerd needs root")
 	}
 	if _, err := exec.LookPath("dockerd"); err != nil {
-		return nil, errors.New("no docker daemon answers and dockerd is not installed (apt-get install docker.io)")
+		return nil, nil, errors.New("no docker daemon answers and dockerd is not installed (apt-get install docker.io)")
 	}
 	d, err := startDaemon()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	own = d
 	cli, err := newClient(d.host)
 	if err != nil {
-		return nil, err
+		return nil, d, err
 	}
-	return &Env{Host: d.host, Client: cli, Own: true, StartTime: d.startTime}, nil
+	return &Env{Host: d.host, Client: cli, Own: true, StartTime: d.startTime}, d, nil
+}
+
+// Start gives a program that is not a test (make fit) what Daemon gives a test: a
+// daemon that already answers (DOCKER_HOST, /var/run/docker.sock), or a private
+// dockerd as Daemon starts one, with no bridge or iptables rules. stop closes the
+// client and stops the private daemon, if one was started, by pid.
+func Start() (env *Env, stop func() error, err error) {
+	env, d, err := connect()
+	if err != nil {
+		if d != nil {
+			err = errors.Join(err, d.stop())
+		}
+		return nil, nil, err
+	}
+	return env, func() error {
+		err := env.Client.Close()
+		if d != nil {
+			err = errors.Join(err, d.stop())
+		}
+		return err
+	}, nil
 }
 
 func candidateHosts() []string {

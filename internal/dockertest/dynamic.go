@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -40,18 +39,11 @@ func dynamicContext() (*bytes.Buffer, error) {
 	if err != nil {
 		return nil, err
 	}
-	out, err := exec.Command("ldd", DynamicProgram).Output()
+	libs, err := lddPaths(DynamicProgram)
 	if err != nil {
-		return nil, fmt.Errorf("ldd %s failed (is it dynamically linked, is libc-bin installed?): %v", DynamicProgram, err)
+		return nil, err
 	}
-	paths := []string{DynamicProgram}
-	// Lines are "libc.so.6 => /lib/.../libc.so.6 (0x...)" or "/lib64/ld-linux-x86-64.so.2
-	// (0x...)"; linux-vdso has no file.
-	for _, f := range strings.Fields(string(out)) {
-		if strings.HasPrefix(f, "/") {
-			paths = append(paths, f)
-		}
-	}
+	paths := append([]string{DynamicProgram}, libs...)
 	if len(paths) < 2 {
 		return nil, fmt.Errorf("ldd lists no loader for %s: the test needs a dynamically linked one", DynamicProgram)
 	}

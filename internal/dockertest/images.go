@@ -156,7 +156,7 @@ func moduleRoot() (string, error) {
 // daemon version has, and returns the first error the build stream reports.
 func (e *Env) buildImage(ctx context.Context, buildCtx io.Reader, tag string) error {
 	resp, err := e.Client.ImageBuild(ctx, buildCtx, build.ImageBuildOptions{
-		Tags: []string{tag}, Remove: true, ForceRemove: true, Version: build.BuilderV1,
+		Tags: []string{tag}, Remove: true, ForceRemove: true, Version: build.BuilderV1, NetworkMode: "none",
 	})
 	if err != nil {
 		return err

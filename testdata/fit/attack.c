@@ -72,15 +72,36 @@ static int mount_step(const char *dir) {
 	return 0;
 }
 
+// ptrace_step attaches to the process victim names, or with "child" to a child it
+// forks for the purpose (in a container, whose pid namespace holds no other victim).
 static int ptrace_step(const char *victim) {
 	if (!victim)
 		return EINVAL;
-	pid_t pid = atoi(victim);
-	if (ptrace(PTRACE_ATTACH, pid, 0, 0) < 0)
-		return errno;
-	waitpid(pid, NULL, __WALL);
-	ptrace(PTRACE_DETACH, pid, 0, 0);
-	return 0;
+	pid_t pid, child = 0;
+	if (!strcmp(victim, "child")) {
+		child = fork();
+		if (child < 0)
+			return errno;
+		if (child == 0) {
+			pause();
+			_exit(0);
+		}
+		pid = child;
+	} else {
+		pid = atoi(victim);
+	}
+	int err = 0;
+	if (ptrace(PTRACE_ATTACH, pid, 0, 0) < 0) {
+		err = errno;
+	} else {
+		waitpid(pid, NULL, __WALL);
+		ptrace(PTRACE_DETACH, pid, 0, 0);
+	}
+	if (child > 0) {
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+	}
+	return err;
 }
 
 __attribute__((constructor)) static void fit_attack(void) {
