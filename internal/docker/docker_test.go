@@ -352,7 +352,16 @@ func TestIdentityAndRunning(t *testing.T) {
 	if err != nil || gotID != origID || pid <= 0 {
 		t.Fatalf("Running = %s, %d, %v", gotID, pid, err)
 	}
-	cmdline, err := os.ReadFile("/proc/" + itoa(pid) + "/cmdline")
+	// ContainerStart returns once runc has told its init to exec the entrypoint, not
+	// once the exec is done: until then the pid's cmdline is runc init's (or empty).
+	// The kernel gives no event for another process's exec, so this polls, bounded.
+	var cmdline []byte
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		cmdline, err = os.ReadFile("/proc/" + itoa(pid) + "/cmdline")
+		if err != nil || strings.HasPrefix(string(cmdline), "sleep\x00600") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil || !strings.HasPrefix(string(cmdline), "sleep\x00600") {
 		t.Fatalf("pid %d is not the container's sleep: %q %v", pid, cmdline, err)
 	}
