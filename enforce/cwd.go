@@ -30,20 +30,27 @@ const cwdTree = cwdVar + "/**"
 
 // resolveCwd replaces @{cwd} in the bundle's rules by dir, the directory the target
 // runs in: escaped for glob patterns, as is for Landlock paths. Done once after Load,
-// so the Landlock rules and the watcher see absolute rules. A bundle with the
-// working-tree rule is refused for a directory generate would not have made the rule
-// for (profiles.RelocatableDir: "/", a top-level, shared, system or home directory,
-// one holding sensitive files) and for one that is home, the target's $HOME, or holds
-// it: @{cwd}/** there would grant reading the system or the user's files.
+// so the Landlock rules and the watcher see absolute rules. A bundle with such rules is
+// refused for a directory generate would not have made them for (profiles.RelocatableDir:
+// "/", a top-level, shared, system or home directory, one holding sensitive files), and
+// one with the working-tree rule also for the target's $HOME or a directory holding it:
+// @{cwd}/** there would grant reading the user's files.
 func resolveCwd(b *profiles.Bundle, dir, home string) error {
 	if !filepath.IsAbs(dir) {
 		return fmt.Errorf("working directory %q is not absolute", dir)
 	}
 	dir = filepath.Clean(dir)
+	// generate writes rules relative to a learning directory only when it is
+	// relocatable; resolving them into one that is not would grant, below "/", /etc or
+	// a home directory, what the target was seen doing in its project directory
+	// (@{cwd}/*/out run from / is /*/out).
+	if usesCwd(b) && !profiles.RelocatableDir(dir) {
+		return fmt.Errorf("working directory %s: the bundle has rules relative to the working directory (%s), and %s is the root, a top-level, system or shared directory or holds sensitive files, where they would grant what the target did in its own directory: run it in a project directory (--cwd)", dir, cwdVar, dir)
+	}
 	if slices.ContainsFunc(b.Files, func(f profiles.FileRule) bool { return f.Pattern == cwdTree }) {
 		home = filepath.Clean(home)
-		if !profiles.RelocatableDir(dir) || home == dir || strings.HasPrefix(home, dir+"/") {
-			return fmt.Errorf("working directory %s: the bundle lets the target read the whole tree beneath its working directory (%s), and %s is the root, a system, shared or home directory or holds sensitive files: run it in the project's own directory (--cwd)", dir, cwdTree, dir)
+		if home == dir || strings.HasPrefix(home, dir+"/") {
+			return fmt.Errorf("working directory %s: the bundle lets the target read the whole tree beneath its working directory (%s), and %s is the target's home directory or holds it: run it in the project's own directory (--cwd)", dir, cwdTree, dir)
 		}
 	}
 	if dir == "/" {

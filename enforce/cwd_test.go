@@ -47,35 +47,37 @@ func TestResolveCwd(t *testing.T) {
 }
 
 // The working-tree rule (@{cwd}/**) is refused where it would grant reading the
-// system or a home; other @{cwd} rules resolve anywhere.
+// system or a home; other @{cwd} rules are refused in a directory generate would not
+// have written them for (@{cwd}/*/out run from / would be /*/out).
 func TestResolveCwdTree(t *testing.T) {
 	bundle := func(pattern string) *profiles.Bundle {
 		return &profiles.Bundle{Files: []profiles.FileRule{{Pattern: pattern, Access: []string{profiles.AccessRead}}}}
 	}
 	for _, tc := range []struct {
 		dir, home string
-		ok        bool
+		ok        bool // the tree rule
+		rulesOK   bool // a rule beneath the directory
 	}{
-		{"/srv/ci/checkout", "/root", true},
-		{"/home/u/src/app", "/home/u", true},
-		{"/tmp/build/repo", "", true},
-		{"/", "/root", false},
-		{"/srv", "/root", false},
-		{"/tmp", "/root", false},
-		{"/etc/nginx", "/root", false},
-		{"/usr/src/linux", "/root", false},
-		{"/home/u", "/home/u", false},
-		{"/root/src", "/root", false},
-		{"/var/lib/postgresql", "/var/lib/postgresql", false},
-		{"/data/users", "/data/users/u", false},
-		{"/home/u/.ssh", "/home/u", false},
+		{"/srv/ci/checkout", "/root", true, true},
+		{"/home/u/src/app", "/home/u", true, true},
+		{"/tmp/build/repo", "", true, true},
+		{"/", "/root", false, false},
+		{"/srv", "/root", false, false},
+		{"/tmp", "/root", false, false},
+		{"/etc/nginx", "/root", false, false},
+		{"/usr/src/linux", "/root", false, false},
+		{"/home/u", "/home/u", false, false},
+		{"/root/src", "/root", false, false},
+		{"/var/lib/postgresql", "/var/lib/postgresql", false, true},
+		{"/data/users", "/data/users/u", false, true},
+		{"/home/u/.ssh", "/home/u", false, false},
 	} {
 		err := resolveCwd(bundle("@{cwd}/**"), tc.dir, tc.home)
 		if (err == nil) != tc.ok {
 			t.Errorf("tree in %s (HOME %s): err %v, want ok %v", tc.dir, tc.home, err, tc.ok)
 		}
-		if err := resolveCwd(bundle("@{cwd}/data/*"), tc.dir, tc.home); err != nil {
-			t.Errorf("a rule beneath the directory in %s: %v", tc.dir, err)
+		if err := resolveCwd(bundle("@{cwd}/data/*"), tc.dir, tc.home); (err == nil) != tc.rulesOK {
+			t.Errorf("a rule beneath the directory in %s: err %v, want ok %v", tc.dir, err, tc.rulesOK)
 		}
 	}
 }
