@@ -171,6 +171,8 @@ func TestExitCodes(t *testing.T) {
 	}
 	incomplete = bytes.Replace(incomplete, []byte(`"complete": true`), []byte(`"complete": false, "incomplete": ["interrupted"]`), 1)
 	os.WriteFile(p("incomplete.json"), incomplete, 0o600)
+	os.WriteFile(p("web.yml"), []byte("tls_server_config:\n  cert_file: none.crt\n  key_file: none.key\n"), 0o600)
+	os.WriteFile(p("agent.yaml"), []byte("rules:\n- image: busybox\n  bundle: "+b+"\n"), 0o600)
 	marker := p("target-ran")
 	target := []string{"--", "/bin/sh", "-c", "touch " + marker}
 
@@ -210,6 +212,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"watch", "--profile", b}, 2, `Required flag "container" not set`},
 		{[]string{"watch", "--profile", b, "--container", "c", "--duration", "-1s"}, 2, "--duration -1s"},
 		{[]string{"watch", "--profile", b, "--container", "c", "extra"}, 2, "takes no arguments"},
+		{[]string{"watch", "--profile", b, "--container", "c", "--metrics", "127.0.0.1:0", "--metrics-web-config", p("web.yml")}, 2, "--metrics-web-config " + p("web.yml") + ": failed to read cert_file"},
+		{[]string{"watch", "--profile", b, "--container", "c", "--metrics-web-config", p("web.yml")}, 2, "--metrics-web-config needs --metrics"},
+		{[]string{"watch", "--profile", b, "--compose-project", "x", "--metrics-web-config", p("web.yml")}, 2, "do not apply to --compose-project"},
 		{[]string{"enforce", "--profile", b, "--container", "c", "--no-harden", "seccomp"}, 2, `unknown part "seccomp"`},
 		{append([]string{"enforce", "--profile", b, "--no-harden", "user"}, target...), 2, "--no-harden is for container mode"},
 		{[]string{"audit"}, 2, "nothing to audit"},
@@ -226,6 +231,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"agent"}, 2, `Required flag "config" not set`},
 		{[]string{"agent", "--config", p("none.yaml")}, 2, "--config"},
 		{[]string{"agent", "--config", caps}, 2, "agent config"},
+		{[]string{"agent", "--config", p("agent.yaml"), "--metrics", "127.0.0.1:0", "--metrics-web-config", p("web.yml")}, 2, "--metrics-web-config " + p("web.yml")},
+		{[]string{"agent", "--config", p("agent.yaml"), "--metrics-web-config", p("web.yml")}, 2, "needs metrics"},
 	} {
 		code, msg := runTailor(t, c.args...)
 		if code != c.code || !strings.Contains(msg, c.want) || strings.Contains(msg, "\n") {

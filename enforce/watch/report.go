@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/tailor-sec/tailor/enforce"
 )
 
 // Anomaly is one report line: something a target did outside its profile.
@@ -144,9 +146,10 @@ func (r *reporter) tick() {
 	}
 }
 
-// Summary is the closing record of an anomalies file, written when anything was
-// suppressed, lost or left unattributed, so what the lines do not show is said in the
-// output itself.
+// Summary is the closing record of an anomalies file, written at every end of a
+// watch, so what the lines do not show (suppressed, lost, left unattributed) is said
+// in the output itself, and a file without it is one whose watch did not end (tailor
+// was killed).
 type Summary struct {
 	Time time.Time `json:"time"`
 	// Kind is "summary".
@@ -162,6 +165,8 @@ type Summary struct {
 	// Lost counts observations the tracer could not deliver (full ring buffer or
 	// maps, unreadable arguments, decode errors): anomalies may be missing.
 	Lost uint64 `json:"lost"`
+	// LostBy splits Lost by the tracer's counter (ringbufDrops, anomaliesFull...).
+	LostBy map[string]uint64 `json:"lostBy,omitempty"`
 	// RefusedElsewhere counts distinct refused operations the profile's rules grant:
 	// file permissions or another security module refused them, not the profile.
 	RefusedElsewhere uint64 `json:"refusedElsewhere"`
@@ -170,10 +175,10 @@ type Summary struct {
 // finalFacts are what the watcher knows at the end besides the anomalies.
 type finalFacts struct {
 	lost, refusedElsewhere uint64
+	lostBy                 map[string]uint64
 }
 
-// final writes the last counts, then the closing summary record when anything was
-// suppressed, lost or not attributed.
+// final writes the last counts, then the closing summary record.
 func (r *reporter) final(f finalFacts) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -196,9 +201,9 @@ func (r *reporter) final(f finalFacts) {
 	if f.refusedElsewhere > 0 {
 		r.writeHuman(fmt.Sprintf("tailor: %d refused operations were allowed by the profile (file permissions or another module refused them): not anomalies", f.refusedElsewhere))
 	}
-	if r.json != nil && (r.suppressed > 0 || r.untracked > 0 || f.lost > 0 || f.refusedElsewhere > 0) {
+	if r.json != nil {
 		line, err := json.Marshal(Summary{Time: r.now(), Kind: "summary", Anomalies: r.total, Distinct: len(r.entries),
-			Suppressed: r.suppressed, Untracked: r.untracked, Lost: f.lost, RefusedElsewhere: f.refusedElsewhere})
+			Suppressed: r.suppressed, Untracked: r.untracked, Lost: f.lost, LostBy: f.lostBy, RefusedElsewhere: f.refusedElsewhere})
 		if err != nil {
 			r.setErr(err)
 		} else {
@@ -257,6 +262,14 @@ func (r *reporter) setErr(err error) {
 }
 
 // counts returns the totals by kind and overall.
+// bounds returns what the reporter kept and left out: distinct, suppressed,
+// untracked.
+func (r *reporter) bounds() enforce.WatchStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return enforce.WatchStats{Distinct: len(r.entries), Suppressed: r.suppressed, Untracked: r.untracked}
+}
+
 func (r *reporter) counts() (map[string]uint64, uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
