@@ -411,6 +411,15 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The target's descendants end with it: what still runs when its first process
+	// exited is killed with its cgroup.
+	defer proc.Cleanup()
+	for _, n := range proc.Notes() {
+		fmt.Fprintln(o.Log, "tailor: "+n)
+	}
+	if err := proc.Contained(); err != nil {
+		fmt.Fprintf(o.Log, "tailor: warning: the target is not in a cgroup of its own (%v): if tailor is killed, processes the target started may outlive it\n", err)
+	}
 	if o.Watcher != nil {
 		wt := WatchTarget{Pid: proc.Pid()}
 		if pl.config.Landlock != nil {
@@ -440,6 +449,10 @@ func Run(ctx context.Context, o Options) (int, error) {
 	status, err := proc.Wait()
 	if err != nil {
 		return 0, err
+	}
+	// Still watched while they are killed.
+	if err := proc.Cleanup(); err != nil {
+		fmt.Fprintf(o.Log, "tailor: warning: %v\n", err)
 	}
 	anomalies := 0
 	if o.Watcher != nil {
