@@ -15,8 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -28,7 +26,6 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/client"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tailor-sec/tailor/enforce"
 	"github.com/tailor-sec/tailor/enforce/watch"
@@ -111,6 +108,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
+	wc, err := metricsWebConfig(o.Config)
+	if err != nil {
+		return err
+	}
 	if o.Host == nil {
 		h, err := enforce.ProbeHost()
 		if err != nil {
@@ -124,7 +125,7 @@ func Run(ctx context.Context, o Options) error {
 			Help: "Distinct anomalies reported (first report of each, per container), by bundle rule."}, []string{"bundle"}),
 	}
 	a.out = &lineWriter{out: o.Out, attribute: a.attribute}
-	err := a.loadRules(ctx)
+	err = a.loadRules(ctx)
 	if a.ownCache != "" {
 		// The bundles are loaded in memory: a cache the agent made itself goes.
 		defer os.RemoveAll(a.ownCache)
@@ -146,23 +147,16 @@ func Run(ctx context.Context, o Options) error {
 		a.event(map[string]any{"event": "agent-stopped", "anomalies": n})
 	}()
 
-	metricsAddr := ""
+	metricsAddr, metricsURL := "", ""
 	if o.Config.Metrics != "" {
-		ln, err := net.Listen("tcp", o.Config.Metrics)
-		if err != nil {
-			return fmt.Errorf("%w: metrics %s: %v", fail.ErrBadInput, o.Config.Metrics, err)
-		}
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(watch.StatsCollector(a.w), a.containers, a.byBundle)
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
-		metricsAddr = ln.Addr().String()
-		if w := watch.MetricsWarning(ln.Addr()); w != "" {
-			log.Warn("metrics exposed", "warning", w)
+		srv, err := watch.ServeMetrics(o.Config.Metrics, wc, reg, log)
+		if err != nil {
+			return err
 		}
+		defer srv.Close()
+		metricsAddr, metricsURL = srv.Addr().String(), srv.URL()
 	}
 
 	dc, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
@@ -195,7 +189,7 @@ func Run(ctx context.Context, o Options) error {
 		a.consider(ctx, c.ID, time.Time{})
 	}
 	a.event(map[string]any{"event": "agent-started", "rules": len(a.rules), "metrics": metricsAddr})
-	fmt.Fprintf(o.Log, "tailor: agent: %d rules, %d containers watched, metrics %s; following Docker's events\n", len(a.rules), a.count(), orNone(metricsAddr))
+	fmt.Fprintf(o.Log, "tailor: agent: %d rules, %d containers watched, metrics %s; following Docker's events\n", len(a.rules), a.count(), orNone(metricsURL))
 
 	for {
 		select {
@@ -222,7 +216,7 @@ func orNone(s string) string {
 	if s == "" {
 		return "off"
 	}
-	return "http://" + s + "/metrics"
+	return s
 }
 
 // loadRules loads every rule's bundle, pulling and verifying OCI ones: a bundle that

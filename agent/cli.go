@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/tailor-sec/tailor/enforce/watch"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/interrupt"
 )
@@ -18,6 +19,7 @@ func Command(check func() error) *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "config", Usage: "agent configuration `FILE` (rules mapping images or labels to bundle directories or OCI references)", Required: true},
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://`HOST:PORT`/metrics (overrides the config)"},
+			watch.MetricsWebConfigFlag,
 			&cli.StringFlag{Name: "cache", Usage: "`DIR` OCI bundles are pulled to (default: a new temporary directory)"},
 		},
 		Action: func(c *cli.Context) error {
@@ -33,6 +35,13 @@ func Command(check func() error) *cli.Command {
 			}
 			if m := c.String("metrics"); m != "" {
 				cfg.Metrics = m
+			}
+			if w := c.String("metrics-web-config"); w != "" {
+				cfg.MetricsWebConfig = w
+			}
+			// A bad web configuration is refused before anything starts.
+			if _, err := metricsWebConfig(cfg); err != nil {
+				return err
 			}
 			if err := check(); err != nil {
 				return err

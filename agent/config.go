@@ -7,6 +7,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/tailor-sec/tailor/enforce/watch"
 	"github.com/tailor-sec/tailor/internal/fail"
 	"github.com/tailor-sec/tailor/internal/safeio"
 )
@@ -19,11 +20,15 @@ import (
 //	- labels: {app.kubernetes.io/name: api}
 //	  bundle: /etc/tailor/bundles/api     # a bundle directory
 //	metrics: 127.0.0.1:9464
+//	metricsWebConfig: /etc/tailor/web.yml  # TLS and basic authentication (exporter-toolkit)
 type Config struct {
 	// Rules map containers to bundles; the first rule a container matches wins.
 	Rules []Rule `json:"rules"`
 	// Metrics is the HOST:PORT of the Prometheus metrics ("" for none).
 	Metrics string `json:"metrics,omitempty"`
+	// MetricsWebConfig is the Prometheus web configuration file (exporter-toolkit's:
+	// TLS, basic authentication) of the metrics endpoint ("" for plain HTTP).
+	MetricsWebConfig string `json:"metricsWebConfig,omitempty"`
 	// PlainHTTP pulls OCI bundles over HTTP (loopback registries only).
 	PlainHTTP bool `json:"plainHTTP,omitempty"`
 }
@@ -77,6 +82,18 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 	}
 	return &c, nil
+}
+
+// metricsWebConfig checks the configuration's web configuration file, which needs
+// metrics (nil when none is given).
+func metricsWebConfig(c *Config) (*watch.WebConfig, error) {
+	if c.MetricsWebConfig == "" {
+		return nil, nil
+	}
+	if c.Metrics == "" {
+		return nil, fmt.Errorf("%w: agent config: metricsWebConfig (--metrics-web-config) needs metrics (--metrics HOST:PORT)", fail.ErrBadInput)
+	}
+	return watch.LoadWebConfig(c.MetricsWebConfig)
 }
 
 // matches says whether a container with image and labels falls under r.

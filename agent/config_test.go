@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/tailor-sec/tailor/internal/fail"
@@ -21,9 +22,17 @@ func TestParseConfigRefuses(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	c, err := ParseConfig([]byte("rules:\n- image: nginx\n  labels: {app: web}\n  oci: 127.0.0.1:5000/t/web:v1\nmetrics: 127.0.0.1:9464\n"))
-	if err != nil || len(c.Rules) != 1 || c.Rules[0].OCI == "" || c.Metrics != "127.0.0.1:9464" {
+	c, err := ParseConfig([]byte("rules:\n- image: nginx\n  labels: {app: web}\n  oci: 127.0.0.1:5000/t/web:v1\nmetrics: 127.0.0.1:9464\nmetricsWebConfig: web.yml\n"))
+	if err != nil || len(c.Rules) != 1 || c.Rules[0].OCI == "" || c.Metrics != "127.0.0.1:9464" || c.MetricsWebConfig != "web.yml" {
 		t.Fatalf("%+v, %v", c, err)
+	}
+	// The web configuration is checked (here: missing) before anything starts.
+	if _, err := metricsWebConfig(c); !errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "--metrics-web-config") {
+		t.Errorf("missing web config: %v", err)
+	}
+	c.Metrics = ""
+	if _, err := metricsWebConfig(c); !errors.Is(err, fail.ErrBadInput) || !strings.Contains(err.Error(), "needs metrics") {
+		t.Errorf("web config without metrics: %v", err)
 	}
 }
 

@@ -72,6 +72,7 @@ func runFiltered(argv []string, workload string, env []string, stop syscall.Sign
 	if err != nil {
 		return err
 	}
+	defer p.Cleanup()
 	if err := p.Release(); err != nil {
 		p.Wait()
 		return err

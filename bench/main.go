@@ -103,6 +103,7 @@ func launched(argv []string, tr *bpf.Tracer, target uint32) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	defer p.Cleanup()
 	if tr != nil {
 		if err := tr.AddProcess(target, p.Pid(), "bench"); err != nil {
 			p.Wait()

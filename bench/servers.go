@@ -380,11 +380,14 @@ func runEnforced(o serverOpts, dir, bundle string, argv []string, workload strin
 		if len(line) == 0 {
 			continue
 		}
-		r.lines++
 		var a watch.Anomaly
 		if err := json.Unmarshal(line, &a); err != nil {
 			return r, fmt.Errorf("%s: %w", anomalies, err)
 		}
+		if a.Kind == "summary" {
+			continue // what was suppressed or lost, not an anomaly
+		}
+		r.lines++
 		if !a.Repeat {
 			r.distinct = append(r.distinct, fmt.Sprintf("%s %s (%s, %s): %s", a.Kind, a.Action, a.Comm, a.Rule, a.Detail))
 		}

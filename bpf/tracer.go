@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -91,6 +92,12 @@ type Options struct {
 // 8 MiB of RSS instead of the 32 MiB a 16 MiB buffer did.
 const DefaultRingBuffer = 4 << 20
 
+// RingBufferEnv names the test knob that sets the ring buffer's size in bytes where
+// Options leave it 0, in every command: a one-page buffer loses events under any
+// flood, which is how the tests check that loss is counted, declared and turned
+// into exit 5 end to end. Every drop is counted as ever; it changes no decision.
+const RingBufferEnv = "TAILOR_TEST_RING_BUFFER"
+
 // CheckPrivileges returns fail.ErrPrivilege unless the process can load and attach
 // tracing programs: root, or CAP_BPF with CAP_PERFMON.
 func CheckPrivileges() error {
@@ -152,6 +159,13 @@ func Open(opt Options) (*Tracer, error) {
 	t.watching = opt.Watch
 	if opt.RingBuffer == 0 {
 		opt.RingBuffer = DefaultRingBuffer
+		if v := os.Getenv(RingBufferEnv); v != "" {
+			n, err := strconv.ParseUint(v, 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s=%q: want a size in bytes", fail.ErrBadInput, RingBufferEnv, v)
+			}
+			opt.RingBuffer = uint32(n)
+		}
 	}
 	if opt.RingBuffer&(opt.RingBuffer-1) != 0 || opt.RingBuffer < uint32(os.Getpagesize()) {
 		return nil, fmt.Errorf("tracer: ring buffer size %d is not a power of two of at least a page", opt.RingBuffer)

@@ -167,7 +167,7 @@ func EnforceExtension(newWatcher enforce.WatcherFactory) Extension {
 			defer stop()
 			return Enforce(c.Context, EnforceOptions{
 				Files: c.StringSlice("compose"), ProjectName: c.String("project-name"), Profile: c.String("profile"),
-				Watcher: w, Duration: c.Duration("duration"), FailOnAnomaly: c.Bool("fail-on-anomaly"), Down: c.Bool("down"),
+				Watcher: w, Duration: c.Duration("duration"), FailOnAnomaly: c.Bool("fail-on-anomaly"), FailOnLoss: c.Bool("fail-on-loss"), Down: c.Bool("down"),
 				Workload: c.String("workload"), WorkloadService: c.String("workload-service"),
 				Stdout: os.Stdout, Stderr: os.Stderr, Log: os.Stderr,
 			})
@@ -187,8 +187,8 @@ func WatchExtension(newWatcher enforce.WatcherFactory) Extension {
 			if err := noArgs(c, "watch --compose-project"); err != nil {
 				return err
 			}
-			if c.IsSet("container") || c.IsSet("metrics") {
-				return fmt.Errorf("%w: --container and --metrics do not apply to --compose-project", fail.ErrBadInput)
+			if c.IsSet("container") || c.IsSet("metrics") || c.IsSet("metrics-web-config") {
+				return fmt.Errorf("%w: --container, --metrics and --metrics-web-config do not apply to --compose-project", fail.ErrBadInput)
 			}
 			if newWatcher == nil {
 				return fmt.Errorf("%w: watch needs the tracer, which this build lacks", fail.ErrRefused)
@@ -201,7 +201,7 @@ func WatchExtension(newWatcher enforce.WatcherFactory) Extension {
 			defer stop()
 			return Watch(c.Context, EnforceOptions{
 				ProjectName: c.String("compose-project"), Profile: c.String("profile"), Watcher: w,
-				Duration: c.Duration("duration"), FailOnAnomaly: c.Bool("fail-on-anomaly"), Log: os.Stderr,
+				Duration: c.Duration("duration"), FailOnAnomaly: c.Bool("fail-on-anomaly"), FailOnLoss: c.Bool("fail-on-loss"), Log: os.Stderr,
 			})
 		},
 	}

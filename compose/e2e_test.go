@@ -71,7 +71,7 @@ func (l *lines) Write(p []byte) (int, error) {
 			break
 		}
 		var a watch.Anomaly
-		if json.Unmarshal(line, &a) == nil {
+		if json.Unmarshal(line, &a) == nil && a.Kind != "summary" {
 			l.all = append(l.all, a)
 			select {
 			case l.added <- struct{}{}:

@@ -30,6 +30,8 @@ type EnforceOptions struct {
 	Duration time.Duration
 	// FailOnAnomaly returns fail.ErrAnomaly when any anomaly was seen.
 	FailOnAnomaly bool
+	// FailOnLoss returns fail.ErrLoss when the watcher lost observations.
+	FailOnLoss bool
 	// Workload, when set, is a host shell command run in the network namespace of
 	// WorkloadService's first container (default: the first service with a bundle)
 	// once the project is up; its end ends the watch, its failure is fail.ErrWorkload.
@@ -267,7 +269,9 @@ func watchUntil(ctx context.Context, eng *engine, o EnforceOptions, ids []string
 	switch {
 	case n > 0 && o.FailOnAnomaly:
 		return fmt.Errorf("%w: %d anomalies in %s", fail.ErrAnomaly, n, what)
-	case workloadErr != nil && fail.Code(workloadErr) == 1:
+	case workloadErr == nil:
+		return enforce.LossError(o.Watcher, o.FailOnLoss, what)
+	case fail.Code(workloadErr) == 1:
 		return fmt.Errorf("%w: %v", fail.ErrWorkload, workloadErr)
 	}
 	return workloadErr

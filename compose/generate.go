@@ -121,11 +121,11 @@ func Generate(opt GenerateOptions) (*Index, error) {
 			return nil, fmt.Errorf("%s: %w", src, err)
 		}
 		name := ProfileName(in.Project, s.Name)
-		b, err := generate.Generate([]*profiles.Recording{rec}, generate.Options{
+		b, err := generate.Build([]*profiles.Recording{rec}, generate.Options{
 			// docker-run.txt names the bundle relative to Output, like the override.
 			Name: name, Dir: s.Name, NoArgs: opt.NoArgs, Strict: opt.Strict,
 			AllowIncomplete: opt.AllowIncomplete, Version: opt.Version, Sources: []string{src},
-		})
+		}, generate.ParserChecker())
 		if err != nil {
 			return nil, fmt.Errorf("service %s: %w", s.Name, err)
 		}

@@ -28,6 +28,7 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 			&cli.StringFlag{Name: "mode", Value: ModeEnforce, Usage: "enforce: block what the profile does not allow; complain: only log seccomp denials"},
 			&cli.StringFlag{Name: "anomalies", Usage: "write anomalies (out-of-profile behaviour) to `FILE` (needs the tracer)"},
 			&cli.BoolFlag{Name: "fail-on-anomaly", Usage: "exit 7 when an anomaly was seen (needs the tracer)"},
+			FailOnLossFlag,
 			&cli.BoolFlag{Name: "allow-partial", Usage: "local mode: run even where file rules cannot be enforced (no Landlock on this host)"},
 			&cli.BoolFlag{Name: "allow-incomplete", Usage: "run a bundle generated from an incomplete recording (it may deny what the target needs)"},
 			&cli.StringFlag{Name: "cwd", Usage: "local mode: run COMMAND in `DIR` (default: tailor's working directory); the bundle's @{cwd} rules resolve to it"},
@@ -66,6 +67,7 @@ func Command(newWatcher WatcherFactory) *cli.Command {
 				AllowPartial:    c.Bool("allow-partial"),
 				AllowIncomplete: c.Bool("allow-incomplete"),
 				FailOnAnomaly:   c.Bool("fail-on-anomaly"),
+				FailOnLoss:      c.Bool("fail-on-loss"),
 				Parts:           parts,
 				Argv:            c.Args().Slice(),
 				Dir:             c.String("cwd"),
@@ -113,6 +115,7 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 		Duration:        c.Duration("duration"),
 		StopTimeout:     c.Duration("stop-timeout"),
 		FailOnAnomaly:   c.Bool("fail-on-anomaly"),
+		FailOnLoss:      c.Bool("fail-on-loss"),
 		AllowIncomplete: c.Bool("allow-incomplete"),
 		Stdout:          os.Stdout,
 		Stderr:          os.Stderr,
@@ -124,6 +127,9 @@ func containerAction(c *cli.Context, newWatcher WatcherFactory) error {
 	defer stop()
 	return exitStatus(RunContainer(ctx, o))
 }
+
+// FailOnLossFlag is --fail-on-loss of tailor enforce and tailor watch.
+var FailOnLossFlag = &cli.BoolFlag{Name: "fail-on-loss", Usage: "exit 5 when the tracer lost observations (anomalies may be missing; the anomalies file's summary record counts them)"}
 
 // PositiveDurations refuses a negative value of the named duration flags (tailor
 // enforce's and tailor watch's).

@@ -48,6 +48,9 @@ type ContainerOptions struct {
 	StopTimeout time.Duration
 	// FailOnAnomaly makes RunContainer return fail.ErrAnomaly when Watcher saw any.
 	FailOnAnomaly bool
+	// FailOnLoss makes RunContainer return fail.ErrLoss when Watcher lost
+	// observations.
+	FailOnLoss bool
 	// Watcher, when set, reports anomalies of the copy; nil means none are watched.
 	Watcher Watcher
 	// Stdout and Stderr receive the copy's output and the workload's; nil discards.
@@ -222,6 +225,9 @@ func RunContainer(ctx context.Context, o ContainerOptions) (int, error) {
 	if o.FailOnAnomaly && o.Watcher == nil {
 		return 0, refuse("--fail-on-anomaly needs anomaly reporting, which this build has no tracer for")
 	}
+	if o.FailOnLoss && o.Watcher == nil {
+		return 0, refuse("--fail-on-loss needs anomaly reporting, which this build has no tracer for")
+	}
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = DefaultStopTimeout
 	}
@@ -320,7 +326,7 @@ func diagnosable(status int, err error) bool {
 // run that failed stays failed, and the message says what to leave out.
 func diagnose(ctx context.Context, dc *docker.Client, o ContainerOptions, policy *Policy, pl *containerPlan, hp hardenPlan) (part, why string) {
 	q := o
-	q.Watcher, q.FailOnAnomaly = nil, false
+	q.Watcher, q.FailOnAnomaly, q.FailOnLoss = nil, false, false
 	q.Stdout, q.Stderr, q.Log, q.Logger = io.Discard, io.Discard, io.Discard, slog.New(slog.DiscardHandler)
 	for _, part := range hp.parts() {
 		status, err := startCopy(ctx, dc, &q, policy, pl, hp.without(part), false)
@@ -406,6 +412,9 @@ func (r *containerRun) run(ctx context.Context) (int, error) {
 		}
 		if n > 0 && o.FailOnAnomaly && (runErr == nil || errors.Is(runErr, fail.ErrWorkload)) {
 			return status, fmt.Errorf("%w: %d anomalies while enforcing %s on a copy of %s", fail.ErrAnomaly, n, r.policy.Dir, o.Container)
+		}
+		if err := LossError(o.Watcher, o.FailOnLoss, "a copy of "+o.Container); err != nil && (runErr == nil || errors.Is(runErr, fail.ErrWorkload)) {
+			return status, err
 		}
 	}
 	return status, runErr

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -73,10 +74,50 @@ type WatchStats struct {
 	// Anomalies counts anomalies by kind (syscall, exec, file, capability, socket),
 	// repeats included.
 	Anomalies map[string]uint64
-	// Lost counts observations the tracer could not keep.
-	Lost uint64
+	// Lost counts observations the tracer could not keep (full ring buffer or maps,
+	// unreadable arguments, decode errors): anomalies may be missing. LostBy splits
+	// it by counter.
+	Lost   uint64
+	LostBy map[string]uint64
 	// Targets is how many targets are being watched.
 	Targets int
+	// Distinct counts the distinct anomalies kept; Suppressed those of them counted
+	// but not reported line by line (past the shown bound).
+	Distinct, Suppressed int
+	// Untracked counts occurrences of anomalies past every bound of the watcher's
+	// memory: in the totals, neither shown nor counted apart.
+	Untracked uint64
+	// RefusedElsewhere counts distinct refused operations the profile grants (file
+	// permissions or another security module refused them).
+	RefusedElsewhere uint64
+}
+
+// LossError is what --fail-on-loss makes of a watch that lost observations
+// (fail.ErrLoss, exit 5); nil when none were lost or failOnLoss is off. Call it
+// after w.Stop.
+func LossError(w Watcher, failOnLoss bool, what string) error {
+	if w == nil || !failOnLoss {
+		return nil
+	}
+	s := w.Stats()
+	if s.Lost == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %d observations lost while watching %s (%s): anomalies may be missing", fail.ErrLoss, s.Lost, what, lossDetail(s.LostBy))
+}
+
+// lossDetail names the counters that lost something, sorted.
+func lossDetail(by map[string]uint64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(by)) {
+		if by[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, by[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return "no counter named"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Watcher reports anomalies: what the target does outside its profile. The tracer
@@ -100,6 +141,8 @@ type Options struct {
 	AllowPartial bool
 	// FailOnAnomaly makes Run return fail.ErrAnomaly when Watcher saw any.
 	FailOnAnomaly bool
+	// FailOnLoss makes Run return fail.ErrLoss when Watcher lost observations.
+	FailOnLoss bool
 	// AllowIncomplete runs a bundle generated from an incomplete recording, which is
 	// refused otherwise; the start-up report says so.
 	AllowIncomplete bool
@@ -296,6 +339,9 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if o.FailOnAnomaly && o.Watcher == nil {
 		return 0, refuse("--fail-on-anomaly needs anomaly reporting, which this build has no tracer for")
 	}
+	if o.FailOnLoss && o.Watcher == nil {
+		return 0, refuse("--fail-on-loss needs anomaly reporting, which this build has no tracer for")
+	}
 	if o.Host == nil {
 		h, err := ProbeHost()
 		if err != nil {
@@ -365,6 +411,15 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// The target's descendants end with it: what still runs when its first process
+	// exited is killed with its cgroup.
+	defer proc.Cleanup()
+	for _, n := range proc.Notes() {
+		fmt.Fprintln(o.Log, "tailor: "+n)
+	}
+	if err := proc.Contained(); err != nil {
+		fmt.Fprintf(o.Log, "tailor: warning: the target is not in a cgroup of its own (%v): if tailor is killed, processes the target started may outlive it\n", err)
+	}
 	if o.Watcher != nil {
 		wt := WatchTarget{Pid: proc.Pid()}
 		if pl.config.Landlock != nil {
@@ -395,6 +450,10 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	// Still watched while they are killed.
+	if err := proc.Cleanup(); err != nil {
+		fmt.Fprintf(o.Log, "tailor: warning: %v\n", err)
+	}
 	anomalies := 0
 	if o.Watcher != nil {
 		if anomalies, err = o.Watcher.Stop(); err != nil {
@@ -409,7 +468,7 @@ func Run(ctx context.Context, o Options) (int, error) {
 	if anomalies > 0 && o.FailOnAnomaly {
 		return status, fmt.Errorf("%w: %d anomalies while enforcing %s", fail.ErrAnomaly, anomalies, policy.Dir)
 	}
-	return status, nil
+	return status, LossError(o.Watcher, o.FailOnLoss, o.Argv[0])
 }
 
 // setup is the launcher child's side: it runs after the release, before execve.

@@ -430,7 +430,8 @@ func readAnomalies(path string) []anomaly {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		var a anomaly
-		if json.Unmarshal(sc.Bytes(), &a) == nil && !a.Repeat && a.Kind != "suppressed" {
+		// The closing summary record says what was suppressed or lost: not an anomaly.
+		if json.Unmarshal(sc.Bytes(), &a) == nil && !a.Repeat && a.Kind != "summary" {
 			out = append(out, a)
 		}
 	}

@@ -39,16 +39,17 @@ func Command() *cli.Command {
 			if err != nil {
 				return err
 			}
-			b, err := Generate(recs, Options{
+			check := ParserChecker()
+			b, err := Build(recs, Options{
 				Name: c.String("name"), Dir: dir, NoArgs: c.Bool("no-args"), Strict: c.Bool("strict"),
 				AllowIncomplete: c.Bool("allow-incomplete"), Version: version.Version, Sources: paths,
 				SPOAPI: c.String("spo-api"),
-			})
+			}, check)
 			if err != nil {
 				return err
 			}
 			Warn(c.App.ErrWriter, b.Warnings)
-			notes, err := Write(dir, b, ParserChecker())
+			notes, err := Write(dir, b, check)
 			if err != nil {
 				return err
 			}

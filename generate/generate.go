@@ -41,6 +41,12 @@ type Options struct {
 	// SPOAPI is the Security Profiles Operator API version of the Kubernetes
 	// manifests (SPOAPIs); "" means SPOAPIv1.
 	SPOAPI string
+	// Coarsen, when positive, collapses the file rules of crowded directories into
+	// DIR/** rules so that apparmor_parser can compile the profile (coarsen.go);
+	// CoarsenReason says why, in bundle.json and SUMMARY.txt. Build sets both when
+	// the profile is too large.
+	Coarsen       int
+	CoarsenReason string
 }
 
 // Bundle is a generated profile bundle, not yet written.
@@ -56,6 +62,9 @@ type Bundle struct {
 	// Warnings are things the user must hear about (incomplete input, syscalls that
 	// could not be allowed); the CLI prints them to stderr.
 	Warnings []string
+	// checked is set by Build once Validate passed, with Validate's notes.
+	checked bool
+	notes   []string
 }
 
 var profileName = regexp.MustCompile(`^[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?$`)
@@ -119,6 +128,15 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 		cwd = relocatableCwd(recs)
 	}
 	files, pathGens := generalizeFiles(withExecs(rec), fileOptions{strict: opt.Strict, cwd: cwd, home: targetHome(recs)})
+	var collapse *collapseResult
+	if opt.Coarsen > 0 {
+		if opt.Coarsen > maxCoarsen {
+			return nil, fmt.Errorf("%w: collapse level %d: at most %d", fail.ErrBadInput, opt.Coarsen, maxCoarsen)
+		}
+		var c collapseResult
+		files, pathGens, c = coarsen(files, pathGens, opt.Coarsen, opt.CoarsenReason)
+		collapse = &c
+	}
 	var execs []string
 	for _, e := range rec.Execs {
 		execs = append(execs, e.Path)
@@ -180,6 +198,10 @@ func Generate(recs []*profiles.Recording, opt Options) (*Bundle, error) {
 	hard, noHarden := hardening(rec, caps)
 	out.Manifest.Hardening = hard
 	out.Summary = summarize(rec, sc, &out.Manifest, opt.Strict)
+	if collapse != nil && len(collapse.dirs) > 0 {
+		out.Summary.SizeCollapse = collapse.Text()
+		out.Warnings = append(out.Warnings, collapse.Text())
+	}
 	out.Summary.NoHardening = noHarden
 
 	add := func(file string, data []byte, err error) error {

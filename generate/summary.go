@@ -57,6 +57,9 @@ type Summary struct {
 	// the learned fact behind them; NoHardening says why there is none.
 	Hardening   []profiles.HardenFact `json:"hardening,omitempty"`
 	NoHardening string                `json:"noHardening,omitempty"`
+	// SizeCollapse says how file rules were collapsed for the profile to compile
+	// ("" when they were not).
+	SizeCollapse string `json:"sizeCollapse,omitempty"`
 }
 
 // ArchSummary compares one architecture's allowed syscalls with Docker's default.
@@ -172,6 +175,9 @@ func (s Summary) Text() string {
 	fmt.Fprintf(&b, "capabilities: %d added after dropping all, Docker default keeps %d (%s): %s\n",
 		len(s.Capabilities), s.DockerCapabilities, reduction(len(s.Capabilities), s.DockerCapabilities), listOrNone(s.Capabilities))
 	fmt.Fprintf(&b, "apparmor: %d file rules, %d executables\n", s.FileRules, s.Execs)
+	if s.SizeCollapse != "" {
+		fmt.Fprintf(&b, "WIDENED: %s\n", s.SizeCollapse)
+	}
 	if s.Strict {
 		b.WriteString("generalisation: off (--strict): syscalls exactly as recorded, paths by the pid, number, id and 8-file directory rules only\n")
 	}

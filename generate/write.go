@@ -51,6 +51,58 @@ func parserMessage(stderr string, err error) string {
 	return strings.Join(lines, " / ")
 }
 
+// Build generates the bundle of recs and checks it (Validate), collapsing the file
+// rules further until apparmor_parser accepts the profile (coarsen.go): a profile
+// of more than MaxFileRules file rules is collapsed before the parser is asked, and
+// one the parser refuses for its size is collapsed one level more and checked
+// again. The bundle says what was collapsed and why. Write then writes it without
+// checking it again.
+func Build(recs []*profiles.Recording, opt Options, check CheckAppArmor) (*Bundle, error) {
+	b, err := Generate(recs, opt)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(b.Manifest.Files); n > MaxFileRules {
+		why := fmt.Sprintf("the profile had %d file rules, more than the %d apparmor_parser compiles in seconds (it refuses about 30,000 paths in separate directories after minutes)", n, MaxFileRules)
+		for len(b.Manifest.Files) > MaxFileRules && opt.Coarsen < maxCoarsen {
+			opt.Coarsen++
+			opt.CoarsenReason = why
+			if b, err = Generate(recs, opt); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for {
+		notes, err := Validate(b, check)
+		if err == nil {
+			b.checked, b.notes = true, notes
+			return b, nil
+		}
+		if !tooLarge(err) {
+			return nil, err
+		}
+		// One level more; a level that collapses nothing more is not checked again.
+		why := fmt.Sprintf("apparmor_parser refused the profile of %d file rules (%v)", len(b.Manifest.Files), err)
+		for n := len(b.Manifest.Files); len(b.Manifest.Files) == n; {
+			if opt.Coarsen >= maxCoarsen {
+				return nil, fmt.Errorf("%w, even with every collapsible directory collapsed (%d file rules left: sensitive paths, programs run and /etc are never collapsed)", err, n)
+			}
+			opt.Coarsen++
+			opt.CoarsenReason = why
+			if b, err = Generate(recs, opt); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// tooLarge says whether apparmor_parser refused a profile for its size rather than
+// its content.
+func tooLarge(err error) bool {
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "too many states") || strings.Contains(msg, "out of memory") || strings.Contains(msg, "memory exhausted")
+}
+
 // Validate checks a generated bundle the way its consumers will read it: seccomp.json
 // must compile with libseccomp (as runc would build it), and apparmor.profile must
 // pass check when one is given. It returns notes for checks it could not run.
@@ -101,7 +153,7 @@ func CheckOutput(dir string) error {
 	return nil
 }
 
-// Write validates b and writes it to dir as a whole: a temporary directory beside dir
+// Write validates b (unless Build did) and writes it to dir as a whole: a temporary directory beside dir
 // (directory 0700, files 0600 whatever the umask) takes dir's place in one rename, so
 // a failure (a full disk) leaves the previous bundle, or nothing, never a mix. Nothing
 // is written when validation fails. It returns Validate's notes.
@@ -109,9 +161,12 @@ func Write(dir string, b *Bundle, check CheckAppArmor) ([]string, error) {
 	if err := CheckOutput(dir); err != nil {
 		return nil, err
 	}
-	notes, err := Validate(b, check)
-	if err != nil {
-		return nil, err
+	notes := b.notes
+	if !b.checked {
+		var err error
+		if notes, err = Validate(b, check); err != nil {
+			return nil, err
+		}
 	}
 	if _, ok := b.Files[profiles.BundleManifestFile]; !ok {
 		return nil, errors.New("bundle has no " + profiles.BundleManifestFile)

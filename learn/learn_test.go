@@ -339,6 +339,7 @@ func TestLearnNoLeakFromOtherProcesses(t *testing.T) {
 			}
 			p.Release()
 			p.Wait()
+			p.Cleanup()
 		}
 	}()
 	rec := learnIt(t, Options{}, "/bin/sh", "-c", wl+" mmap 200; "+wl+" files "+t.TempDir()+"; "+wl+" mmap 200")

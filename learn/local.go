@@ -116,6 +116,15 @@ func Command(ctx context.Context, argv []string, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Whatever of the target is still running when learning ends goes with its
+	// cgroup (stopTarget asked it to stop first).
+	defer child.Cleanup()
+	for _, n := range child.Notes() {
+		opt.Logger.Warn(n)
+	}
+	if err := child.Contained(); err != nil {
+		opt.Logger.Warn("the target is not in a cgroup of its own: if tailor is killed, processes the target started may outlive it", "error", err)
+	}
 	if err := tr.AddProcess(target, child.Pid(), "tailor"); err != nil {
 		child.Wait()
 		return nil, err

@@ -72,3 +72,10 @@ func RelocatableDir(dir string) bool {
 	}
 	return !slices.ContainsFunc(systemTrees, func(d string) bool { return dir == d || strings.HasPrefix(dir, d+"/") })
 }
+
+// SensitiveBeneath reports whether any sensitive path lies beneath dir, those a
+// directory right does not reach (Docker's socket) included: a rule for DIR/** with
+// write would let a target connect to the socket.
+func SensitiveBeneath(dir string) bool {
+	return slices.ContainsFunc(sensitivePrefixes, func(pre string) bool { return strings.HasPrefix(pre, dir+"/") })
+}

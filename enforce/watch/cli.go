@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"time"
 
@@ -30,12 +28,19 @@ type AttachOptions struct {
 	Watcher enforce.Watcher
 	// Metrics, when set, is the host:port where Prometheus metrics are served at
 	// /metrics. Any address is accepted: one that is not loopback exposes the
-	// counts to the network, and Attach warns about it.
+	// counts to the network, and Attach warns about it unless MetricsWebConfig
+	// turns on both TLS and basic authentication.
 	Metrics string
+	// MetricsWebConfig is the exporter-toolkit web configuration file of the
+	// metrics endpoint (TLS, basic authentication); "" for plain HTTP.
+	MetricsWebConfig string
 	// Duration, when positive, ends the watch after that long.
 	Duration time.Duration
 	// FailOnAnomaly makes Attach return fail.ErrAnomaly when the watcher saw any.
 	FailOnAnomaly bool
+	// FailOnLoss makes Attach return fail.ErrLoss when the watcher lost
+	// observations.
+	FailOnLoss bool
 	// Log receives the start-up report (output for the user); nil means os.Stderr.
 	Log io.Writer
 	// Logger receives warnings; nil means slog.Default.
@@ -62,6 +67,10 @@ func Attach(ctx context.Context, o AttachOptions) error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	wc, err := metricsWebConfig(o.Metrics, o.MetricsWebConfig)
+	if err != nil {
+		return err
 	}
 	if o.Host == nil {
 		h, err := enforce.ProbeHost()
@@ -97,21 +106,15 @@ func Attach(ctx context.Context, o AttachOptions) error {
 	}
 	defer initGone.Close()
 
-	var srv *http.Server
 	if o.Metrics != "" {
-		ln, err := net.Listen("tcp", o.Metrics)
-		if err != nil {
-			return fmt.Errorf("%w: --metrics %s: %v", fail.ErrBadInput, o.Metrics, err)
-		}
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(StatsCollector(o.Watcher))
-		srv = &http.Server{Handler: metricsMux(reg), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
-		fmt.Fprintf(o.Log, "tailor: metrics: http://%s/metrics\n", ln.Addr())
-		if w := MetricsWarning(ln.Addr()); w != "" {
-			o.Logger.Warn("metrics exposed", "warning", w)
+		srv, err := ServeMetrics(o.Metrics, wc, reg, o.Logger)
+		if err != nil {
+			return err
 		}
+		defer srv.Close()
+		fmt.Fprintf(o.Log, "tailor: metrics: %s\n", srv.URL())
 	}
 	fmt.Fprintf(o.Log, "tailor: watching container %s (%s) against profile %s (%s); the container is not changed\n", o.Container, st.ID[:12], policy.Dir, policy.Bundle.Name)
 
@@ -141,8 +144,23 @@ func Attach(ctx context.Context, o AttachOptions) error {
 	if n > 0 && o.FailOnAnomaly {
 		return fmt.Errorf("%w: %d anomalies in container %s against %s", fail.ErrAnomaly, n, o.Container, policy.Dir)
 	}
-	return nil
+	return enforce.LossError(o.Watcher, o.FailOnLoss, "container "+o.Container)
 }
+
+// metricsWebConfig checks --metrics-web-config (nil when not given): it needs
+// --metrics.
+func metricsWebConfig(metrics, path string) (*WebConfig, error) {
+	if path == "" {
+		return nil, nil
+	}
+	if metrics == "" {
+		return nil, fmt.Errorf("%w: --metrics-web-config needs --metrics HOST:PORT", fail.ErrBadInput)
+	}
+	return LoadWebConfig(path)
+}
+
+// MetricsWebConfigFlag is --metrics-web-config, for every command that serves metrics.
+var MetricsWebConfigFlag = &cli.StringFlag{Name: "metrics-web-config", Usage: "TLS and basic authentication of the metrics endpoint: a Prometheus web configuration `FILE` (exporter-toolkit's, as node_exporter's --web.config.file; docs/enforce.md)"}
 
 // Command returns `tailor watch`: follow a running container and report what it
 // does outside its profile, without relaunching or changing it. A nil factory (no
@@ -156,14 +174,20 @@ func Command(newWatcher enforce.WatcherFactory) *cli.Command {
 			&cli.StringFlag{Name: "container", Usage: "the running Docker container `NAME|ID`", Required: true},
 			&cli.StringFlag{Name: "anomalies", Usage: "write anomalies to `FILE`"},
 			&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics at http://`HOST:PORT`/metrics (use 127.0.0.1: any other address exposes them to the network)"},
+			MetricsWebConfigFlag,
 			&cli.DurationFlag{Name: "duration", Usage: "stop watching after `D`"},
 			&cli.BoolFlag{Name: "fail-on-anomaly", Usage: "exit 7 when an anomaly was seen"},
+			enforce.FailOnLossFlag,
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 0 {
 				return fmt.Errorf("%w: tailor watch takes no arguments (got %q)", fail.ErrBadInput, c.Args().Slice())
 			}
 			if err := enforce.PositiveDurations(c, "duration"); err != nil {
+				return err
+			}
+			// A bad web configuration is refused before anything starts.
+			if _, err := metricsWebConfig(c.String("metrics"), c.String("metrics-web-config")); err != nil {
 				return err
 			}
 			if newWatcher == nil {
@@ -176,12 +200,14 @@ func Command(newWatcher enforce.WatcherFactory) *cli.Command {
 			ctx, stop := interrupt.Context(c.Context)
 			defer stop()
 			return Attach(ctx, AttachOptions{
-				Profile:       c.String("profile"),
-				Container:     c.String("container"),
-				Watcher:       w,
-				Metrics:       c.String("metrics"),
-				Duration:      c.Duration("duration"),
-				FailOnAnomaly: c.Bool("fail-on-anomaly"),
+				Profile:          c.String("profile"),
+				Container:        c.String("container"),
+				Watcher:          w,
+				Metrics:          c.String("metrics"),
+				MetricsWebConfig: c.String("metrics-web-config"),
+				Duration:         c.Duration("duration"),
+				FailOnAnomaly:    c.Bool("fail-on-anomaly"),
+				FailOnLoss:       c.Bool("fail-on-loss"),
 			})
 		},
 	}

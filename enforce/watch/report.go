@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/tailor-sec/tailor/enforce"
 )
 
 // Anomaly is one report line: something a target did outside its profile.
@@ -175,9 +177,10 @@ func (r *reporter) tick() {
 	}
 }
 
-// Summary is the closing record of an anomalies file, written when anything was
-// suppressed, lost or left unattributed, so what the lines do not show is said in the
-// output itself; and the closing record of one target that stops being watched
+// Summary is the closing record of an anomalies file, written at every end of a
+// watch, so what the lines do not show (suppressed, lost, left unattributed) is said
+// in the output itself, and a file without it is one whose watch did not end (tailor
+// was killed); and the closing record of one target that stops being watched
 // (Watcher.Unwatch: a node agent's container that stopped), written always, with its
 // Target and Container.
 type Summary struct {
@@ -202,6 +205,8 @@ type Summary struct {
 	// anomalies may be missing. A target's summary counts those lost, by any target,
 	// while it was watched.
 	Lost uint64 `json:"lost"`
+	// LostBy splits Lost by the tracer's counter (ringbufDrops, anomaliesFull...).
+	LostBy map[string]uint64 `json:"lostBy,omitempty"`
 	// RefusedElsewhere counts distinct refused operations the profile's rules grant:
 	// file permissions or another security module refused them, not the profile.
 	RefusedElsewhere uint64 `json:"refusedElsewhere"`
@@ -210,10 +215,10 @@ type Summary struct {
 // finalFacts are what the watcher knows at the end besides the anomalies.
 type finalFacts struct {
 	lost, refusedElsewhere uint64
+	lostBy                 map[string]uint64
 }
 
-// final writes the last counts, then the closing summary record when anything was
-// suppressed, lost or not attributed.
+// final writes the last counts, then the closing summary record.
 func (r *reporter) final(f finalFacts) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -236,9 +241,9 @@ func (r *reporter) final(f finalFacts) {
 	if f.refusedElsewhere > 0 {
 		r.writeHuman(fmt.Sprintf("tailor: %d refused operations were allowed by the profile (file permissions or another module refused them): not anomalies", f.refusedElsewhere))
 	}
-	if r.json != nil && (r.run.suppressed > 0 || r.run.untracked > 0 || f.lost > 0 || f.refusedElsewhere > 0) {
+	if r.json != nil {
 		r.writeSummary(Summary{Anomalies: r.run.total, Distinct: r.run.distinct,
-			Suppressed: r.run.suppressed, Untracked: r.run.untracked, Lost: f.lost, RefusedElsewhere: f.refusedElsewhere})
+			Suppressed: r.run.suppressed, Untracked: r.run.untracked, Lost: f.lost, LostBy: f.lostBy, RefusedElsewhere: f.refusedElsewhere})
 	}
 	if r.run.total > 0 {
 		r.writeHuman(fmt.Sprintf("tailor: %d anomalies (%d distinct)", r.run.total, r.run.distinct))
@@ -342,6 +347,14 @@ func (r *reporter) setErr(err error) {
 	if r.err == nil {
 		r.err = fmt.Errorf("writing anomalies: %w", err)
 	}
+}
+
+// bounds returns what the reporter kept and left out: distinct, suppressed,
+// untracked.
+func (r *reporter) bounds() enforce.WatchStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return enforce.WatchStats{Distinct: r.run.distinct, Suppressed: r.run.suppressed, Untracked: r.run.untracked}
 }
 
 // counts returns the totals by kind and overall.

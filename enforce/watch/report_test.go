@@ -43,6 +43,10 @@ func TestReporterDeduplicatesAndBounds(t *testing.T) {
 	}
 	r.final(finalFacts{})
 	got := lines(t, &js)
+	if len(got) < 3 || got[len(got)-1].Kind != "summary" {
+		t.Fatalf("the file does not end with the summary record: %+v", got)
+	}
+	got = got[:len(got)-1]
 	if len(got) < 2 || len(got) > 8 {
 		t.Fatalf("%d lines for one looping anomaly, want a handful: %+v", len(got), got)
 	}
@@ -91,7 +95,7 @@ func TestReporterAddsUserCounts(t *testing.T) {
 	}
 	r.final(finalFacts{})
 	got := lines(t, &js)
-	if len(got) != 2 || got[1].Count != 3 {
+	if len(got) != 3 || got[1].Count != 3 || got[2].Kind != "summary" {
 		t.Fatalf("%+v", got)
 	}
 }
@@ -99,13 +103,17 @@ func TestReporterAddsUserCounts(t *testing.T) {
 func TestReporterSummaryOfLossAndRefusals(t *testing.T) {
 	var js bytes.Buffer
 	r := newReporter(&js, nil, time.Hour, 10)
+	// A clean run ends with a summary of zeros: the watch ended and nothing was left
+	// out.
 	r.final(finalFacts{})
-	if js.Len() != 0 {
-		t.Fatalf("a clean run wrote %q", js.String())
-	}
-	r.final(finalFacts{lost: 3, refusedElsewhere: 2})
 	var sum Summary
-	if err := json.Unmarshal(js.Bytes(), &sum); err != nil || sum.Kind != "summary" || sum.Lost != 3 || sum.RefusedElsewhere != 2 {
+	if err := json.Unmarshal(js.Bytes(), &sum); err != nil || sum.Kind != "summary" || sum.Lost != 0 || sum.Anomalies != 0 || sum.LostBy != nil {
+		t.Fatalf("a clean run's summary %q: %+v %v", js.String(), sum, err)
+	}
+	js.Reset()
+	r.final(finalFacts{lost: 3, lostBy: map[string]uint64{"ringbufDrops": 3}, refusedElsewhere: 2})
+	sum = Summary{}
+	if err := json.Unmarshal(js.Bytes(), &sum); err != nil || sum.Kind != "summary" || sum.Lost != 3 || sum.LostBy["ringbufDrops"] != 3 || sum.RefusedElsewhere != 2 {
 		t.Errorf("summary %q: %+v %v", js.String(), sum, err)
 	}
 }

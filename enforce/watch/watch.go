@@ -76,6 +76,7 @@ type Watcher struct {
 	// syncs hands the event loop work to do once it has handled every event on the
 	// channel (inLoop).
 	syncs   chan func()
+	lostBy  map[string]uint64
 	stop    chan struct{}
 	done    chan struct{}
 	stopped bool
@@ -367,12 +368,23 @@ func compile(p *enforce.Policy) (*target, bpf.WatchPolicy, error) {
 	return tg, wp, nil
 }
 
-// Stats reports the running totals.
+// Stats reports the running totals: the same counts as the anomalies file's
+// closing summary record.
 func (w *Watcher) Stats() enforce.WatchStats {
 	byKind, _ := w.rep.counts()
+	s := w.rep.bounds()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return enforce.WatchStats{Anomalies: byKind, Lost: w.lost, Targets: len(w.targets)}
+	s.Anomalies, s.Lost, s.Targets = byKind, w.lost, len(w.targets)
+	s.LostBy = make(map[string]uint64, len(w.lostBy))
+	for k, v := range w.lostBy {
+		s.LostBy[k] = v
+	}
+	s.RefusedElsewhere = w.endedRefused // of the targets that ended (Unwatch)
+	for _, tg := range w.targets {
+		s.RefusedElsewhere += tg.refusedElsewhere
+	}
+	return s
 }
 
 // Stop reports what is still pending, including anomalies the kernel counted but whose
@@ -396,13 +408,8 @@ func (w *Watcher) Stop() (int, error) {
 		w.checkLoss()
 		tr.Close()
 	}
-	w.mu.Lock()
-	facts := finalFacts{lost: w.lost, refusedElsewhere: w.endedRefused}
-	for _, tg := range w.targets {
-		facts.refusedElsewhere += tg.refusedElsewhere
-	}
-	w.mu.Unlock()
-	w.rep.final(facts)
+	s := w.Stats()
+	w.rep.final(finalFacts{lost: s.Lost, lostBy: s.LostBy, refusedElsewhere: s.RefusedElsewhere})
 	if w.opt.Close != nil {
 		if cerr := w.opt.Close.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("closing the anomalies file: %w", cerr)
@@ -542,10 +549,23 @@ func (w *Watcher) checkLoss() {
 		return
 	}
 	late := w.late.Load()
-	lost := c.RingbufDrops + c.TasksFull + c.CapsFull + c.NetFull + c.ContainersFull + c.AnomaliesFull + c.DecodeErrors + c.ChannelDrops + c.ArgsUnreadable + late
+	by := map[string]uint64{
+		"ringbufDrops": c.RingbufDrops, "tasksFull": c.TasksFull, "capsFull": c.CapsFull, "netFull": c.NetFull,
+		"containersFull": c.ContainersFull, "anomaliesFull": c.AnomaliesFull, "decodeErrors": c.DecodeErrors,
+		"channelDrops": c.ChannelDrops, "argsUnreadable": c.ArgsUnreadable,
+		// events of a target that had ended (Unwatch) when they were handled
+		"lateEvents": late,
+	}
+	var lost uint64
+	for k, v := range by {
+		lost += v
+		if v == 0 {
+			delete(by, k)
+		}
+	}
 	w.mu.Lock()
 	prev := w.lost
-	w.lost = lost
+	w.lost, w.lostBy = lost, by
 	w.mu.Unlock()
 	if lost > prev {
 		w.log.Warn("observations lost: anomalies may be missing", "lost", lost, "counters", fmt.Sprintf("%+v", c), "lateEvents", late)

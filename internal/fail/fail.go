@@ -19,8 +19,8 @@ var (
 	ErrPrivilege = errors.New("insufficient privilege")
 	// ErrKernel: the kernel lacks something the tracer needs (BTF, a hook, tracefs). Exit 4.
 	ErrKernel = errors.New("kernel feature missing")
-	// ErrLoss: observations were lost and --allow-loss was not given. The recording is
-	// written and marked incomplete. Exit 5.
+	// ErrLoss: observations were lost: learn without --allow-loss (the recording is
+	// written and marked incomplete), enforce and watch with --fail-on-loss. Exit 5.
 	ErrLoss = errors.New("observations lost")
 	// ErrDocker: the Docker daemon is unreachable, or a container or image is missing. Exit 6.
 	ErrDocker = errors.New("docker")

@@ -96,9 +96,13 @@ func init() {
 	}
 }
 
-// Main runs the launcher child when this process is one, and never returns then.
-// Otherwise it returns at once. Call it as the first statement of main.
+// Main runs the launcher child or the cgroup guard when this process is one, and
+// never returns then. Otherwise it returns at once. Call it as the first statement
+// of main.
 func Main() {
+	if len(os.Args) == 3 && os.Args[1] == GuardArg {
+		guardMain(os.Args[2])
+	}
 	if !isChild() {
 		return
 	}
@@ -226,6 +230,10 @@ type Process struct {
 	// waited is closed once the child was waited for: the thread that started it
 	// may then go.
 	waited chan struct{}
+	// cg is the target's cgroup; nil when it could not be made (contained says why).
+	cg        *runCgroup
+	contained error
+	notes     []string
 }
 
 // Start starts the launcher child for mode. The target does not run until Release.
@@ -277,12 +285,42 @@ func Start(mode string, p Payload, stdio Stdio) (*Process, error) {
 		SysProcAttr: &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	}
 	proc := &Process{cmd: cmd, status: statusR, release: releaseW, waited: make(chan struct{})}
+	proc.cg, proc.notes, proc.contained = newRunCgroup()
 	if err := startHoldingThread(cmd, proc.waited); err != nil {
 		statusR.Close()
 		releaseW.Close()
+		_ = proc.Cleanup()
 		return nil, fmt.Errorf("starting launcher: %w", err)
 	}
+	// The child waits for the release: it has forked nothing yet.
+	if proc.cg != nil {
+		if err := proc.cg.add(cmd.Process.Pid); err != nil {
+			_ = proc.Cleanup()
+			proc.contained = err
+		}
+	}
 	return proc, nil
+}
+
+// Contained says why the target is not in a cgroup of its own (nil when it is): its
+// descendants may then outlive a tailor that is killed (its first process does not,
+// PR_SET_PDEATHSIG). The caller warns.
+func (p *Process) Contained() error { return p.contained }
+
+// Notes say what starting did besides the target: processes of killed earlier runs
+// that it ended.
+func (p *Process) Notes() []string { return p.notes }
+
+// Cleanup kills whatever still runs in the target's cgroup (descendants that
+// outlived its first process) and removes the cgroup. Call it when the run is over;
+// a Wait without Release does it itself.
+func (p *Process) Cleanup() error {
+	if p.cg == nil {
+		return nil
+	}
+	err := p.cg.remove()
+	p.cg = nil
+	return err
 }
 
 // startHoldingThread starts cmd from a thread locked until waited is closed. The
@@ -331,6 +369,7 @@ func (p *Process) Wait() (int, error) {
 	if !p.released {
 		p.released = true
 		p.release.Close()
+		defer p.Cleanup()
 	}
 	msg, readErr := io.ReadAll(p.status)
 	p.status.Close()

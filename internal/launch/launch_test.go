@@ -11,8 +11,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tailor-sec/tailor/internal/fail"
+	"github.com/tailor-sec/tailor/internal/proc"
+	"github.com/tailor-sec/tailor/internal/testpriv"
 )
 
 // The test binary is its own launcher: /proc/self/exe __launch MODE lands here.
@@ -32,6 +35,9 @@ func run(t *testing.T, argv ...string) (string, int, error) {
 		t.Fatal(err)
 	}
 	status, err := p.Wait()
+	if cerr := p.Cleanup(); cerr != nil {
+		t.Error(cerr)
+	}
 	return out.String(), status, err
 }
 
@@ -214,4 +220,145 @@ func TestSeccompIsFollowedByExecve(t *testing.T) {
 		}
 	}
 	t.Fatalf("no seccomp call by thread %d in the strace log:\n%s", p.Pid(), data)
+}
+
+// pidsIn returns the processes of a cgroup directory.
+func pidsIn(t *testing.T, dir string) []int {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		pids = append(pids, pid)
+	}
+	return pids
+}
+
+// TestTargetInItsOwnCgroup: the target and everything it starts are in a cgroup of
+// their own beneath tailor's; Cleanup kills a background process the target left
+// and removes the cgroup, and the guard exits.
+func TestTargetInItsOwnCgroup(t *testing.T) {
+	testpriv.RequireRoot(t)
+	// No pipe for stdout: the background sleep would hold it, and Wait with it.
+	p, err := Start("learn", Payload{Argv: []string{"sh", "-c", "sleep 1000 &"}, Env: []string{"PATH=/usr/bin:/bin"}}, Stdio{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Contained(); err != nil {
+		t.Fatalf("not contained here: %v", err)
+	}
+	root, err := cgroupRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, guard := p.cg.dir, p.cg.guard.Process.Pid
+	if filepath.Dir(dir) != root || !strings.HasPrefix(filepath.Base(dir), runPrefix) {
+		t.Errorf("run cgroup %s, want a %s* child of %s", dir, runPrefix, root)
+	}
+	if got := pidsIn(t, dir); len(got) != 1 || got[0] != p.Pid() {
+		t.Errorf("cgroup holds %v before the release, want the launcher %d", got, p.Pid())
+	}
+	if err := p.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := p.Wait(); err != nil || st != 0 {
+		t.Fatalf("status %d, %v", st, err)
+	}
+	left := pidsIn(t, dir)
+	if len(left) != 1 {
+		t.Fatalf("after the shell exited the cgroup holds %v, want its background sleep", left)
+	}
+	if err := p.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if !proc.WaitAll(append(left, guard), 5*time.Second) {
+		t.Errorf("the background sleep %v or the guard %d still runs after Cleanup", left, guard)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s still exists after Cleanup: %v", dir, err)
+	}
+}
+
+// TestSweepRemovesWhatKilledRunsLeft: a run cgroup whose tailor is gone is emptied
+// (its processes killed) and removed by the next run's sweep; one whose tailor runs
+// is left alone.
+func TestSweepRemovesWhatKilledRunsLeft(t *testing.T) {
+	testpriv.RequireRoot(t)
+	own, err := cgroupRoot()
+	if err != nil {
+		testpriv.Unavailable(t, "no cgroup v2 here: "+err.Error())
+	}
+	// A parent of its own: tailor runs of other tests sweep only their own parent's
+	// run cgroups, so they cannot take this test's.
+	root := filepath.Join(own, "tailor-sweep-test-"+strconv.Itoa(os.Getpid()))
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer removeCgroup(root)
+	// A pid that is gone: a child that exited and was waited for.
+	gone := exec.Command("true")
+	if err := gone.Run(); err != nil {
+		t.Fatal(err)
+	}
+	deadRun := filepath.Join(root, runName(gone.Process.Pid, 1, 0))
+	start, err := startTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveRun := filepath.Join(root, runName(os.Getpid(), start, 99))
+	var sleeps []int
+	for _, dir := range []string{deadRun, liveRun} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s := exec.Command("sleep", "1000")
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go s.Wait()
+		defer s.Process.Kill()
+		if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(s.Process.Pid)), 0); err != nil {
+			t.Fatal(err)
+		}
+		sleeps = append(sleeps, s.Process.Pid)
+	}
+	defer removeCgroup(liveRun)
+	notes := sweep(root)
+	if len(notes) != 1 || !strings.Contains(notes[0], "killed 1 processes") {
+		t.Errorf("sweep notes %q, want one saying it killed 1 process", notes)
+	}
+	if !proc.WaitAll(sleeps[:1], 5*time.Second) {
+		t.Error("the dead run's process still runs after the sweep")
+	}
+	if _, err := os.Stat(deadRun); !os.IsNotExist(err) {
+		t.Errorf("%s still exists after the sweep", deadRun)
+	}
+	if syscall.Kill(sleeps[1], 0) != nil {
+		t.Error("the sweep killed a process of a run whose tailor is alive")
+	}
+	if _, err := os.Stat(liveRun); err != nil {
+		t.Errorf("the sweep removed a live run's cgroup: %v", err)
+	}
+}
+
+// TestNoCgroupFallsBack: where no cgroup can be made (no cgroup v2, not delegated),
+// the target runs as before, PR_SET_PDEATHSIG only, and Contained says why.
+func TestNoCgroupFallsBack(t *testing.T) {
+	defer func(f func() (string, error)) { findRoot = f }(findRoot)
+	findRoot = func() (string, error) { return "", errors.New("no cgroup v2 hierarchy is mounted") }
+	out, status, err := run(t, "sh", "-c", "echo ran")
+	if err != nil || status != 0 || out != "ran\n" {
+		t.Fatalf("fallback run: %q %d %v", out, status, err)
+	}
+	p, err := Start("learn", Payload{Argv: []string{"true"}, Env: []string{"PATH=/usr/bin:/bin"}}, Stdio{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Wait()
+	if err := p.Contained(); err == nil || !strings.Contains(err.Error(), "no cgroup v2") {
+		t.Errorf("Contained() = %v, want the reason", err)
+	}
 }
