@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -90,7 +91,11 @@ type agent struct {
 	ownCache string
 
 	mu      sync.Mutex
-	watched map[string]bool  // full container IDs being watched
+	watched map[string]bool // full container IDs being watched
+	// waiting are running containers a rule maps to a bundle that found every tracer
+	// slot in use, oldest first: the next stop that frees a slot watches the first.
+	waiting []string
+	ctx     context.Context
 	known   map[string]*info // 12-character IDs, kept a while after a stop
 
 	containers prometheus.Gauge
@@ -168,6 +173,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("%w: docker daemon at %s: %v", fail.ErrDocker, dc.DaemonHost(), err)
 	}
 	a.dc = dc
+	a.ctx = ctx
 
 	// Subscribe before listing, and from a second before: a container that starts
 	// in between is in the stream (the daemon replays from Since), and one already
@@ -186,7 +192,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("%w: listing containers: %v", fail.ErrDocker, err)
 	}
 	for _, c := range running {
-		a.consider(ctx, c.ID, time.Time{})
+		a.consider(ctx, c.ID, time.Time{}, false)
 	}
 	a.event(map[string]any{"event": "agent-started", "rules": len(a.rules), "metrics": metricsAddr})
 	fmt.Fprintf(o.Log, "tailor: agent: %d rules, %d containers watched, metrics %s; following Docker's events\n", len(a.rules), a.count(), orNone(metricsURL))
@@ -203,7 +209,7 @@ func Run(ctx context.Context, o Options) error {
 		case m := <-msgs:
 			switch m.Action {
 			case events.ActionStart:
-				a.consider(ctx, m.Actor.ID, time.Unix(0, m.TimeNano))
+				a.consider(ctx, m.Actor.ID, time.Unix(0, m.TimeNano), false)
 			case events.ActionDie, events.ActionDestroy:
 				// die comes first; destroy covers a die the stream did not carry.
 				a.stopped(m.Actor.ID, m.Actor.Attributes["exitCode"])
@@ -262,8 +268,10 @@ func (a *agent) loadRules(ctx context.Context) error {
 }
 
 // consider watches the container id if a rule maps it to a bundle. A container that
-// cannot be watched is reported and left alone: the agent goes on with the others.
-func (a *agent) consider(ctx context.Context, id string, started time.Time) {
+// cannot be watched is reported and left alone: the agent goes on with the others; one
+// that found every tracer slot in use waits for a stop to free one (afterWaiting: this
+// is that retry).
+func (a *agent) consider(ctx context.Context, id string, started time.Time, afterWaiting bool) {
 	a.mu.Lock()
 	already := a.watched[id]
 	a.mu.Unlock()
@@ -297,8 +305,23 @@ func (a *agent) consider(ctx context.Context, id string, started time.Time) {
 		delete(a.known, id[:12])
 		a.mu.Unlock()
 		ev["event"], ev["error"] = "not-watched", err.Error()
+		if errors.Is(err, watch.ErrNoSlot) {
+			// Watched from when a slot frees: what it does until then is not.
+			ev["waiting"] = true
+			a.mu.Lock()
+			if !slices.Contains(a.waiting, id) {
+				a.waiting = append(a.waiting, id)
+			}
+			a.mu.Unlock()
+		}
 		a.event(ev)
 		return
+	}
+	a.mu.Lock()
+	a.waiting = slices.DeleteFunc(a.waiting, func(w string) bool { return w == id })
+	a.mu.Unlock()
+	if afterWaiting {
+		ev["afterWaiting"] = true // not watched from its start: its first moments are not seen
 	}
 	a.mu.Lock()
 	a.watched[id] = true
@@ -316,6 +339,7 @@ func (a *agent) consider(ctx context.Context, id string, started time.Time) {
 // next container, and the container's attribution goes.
 func (a *agent) stopped(id, exitCode string) {
 	a.mu.Lock()
+	a.waiting = slices.DeleteFunc(a.waiting, func(w string) bool { return w == id })
 	if !a.watched[id] {
 		a.mu.Unlock()
 		return
@@ -337,6 +361,29 @@ func (a *agent) stopped(id, exitCode string) {
 	}
 	inf.fields(ev)
 	a.event(ev)
+	a.resumeWaiting()
+}
+
+// resumeWaiting watches the containers that found every slot in use, oldest first,
+// as far as the freed slots go; one that stopped meanwhile is dropped.
+func (a *agent) resumeWaiting() {
+	for {
+		a.mu.Lock()
+		if len(a.waiting) == 0 || a.ctx == nil {
+			a.mu.Unlock()
+			return
+		}
+		id := a.waiting[0]
+		a.waiting = a.waiting[1:]
+		a.mu.Unlock()
+		a.consider(a.ctx, id, time.Time{}, true)
+		a.mu.Lock()
+		full := slices.Contains(a.waiting, id) // put back: no slot after all
+		a.mu.Unlock()
+		if full {
+			return
+		}
+	}
 }
 
 func (a *agent) count() int {

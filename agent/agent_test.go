@@ -358,9 +358,10 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 // TestAgentReusesSlotsOfStoppedContainers: more containers start and stop than the
 // tracer has slots, each watched while it runs (a stop frees its slot: the watcher
 // writes the container's summary and releases it), and the last one, on a slot
-// reused several times, still has its anomalies attributed to it alone. The tracer is
-// given few slots, so that the churn past them stays short; the agent's code is the
-// same with all 63.
+// reused several times, still has its anomalies attributed to it alone. A container
+// that found every slot in use is watched when a stop frees one. The tracer is given
+// few slots, so that the churn past them stays short; the agent's code is the same
+// with all of them.
 func TestAgentReusesSlotsOfStoppedContainers(t *testing.T) {
 	const slots, containers = 3, 10
 	testpriv.RequireRoot(t)
@@ -401,7 +402,22 @@ func TestAgentReusesSlotsOfStoppedContainers(t *testing.T) {
 			return m["event"] == event && m["containerName"] == name
 		})
 	}
-	for _, name := range running {
+	// The one that found every slot in use waits, and is watched as soon as a stop
+	// frees a slot.
+	if got := out.matching(func(m map[string]any) bool {
+		return m["event"] == "not-watched" && m["containerName"] == running[slots]
+	}); len(got) != 1 || got[0]["waiting"] != true {
+		t.Errorf("the container past the slots: %v, want one not-watched line saying it waits", got)
+	}
+	if err := env.Client.ContainerRemove(context.Background(), running[0], container.RemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	out.waitFor(t, 5*time.Second, "watching "+running[slots]+" after waiting", func(m map[string]any) bool {
+		return m["event"] == "watching" && m["containerName"] == running[slots] && m["afterWaiting"] == true
+	})
+	dockerExec(t, env, running[slots], "mkdir", "/tmp/w")
+	out.waitFor(t, 5*time.Second, "mkdir in "+running[slots], syscallAnomaly(running[slots], "mkdir"))
+	for _, name := range running[1:] {
 		if err := env.Client.ContainerRemove(context.Background(), name, container.RemoveOptions{Force: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -454,7 +470,7 @@ func TestAgentReusesSlotsOfStoppedContainers(t *testing.T) {
 	}
 	if got := out.matching(func(m map[string]any) bool {
 		d, _ := m["detail"].(string)
-		return m["event"] == "anomaly" && m["containerName"] != "agent-churn-last" && strings.Contains(d, "mkdir")
+		return m["event"] == "anomaly" && m["containerName"] != "agent-churn-last" && m["containerName"] != running[slots] && strings.Contains(d, "mkdir")
 	}); len(got) > 0 {
 		t.Errorf("the last container's mkdir attributed elsewhere: %v", got)
 	}

@@ -11,7 +11,7 @@ enum limits {
 	 * entries or events may still be around, and the per-slot arrays (syscalls, watch,
 	 * container_joins) carry the id they belong to. Slot 0 is never used: 0 is no
 	 * target. */
-	MAX_TARGETS = 64,
+	MAX_TARGETS = 1024,
 	/* Words of the tracked-tgid bitmap: one bit per pid up to PID_MAX_LIMIT (4M). */
 	TRACKED_WORDS = (4 * 1024 * 1024) / 64,
 	/* 1024 syscall numbers per architecture: x86_64 and i386 stop below 500 today. */

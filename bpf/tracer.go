@@ -23,6 +23,10 @@ import (
 	"github.com/tailor-sec/tailor/internal/fail"
 )
 
+// ErrNoSlot is NewTarget's error when every target slot is in use: a caller can wait
+// for a release and try again.
+var ErrNoSlot = errors.New("no free target slot")
+
 // MaxTargets is the number of target slots of a tracer. Slot 0 is never used (0 is no
 // target), so a tracer follows at most MaxTargets-1 targets at once; ReleaseTarget frees
 // a slot for the next NewTarget.
@@ -400,7 +404,7 @@ func (t *Tracer) NewTarget() (uint32, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.free) == 0 {
-		return 0, fmt.Errorf("tracer: all %d targets in use (a target's slot is free again once it is released)", t.targets())
+		return 0, fmt.Errorf("tracer: all %d targets in use (a target's slot is free again once it is released): %w", t.targets(), ErrNoSlot)
 	}
 	slot := t.free[0]
 	id := t.gens[slot]*MaxTargets + slot

@@ -185,7 +185,7 @@ type tracerJoinState struct {
 type tracerLimits uint32
 
 const (
-	tracerLimitsMAX_TARGETS     tracerLimits = 64
+	tracerLimitsMAX_TARGETS     tracerLimits = 1024
 	tracerLimitsTRACKED_WORDS   tracerLimits = 65536
 	tracerLimitsSC_WORDS        tracerLimits = 16
 	tracerLimitsSC_MAX          tracerLimits = 1024

@@ -57,6 +57,10 @@ type Options struct {
 	Targets int
 }
 
+// ErrNoSlot is Watch's error when the tracer follows as many targets as it can: a
+// later Watch may succeed once another target is unwatched.
+var ErrNoSlot = bpf.ErrNoSlot
+
 // Watcher implements enforce.Watcher with the tracer.
 type Watcher struct {
 	opt Options
