@@ -26,8 +26,14 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
+	// The binaries built once per run go with it.
+	for _, bin := range []string{binPath, pathopsBin} {
+		if bin != "" {
+			os.RemoveAll(filepath.Dir(bin))
+		}
+	}
+	if sharedWatchEnv != nil {
+		os.RemoveAll(sharedWatchEnv.dir)
 	}
 	os.Exit(code)
 }
